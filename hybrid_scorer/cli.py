@@ -1,0 +1,201 @@
+"""`hybrid-scorer`: extract LLM features, train, evaluate, ablate, predict and monitor."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from hybrid_scorer.config import Settings, get_settings
+from hybrid_scorer.data import DataValidationError, prepare_posts
+from hybrid_scorer.llm.backends import SPEC_HELP
+
+EPILOG = "Settings can also come from HYBRID_SCORER_* environment variables (and ASKSCIENCE_CSV for the data)."
+
+
+def _common(parser: argparse.ArgumentParser, llm_default: str | None = "embedded") -> None:
+    parser.add_argument("--data", type=Path, help="CSV of posts (default: $ASKSCIENCE_CSV or data/askscience_data.csv)")
+    parser.add_argument("--cache-dir", type=Path, help="on-disk LLM cache (default: cache/)")
+    parser.add_argument("--llm", default=llm_default,
+                        help=f"LLM spec: {SPEC_HELP}, or 'none' for content features only (default: {llm_default})")
+    parser.add_argument("--concurrency", type=int, default=4, help="parallel requests for remote LLM backends")
+    parser.add_argument("--seed", type=int, help="seed for folds, bootstrap and LightGBM (default 42)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return get_settings(data_path=getattr(args, "data", None), cache_dir=getattr(args, "cache_dir", None),
+                        seed=getattr(args, "seed", None))
+
+
+def _load(settings: Settings, limit: int | None = None):  # noqa: ANN202 - (DataFrame, DataReport)
+    posts, report = prepare_posts(settings.data_path)
+    print(report.summary(), file=sys.stderr)
+    return (posts.head(limit) if limit else posts), report
+
+
+def cmd_extract(args: argparse.Namespace) -> int:
+    from hybrid_scorer.llm.backends import make_client
+    from hybrid_scorer.llm.extract import extract
+
+    settings = _settings(args)
+    posts, _ = _load(settings, args.limit)
+    client = make_client(args.llm, settings)
+    started = time.perf_counter()
+    try:
+        result = extract(client, posts, assessments=not args.no_assess, embeddings=not args.no_embed,
+                         concurrency=args.concurrency, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished posts are in the cache; rerun the same command to resume", file=sys.stderr)
+        print(client.ledger.summary().render())
+        return 130
+    elapsed = time.perf_counter() - started
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if result.assessments is not None:
+        result.assessments.to_csv(out / "assessments.csv", index=False)
+    client.ledger.save(out / "ledger.json")
+    print(client.ledger.summary().render())
+    print(f"{len(posts)} posts in {elapsed:.1f} s wall; feature table and ledger in {out}/")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from hybrid_scorer.ablation import EVALUATE_CONFIGS, hybrid_configs, render_fold_table, run_configs
+    from hybrid_scorer.pipeline import client_for
+    from hybrid_scorer.tracking import log_run
+
+    settings = _settings(args)
+    posts, report = _load(settings)
+    client = client_for(args.llm, settings)
+    configs = EVALUATE_CONFIGS + (hybrid_configs()[-1:] if client else [])
+    results = run_configs(posts, configs, settings, client, progress=not args.quiet, concurrency=args.concurrency)
+    table = render_fold_table(results)
+    print(table)
+    log_run("evaluate", params={"data_sha256": report.sha256, "llm": args.llm, "n_posts": len(posts)},
+            metrics={f"{r.name}.{m}": r.mean(m) for r in results for m in ("spearman", "rmse", "mae", "r2")},
+            text_artifacts={"evaluate.md": table})
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from hybrid_scorer.training import train_and_save
+
+    settings = _settings(args)
+    posts, report = _load(settings)
+    out = Path(args.out) if args.out else settings.model_dir
+    for line in train_and_save(posts, report, settings, args.llm, out, progress=not args.quiet,
+                               concurrency=args.concurrency):
+        print(line)
+    return 0
+
+
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from hybrid_scorer.ablation import run_ablation
+
+    settings = _settings(args)
+    posts, report = _load(settings)
+    path = run_ablation(posts, report, settings, args.llm, Path(args.out), progress=not args.quiet,
+                        concurrency=args.concurrency, n_boot=args.n_boot)
+    print(f"report written to {path}")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from hybrid_scorer.serving import Predictor, PredictionInputError
+
+    predictor = Predictor(model_dir=args.model_dir, llm=args.llm)
+    post = {"title": args.title, "body": args.body, "flair": args.flair, "created_utc": args.created_utc}
+    try:
+        prediction = predictor.predict({k: v for k, v in post.items() if v is not None})
+    except PredictionInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(prediction.model_dump(mode="json"), indent=2))
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from hybrid_scorer.monitoring import MonitorThresholds, monitor_report
+
+    text, alerts = monitor_report(Path(args.log), Path(args.model_dir) if args.model_dir else None,
+                                  MonitorThresholds())
+    print(text)
+    return 1 if alerts and args.fail_on_alert else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hybrid-scorer", description="Predict r/askscience post scores from content and LLM features.",
+        epilog=EPILOG)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("extract", help="run the LLM over every post (cached, resumable)", epilog=EPILOG,
+                       description="Assess and embed every post with the LLM. Results go to the on-disk cache as "
+                                   "they finish, so an interrupted run resumes where it stopped; writes "
+                                   "assessments.csv (keyed by post_id, with provenance) and ledger.json.")
+    _common(p)
+    p.add_argument("--limit", type=int, help="only the first N posts (after deduplication)")
+    p.add_argument("--no-assess", action="store_true", help="skip the JSON assessments")
+    p.add_argument("--no-embed", action="store_true", help="skip the hidden-state embeddings")
+    p.add_argument("--out", default="reports/extraction", help="where to write the table and ledger")
+    p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("evaluate", help="5-fold grouped CV of the model against baselines", epilog=EPILOG,
+                       description="Cross-validate (5 folds grouped by normalized title) the median and "
+                                   "RandomForest baselines, the content model and content + time_trend; with "
+                                   "--llm also the full hybrid. Prints mean and std over folds.")
+    _common(p, llm_default=None)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("train", help="train the hybrid and the content (fallback) models and save them",
+                       epilog=EPILOG, description="Train on all posts and save models/current/{hybrid,content} "
+                                                  "(LightGBM text + JSON, with a manifest of metrics).")
+    _common(p)
+    p.add_argument("--out", help="model directory (default: models/current)")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("ablate", help="every feature group on the same folds, with intervals, cost and plots",
+                       epilog=EPILOG, description="Writes reports/ablation.md with PNG plots.")
+    _common(p)
+    p.add_argument("--out", default="reports", help="report directory (default: reports)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for intervals")
+    p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser("predict", help="score one post with the trained model",
+                       description="Score one post; prints the prediction with latency, LLM usage and fallback.")
+    p.add_argument("--title", required=True)
+    p.add_argument("--body", default="")
+    p.add_argument("--flair")
+    p.add_argument("--created-utc", help="ISO time of posting (UTC); default now")
+    p.add_argument("--model-dir", type=Path, help="default: models/current")
+    p.add_argument("--llm", help="override the LLM spec stored in the model manifest")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("monitor", help="latency, cost, fallback and drift summary of the prediction log",
+                       description="Summarize logs/predictions.jsonl against the training reference and flag "
+                                   "thresholds that are crossed.")
+    p.add_argument("--log", default="logs/predictions.jsonl")
+    p.add_argument("--model-dir", help="model whose training reference to compare with (default: models/current)")
+    p.add_argument("--fail-on-alert", action="store_true", help="exit 1 when any threshold is crossed")
+    p.set_defaults(func=cmd_monitor)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except (DataValidationError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

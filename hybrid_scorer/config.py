@@ -1,0 +1,44 @@
+"""One settings object: environment variables prefixed HYBRID_SCORER_, overridden by CLI flags."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where things live and how the pipeline runs. CLI flags override these values."""
+
+    model_config = SettingsConfigDict(env_prefix="HYBRID_SCORER_", extra="ignore")
+
+    data_path: Path = Field(
+        Path("data/askscience_data.csv"),
+        validation_alias=AliasChoices("ASKSCIENCE_CSV", "HYBRID_SCORER_DATA_PATH"),
+    )
+    cache_dir: Path = Path("cache")
+    model_dir: Path = Path("models/current")
+    report_dir: Path = Path("reports")
+    log_dir: Path = Path("logs")
+    llm: str = "embedded"
+    prompt: str = "assessment_v1"
+    seed: int = 42
+    n_folds: int = 5
+    embedding_components: int = 32
+    embedding_model: str | None = None  # for ollama/openai when the chat model cannot embed
+    openai_response_format: Literal["json_schema", "json_object"] = "json_schema"
+    llm_timeout_s: float = 60.0
+    llm_max_retries: int = 4
+    predict_llm_budget_ms: float = 2000.0
+    prediction_log_max_bytes: int = 5_000_000
+    # USD per 1M tokens (prompt, completion) for cost estimates; local backends cost 0.
+    prices_per_million: dict[str, tuple[float, float]] = {
+        "openai:gpt-4o-mini": (0.15, 0.60),
+        "openai:gpt-4o": (2.50, 10.00),
+        "openai:text-embedding-3-small": (0.02, 0.0),
+    }
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment with explicit overrides (None values are ignored)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,1 @@
+"""Feature groups (scikit-learn-style transformers saved as JSON) and their assembly."""

@@ -1,0 +1,78 @@
+"""The LLM's hidden-state embedding, reduced by PCA fitted on the training rows only.
+
+The reducer is part of the fitted feature matrix, so in cross-validation it is refitted inside each
+training fold and never sees test rows; it saves as JSON arrays (mean and components)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+
+from hybrid_scorer.features.llm import EMBEDDING_COLUMN
+
+
+def stack_embeddings(posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(matrix of the present vectors, boolean mask of which rows have one)."""
+    if EMBEDDING_COLUMN not in posts:
+        return np.zeros((0, 0)), np.zeros(len(posts), dtype=bool)
+    vectors = posts[EMBEDDING_COLUMN].tolist()
+    present = np.array([v is not None and np.size(v) > 0 for v in vectors], dtype=bool)
+    if not present.any():
+        return np.zeros((0, 0)), present
+    return np.vstack([np.asarray(v, dtype=np.float64) for v, ok in zip(vectors, present, strict=True) if ok]), present
+
+
+class EmbeddingFeatures:
+    """PCA(k) of the LLM embedding; rows without an embedding get NaN (LightGBM handles missing)."""
+
+    name: ClassVar[str] = "llm_embedding"
+
+    def __init__(self, n_components: int = 32, seed: int = 0) -> None:
+        self.n_components = n_components
+        self.seed = seed
+        self.mean: np.ndarray = np.zeros(0)
+        self.components: np.ndarray = np.zeros((0, 0))
+
+    def fit(self, posts: pd.DataFrame) -> Self:
+        matrix, _ = stack_embeddings(posts)
+        if len(matrix) < 2:
+            raise ValueError(
+                f"feature group '{self.name}' needs embeddings for the training posts; run "
+                "`hybrid-scorer extract --embeddings` first or drop the group"
+            )
+        k = min(self.n_components, matrix.shape[0] - 1, matrix.shape[1])
+        pca = PCA(n_components=k, svd_solver="full", random_state=self.seed).fit(matrix)
+        self.mean, self.components = pca.mean_, pca.components_
+        return self
+
+    def transform(self, posts: pd.DataFrame) -> np.ndarray:
+        out = np.full((len(posts), len(self.components)), np.nan)
+        matrix, present = stack_embeddings(posts)
+        if present.any():
+            if matrix.shape[1] != self.components.shape[1]:
+                raise ValueError(
+                    f"embedding width {matrix.shape[1]} does not match the trained reducer"
+                    f" ({self.components.shape[1]}); was the model trained with another LLM?"
+                )
+            out[present] = (matrix - self.mean) @ self.components.T
+        return out
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [f"llm_emb_pc{i}" for i in range(len(self.components))]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_components": self.n_components, "seed": self.seed,
+            "mean": self.mean.tolist(), "components": self.components.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Self:
+        group = cls(n_components=state["n_components"], seed=state["seed"])
+        group.mean = np.asarray(state["mean"], dtype=np.float64)
+        group.components = np.asarray(state["components"], dtype=np.float64)
+        return group

@@ -1,0 +1,74 @@
+"""Assemble named feature groups into one sparse matrix; the unit the model fits and saves."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from hybrid_scorer.features.base import FeatureGroup
+from hybrid_scorer.features.embedding import EmbeddingFeatures
+from hybrid_scorer.features.llm import LLMRatingFeatures
+from hybrid_scorer.features.meta import MetaFeatures, TimeTrendFeatures
+from hybrid_scorer.features.text import TextStatsFeatures
+from hybrid_scorer.features.tfidf import TfidfFeatures
+
+GROUPS: dict[str, type[FeatureGroup]] = {
+    cls.name: cls  # type: ignore[misc]
+    for cls in (TextStatsFeatures, TfidfFeatures, MetaFeatures, TimeTrendFeatures, LLMRatingFeatures,
+                EmbeddingFeatures)
+}
+CONTENT_GROUPS = ("text_stats", "tfidf", "meta")
+LLM_GROUPS = ("llm_ratings", "llm_embedding")
+
+
+def make_group(name: str, options: dict[str, Any] | None = None) -> FeatureGroup:
+    if name not in GROUPS:
+        raise ValueError(f"unknown feature group {name!r}; choose from {sorted(GROUPS)}")
+    return GROUPS[name](**(options or {}).get(name, {}))
+
+
+class FeatureMatrix:
+    """fit/transform over several groups, keeping which column came from which group."""
+
+    def __init__(self, groups: Sequence[str], options: dict[str, Any] | None = None) -> None:
+        self.groups = list(groups)
+        self.options = options or {}
+        self._fitted: list[FeatureGroup] = []
+
+    def fit(self, posts: pd.DataFrame) -> Self:
+        self._fitted = [make_group(name, self.options).fit(posts) for name in self.groups]
+        return self
+
+    def transform(self, posts: pd.DataFrame) -> sparse.csr_matrix:
+        blocks = [_as_sparse(g.transform(posts)) for g in self._fitted]
+        return sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((len(posts), 0))
+
+    def fit_transform(self, posts: pd.DataFrame) -> sparse.csr_matrix:
+        return self.fit(posts).transform(posts)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [n for g in self._fitted for n in g.feature_names]
+
+    @property
+    def feature_groups(self) -> list[str]:
+        """The group of each column, aligned with feature_names."""
+        return [g.name for g in self._fitted for _ in g.feature_names]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"groups": self.groups, "options": self.options, "state": [g.to_dict() for g in self._fitted]}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Self:
+        matrix = cls(state["groups"], state["options"])
+        matrix._fitted = [GROUPS[n].from_dict(s) for n, s in zip(state["groups"], state["state"], strict=True)]
+        return matrix
+
+
+def _as_sparse(block: sparse.spmatrix | np.ndarray) -> sparse.csr_matrix:
+    """Dense blocks keep their NaNs as explicit entries (LightGBM reads NaN as missing)."""
+    return block.tocsr() if sparse.issparse(block) else sparse.csr_matrix(np.asarray(block, dtype=np.float64))

@@ -1,0 +1,57 @@
+"""Length and structure of the title and body: what a reader sees before reading a word."""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from hybrid_scorer.features.base import StatelessGroup
+
+_LINK = re.compile(r"https?://|www\.|\]\(")
+_EDIT = re.compile(r"\bedit\b|\bupdate\b", re.IGNORECASE)
+_QUESTION_WORD = re.compile(r"^(why|how|what|when|where|who|which|is|are|can|could|do|does|would|will|if)\b", re.I)
+
+
+def _stats(title: str, body: str, body_raw: str) -> list[float]:
+    letters = [c for c in title if c.isalpha()]
+    return [
+        len(title),
+        len(title.split()),
+        len(body),
+        len(body.split()),
+        title.count("?"),
+        body.count("?"),
+        len(_LINK.findall(body_raw)),
+        len(_EDIT.findall(body_raw)),
+        sum(c.isdigit() for c in title + body),
+        (sum(c.isupper() for c in letters) / len(letters)) if letters else 0.0,
+        float(bool(body)),
+        float(body_raw.count("\n\n") + 1 if body else 0),
+        float(bool(_QUESTION_WORD.match(title))),
+        float(title.rstrip().endswith("?")),
+    ]
+
+
+class TextStatsFeatures(StatelessGroup):
+    """Counts on the cleaned text; links and edits are counted on the raw body, where they still are."""
+
+    name: ClassVar[str] = "text_stats"
+    columns: ClassVar[list[str]] = [
+        "title_chars", "title_words", "body_chars", "body_words", "title_question_marks",
+        "body_question_marks", "body_links", "body_edits", "digits", "title_capitals_ratio",
+        "has_body", "body_paragraphs", "title_starts_with_question_word", "title_ends_with_question_mark",
+    ]
+
+    def transform(self, posts: pd.DataFrame) -> np.ndarray:
+        rows = [
+            _stats(t, b, r)
+            for t, b, r in zip(posts["title_clean"], posts["body_clean"], posts["body"], strict=True)
+        ]
+        return np.asarray(rows, dtype=np.float64).reshape(len(posts), len(self.columns))
+
+    @property
+    def feature_names(self) -> list[str]:
+        return list(self.columns)

@@ -1,0 +1,3 @@
+"""LLM layer: schema, prompts, backends behind one client protocol, cache, usage ledger, extraction.
+
+Knows nothing about features or the model."""

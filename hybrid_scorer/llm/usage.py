@@ -1,0 +1,109 @@
+"""The usage ledger: every LLM call's tokens, milliseconds, attempts, cache hit and failure."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel
+
+
+class Usage(BaseModel):
+    """One logical call (all its retries and re-asks added up)."""
+
+    kind: str = "assess"  # assess | embed
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+    server_ms: float = 0.0
+    attempts: int = 0
+    cache_hit: bool = False
+    failure: str | None = None
+
+
+class LedgerSummary(BaseModel):
+    backend: str
+    calls: int
+    cache_hits: int
+    hit_rate: float
+    failures_by_kind: dict[str, int]
+    prompt_tokens: int
+    completion_tokens: int
+    llm_seconds: float
+    p50_latency_ms: float
+    p95_latency_ms: float
+    tokens_per_second: float
+    estimated_cost_usd: float
+
+    def render(self) -> str:
+        failures = ", ".join(f"{k}: {v}" for k, v in self.failures_by_kind.items()) or "none"
+        return (
+            f"LLM usage ({self.backend}): {self.calls} calls, {self.cache_hits} cache hits ({self.hit_rate:.1%}),"
+            f" failures: {failures}\n"
+            f"  tokens: {self.prompt_tokens} prompt + {self.completion_tokens} completion;"
+            f" {self.llm_seconds:.1f} s in the LLM, {self.tokens_per_second:.0f} tokens/s\n"
+            f"  latency of uncached calls: p50 {self.p50_latency_ms:.0f} ms, p95 {self.p95_latency_ms:.0f} ms;"
+            f" estimated cost ${self.estimated_cost_usd:.4f}"
+        )
+
+
+class UsageLedger:
+    """Thread-safe accumulator; summary() gives run totals and percentiles, save() writes them as JSON."""
+
+    def __init__(self, backend: str, price_per_million: tuple[float, float] = (0.0, 0.0)) -> None:
+        self.backend = backend
+        self.price_per_million = price_per_million
+        self._records: list[Usage] = []
+        self._lock = threading.Lock()
+
+    def record(self, usage: Usage) -> None:
+        with self._lock:
+            self._records.append(usage)
+
+    @property
+    def records(self) -> list[Usage]:
+        with self._lock:
+            return list(self._records)
+
+    def summary(self) -> LedgerSummary:
+        records = self.records
+        live = [r for r in records if not r.cache_hit]
+        latencies = np.array([r.latency_ms for r in live]) if live else np.zeros(1)
+        prompt = sum(r.prompt_tokens for r in live)
+        completion = sum(r.completion_tokens for r in live)
+        seconds = float(latencies.sum() / 1000.0) if live else 0.0
+        prompt_price, completion_price = self.price_per_million
+        return LedgerSummary(
+            backend=self.backend,
+            calls=len(records),
+            cache_hits=len(records) - len(live),
+            hit_rate=(len(records) - len(live)) / len(records) if records else 0.0,
+            failures_by_kind=dict(Counter(r.failure for r in records if r.failure)),
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            llm_seconds=seconds,
+            p50_latency_ms=float(np.percentile(latencies, 50)),
+            p95_latency_ms=float(np.percentile(latencies, 95)),
+            tokens_per_second=(prompt + completion) / seconds if seconds > 0 else 0.0,
+            estimated_cost_usd=(prompt * prompt_price + completion * completion_price) / 1e6,
+        )
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        by_kind = {
+            kind: _sub_ledger(self, kind).summary().model_dump() for kind in sorted({r.kind for r in self.records})
+        }
+        path.write_text(json.dumps({"total": self.summary().model_dump(), "by_kind": by_kind}, indent=2))
+        return path
+
+
+def _sub_ledger(ledger: UsageLedger, kind: str) -> UsageLedger:
+    sub = UsageLedger(ledger.backend, ledger.price_per_million)
+    for record in ledger.records:
+        if record.kind == kind:
+            sub.record(record)
+    return sub

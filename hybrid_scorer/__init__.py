@@ -1,6 +1,13 @@
 """hybrid-scorer: predict r/askscience post scores from content, metadata and LLM features."""
 
+import os
 from importlib.metadata import PackageNotFoundError, version
+
+# LightGBM (OpenMP) and llama.cpp (its own thread pool) share 2 cores here, in one process when serving
+# and in parallel processes during development. Spinning OpenMP workers then starve the other pool and a
+# LightGBM barrier can stall for minutes (seen: a 1-second fit took > 10 min next to a running
+# extraction). Sleeping waits cost little for our model sizes. Must be set before lightgbm loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 try:
     __version__ = version("hybrid-scorer")

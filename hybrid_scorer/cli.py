@@ -19,19 +19,25 @@ EPILOG = "Settings can also come from HYBRID_SCORER_* environment variables (and
 def _common(parser: argparse.ArgumentParser, llm_default: str | None = "embedded") -> None:
     parser.add_argument("--data", type=Path, help="CSV of posts (default: $ASKSCIENCE_CSV or data/askscience_data.csv)")
     parser.add_argument("--cache-dir", type=Path, help="on-disk LLM cache (default: cache/)")
-    parser.add_argument("--llm", default=llm_default,
-                        help=f"LLM spec: {SPEC_HELP}, or 'none' for content features only (default: {llm_default})")
+    parser.add_argument(
+        "--llm",
+        default=llm_default,
+        help=f"LLM spec: {SPEC_HELP}, or 'none' for content features only (default: {llm_default})",
+    )
     parser.add_argument("--concurrency", type=int, default=4, help="parallel requests for remote LLM backends")
     parser.add_argument("--seed", type=int, help="seed for folds, bootstrap and LightGBM (default 42)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return get_settings(data_path=getattr(args, "data", None), cache_dir=getattr(args, "cache_dir", None),
-                        seed=getattr(args, "seed", None))
+    return get_settings(
+        data_path=getattr(args, "data", None),
+        cache_dir=getattr(args, "cache_dir", None),
+        seed=getattr(args, "seed", None),
+    )
 
 
-def _load(settings: Settings, limit: int | None = None):  # noqa: ANN202 - (DataFrame, DataReport)
+def _load(settings: Settings, limit: int | None = None):
     posts, report = prepare_posts(settings.data_path)
     print(report.summary(), file=sys.stderr)
     return (posts.head(limit) if limit else posts), report
@@ -46,8 +52,14 @@ def cmd_extract(args: argparse.Namespace) -> int:
     client = make_client(args.llm, settings)
     started = time.perf_counter()
     try:
-        result = extract(client, posts, assessments=not args.no_assess, embeddings=not args.no_embed,
-                         concurrency=args.concurrency, progress=not args.quiet)
+        result = extract(
+            client,
+            posts,
+            assessments=not args.no_assess,
+            embeddings=not args.no_embed,
+            concurrency=args.concurrency,
+            progress=not args.quiet,
+        )
     except KeyboardInterrupt:
         print("\ninterrupted: finished posts are in the cache; rerun the same command to resume", file=sys.stderr)
         print(client.ledger.summary().render())
@@ -75,9 +87,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     results = run_configs(posts, configs, settings, client, progress=not args.quiet, concurrency=args.concurrency)
     table = render_fold_table(results)
     print(table)
-    log_run("evaluate", params={"data_sha256": report.sha256, "llm": args.llm, "n_posts": len(posts)},
-            metrics={f"{r.name}.{m}": r.mean(m) for r in results for m in ("spearman", "rmse", "mae", "r2")},
-            text_artifacts={"evaluate.md": table})
+    log_run(
+        "evaluate",
+        params={"data_sha256": report.sha256, "llm": args.llm, "n_posts": len(posts)},
+        metrics={f"{r.name}.{m}": r.mean(m) for r in results for m in ("spearman", "rmse", "mae", "r2")},
+        text_artifacts={"evaluate.md": table},
+    )
     return 0
 
 
@@ -87,8 +102,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = _settings(args)
     posts, report = _load(settings)
     out = Path(args.out) if args.out else settings.model_dir
-    for line in train_and_save(posts, report, settings, args.llm, out, progress=not args.quiet,
-                               concurrency=args.concurrency):
+    for line in train_and_save(
+        posts, report, settings, args.llm, out, progress=not args.quiet, concurrency=args.concurrency
+    ):
         print(line)
     return 0
 
@@ -98,14 +114,22 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     posts, report = _load(settings)
-    path = run_ablation(posts, report, settings, args.llm, Path(args.out), progress=not args.quiet,
-                        concurrency=args.concurrency, n_boot=args.n_boot)
+    path = run_ablation(
+        posts,
+        report,
+        settings,
+        args.llm,
+        Path(args.out),
+        progress=not args.quiet,
+        concurrency=args.concurrency,
+        n_boot=args.n_boot,
+    )
     print(f"report written to {path}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from hybrid_scorer.serving import Predictor, PredictionInputError
+    from hybrid_scorer.serving import PredictionInputError, Predictor
 
     predictor = Predictor(model_dir=args.model_dir, llm=args.llm)
     post = {"title": args.title, "body": args.body, "flair": args.flair, "created_utc": args.created_utc}
@@ -121,23 +145,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def cmd_monitor(args: argparse.Namespace) -> int:
     from hybrid_scorer.monitoring import MonitorThresholds, monitor_report
 
-    text, alerts = monitor_report(Path(args.log), Path(args.model_dir) if args.model_dir else None,
-                                  MonitorThresholds())
+    text, alerts = monitor_report(Path(args.log), Path(args.model_dir) if args.model_dir else None, MonitorThresholds())
     print(text)
     return 1 if alerts and args.fail_on_alert else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="hybrid-scorer", description="Predict r/askscience post scores from content and LLM features.",
-        epilog=EPILOG)
+        prog="hybrid-scorer",
+        description="Predict r/askscience post scores from content and LLM features.",
+        epilog=EPILOG,
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = sub.add_parser("extract", help="run the LLM over every post (cached, resumable)", epilog=EPILOG,
-                       description="Assess and embed every post with the LLM. Results go to the on-disk cache as "
-                                   "they finish, so an interrupted run resumes where it stopped; writes "
-                                   "assessments.csv (keyed by post_id, with provenance) and ledger.json.")
+    p = sub.add_parser(
+        "extract",
+        help="run the LLM over every post (cached, resumable)",
+        epilog=EPILOG,
+        description="Assess and embed every post with the LLM. Results go to the on-disk cache as "
+        "they finish, so an interrupted run resumes where it stopped; writes "
+        "assessments.csv (keyed by post_id, with provenance) and ledger.json.",
+    )
     _common(p)
     p.add_argument("--limit", type=int, help="only the first N posts (after deduplication)")
     p.add_argument("--no-assess", action="store_true", help="skip the JSON assessments")
@@ -145,29 +174,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="reports/extraction", help="where to write the table and ledger")
     p.set_defaults(func=cmd_extract)
 
-    p = sub.add_parser("evaluate", help="5-fold grouped CV of the model against baselines", epilog=EPILOG,
-                       description="Cross-validate (5 folds grouped by normalized title) the median and "
-                                   "RandomForest baselines, the content model and content + time_trend; with "
-                                   "--llm also the full hybrid. Prints mean and std over folds.")
+    p = sub.add_parser(
+        "evaluate",
+        help="5-fold grouped CV of the model against baselines",
+        epilog=EPILOG,
+        description="Cross-validate (5 folds grouped by normalized title) the median and "
+        "RandomForest baselines, the content model and content + time_trend; with "
+        "--llm also the full hybrid. Prints mean and std over folds.",
+    )
     _common(p, llm_default=None)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("train", help="train the hybrid and the content (fallback) models and save them",
-                       epilog=EPILOG, description="Train on all posts and save models/current/{hybrid,content} "
-                                                  "(LightGBM text + JSON, with a manifest of metrics).")
+    p = sub.add_parser(
+        "train",
+        help="train the hybrid and the content (fallback) models and save them",
+        epilog=EPILOG,
+        description="Train on all posts and save models/current/{hybrid,content} "
+        "(LightGBM text + JSON, with a manifest of metrics).",
+    )
     _common(p)
     p.add_argument("--out", help="model directory (default: models/current)")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("ablate", help="every feature group on the same folds, with intervals, cost and plots",
-                       epilog=EPILOG, description="Writes reports/ablation.md with PNG plots.")
+    p = sub.add_parser(
+        "ablate",
+        help="every feature group on the same folds, with intervals, cost and plots",
+        epilog=EPILOG,
+        description="Writes reports/ablation.md with PNG plots.",
+    )
     _common(p)
     p.add_argument("--out", default="reports", help="report directory (default: reports)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for intervals")
     p.set_defaults(func=cmd_ablate)
 
-    p = sub.add_parser("predict", help="score one post with the trained model",
-                       description="Score one post; prints the prediction with latency, LLM usage and fallback.")
+    p = sub.add_parser(
+        "predict",
+        help="score one post with the trained model",
+        description="Score one post; prints the prediction with latency, LLM usage and fallback.",
+    )
     p.add_argument("--title", required=True)
     p.add_argument("--body", default="")
     p.add_argument("--flair")
@@ -176,9 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--llm", help="override the LLM spec stored in the model manifest")
     p.set_defaults(func=cmd_predict)
 
-    p = sub.add_parser("monitor", help="latency, cost, fallback and drift summary of the prediction log",
-                       description="Summarize logs/predictions.jsonl against the training reference and flag "
-                                   "thresholds that are crossed.")
+    p = sub.add_parser(
+        "monitor",
+        help="latency, cost, fallback and drift summary of the prediction log",
+        description="Summarize logs/predictions.jsonl against the training reference and flag "
+        "thresholds that are crossed.",
+    )
     p.add_argument("--log", default="logs/predictions.jsonl")
     p.add_argument("--model-dir", help="model whose training reference to compare with (default: models/current)")
     p.add_argument("--fail-on-alert", action="store_true", help="exit 1 when any threshold is crossed")
@@ -188,8 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         return int(args.func(args))
     except (DataValidationError, FileNotFoundError, ValueError) as exc:

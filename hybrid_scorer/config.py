@@ -14,7 +14,7 @@ class Settings(BaseSettings):
 
     data_path: Path = Field(
         Path("data/askscience_data.csv"),
-        validation_alias=AliasChoices("ASKSCIENCE_CSV", "HYBRID_SCORER_DATA_PATH"),
+        validation_alias=AliasChoices("data_path", "ASKSCIENCE_CSV", "HYBRID_SCORER_DATA_PATH"),
     )
     cache_dir: Path = Path("cache")
     model_dir: Path = Path("models/current")

@@ -120,7 +120,9 @@ def load_posts(path: Path | str, report: DataReport | None = None) -> pd.DataFra
     if report.dropped_bad_score:
         log.warning(
             "%s: dropped %d row(s) whose 'score' is missing or not a number (first ids: %s)",
-            path, report.dropped_bad_score, ", ".join(report.dropped_bad_score_examples),
+            path,
+            report.dropped_bad_score,
+            ", ".join(report.dropped_bad_score_examples),
         )
     posts = pd.DataFrame(
         {

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, Self
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata, spearmanr
+from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 METRICS = ("spearman", "rmse", "mae", "r2")
@@ -58,8 +59,6 @@ def cross_validate(
     progress: bool = True,
 ) -> CVResult:
     """Fit a fresh estimator per fold (so every fitted transform, PCA included, sees training rows only)."""
-    import time
-
     y_log = np.log1p(posts["score"].to_numpy(np.float64))
     oof = np.full(len(posts), np.nan)
     fold_metrics = []
@@ -71,32 +70,37 @@ def cross_validate(
     return CVResult(name, oof, fold_metrics, time.perf_counter() - started)
 
 
-def _fast_spearman(y_rank: np.ndarray, pred: np.ndarray) -> float:
-    pred_rank = rankdata(pred)
-    return float(np.corrcoef(y_rank, pred_rank)[0, 1])
+Interval = tuple[float, float, float]  # (point estimate, 2.5th percentile, 97.5th percentile)
 
 
-def _metric_on(idx: np.ndarray, y: np.ndarray, pred: np.ndarray, metric: str) -> float:
-    if metric == "spearman":
-        return _fast_spearman(rankdata(y[idx]), pred[idx])
-    return regression_metrics(y[idx], pred[idx])[metric]
-
-
-def bootstrap_interval(
-    y_log: np.ndarray, pred_log: np.ndarray, metric: str, n_boot: int = 1000, seed: int = 0,
+def bootstrap_intervals(
+    y_log: np.ndarray,
+    pred_log: np.ndarray,
     baseline_log: np.ndarray | None = None,
-) -> tuple[float, float, float]:
-    """(point, low, high): 95% percentile interval over posts resampled with replacement.
-
-    With `baseline_log`, the statistic is the paired difference metric(pred) - metric(baseline) on the
-    same resampled posts, which is what "feature X helps by d" needs."""
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> tuple[dict[str, Interval], dict[str, Interval]]:
+    """95% percentile intervals over posts resampled with replacement, for every metric; and, given a
+    baseline's predictions on the same posts, of the paired difference metric(pred) - metric(baseline),
+    which is what "feature group X helps by d" needs. Same seed, same resamples for every config."""
     rng = np.random.default_rng(seed)
+    samples, deltas = [], []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y_log), len(y_log))
+        own = regression_metrics(y_log[idx], pred_log[idx])
+        samples.append(own)
+        if baseline_log is not None:
+            base = regression_metrics(y_log[idx], baseline_log[idx])
+            deltas.append({m: own[m] - base[m] for m in METRICS})
+    point = regression_metrics(y_log, pred_log)
+    intervals = {m: (point[m], *_percentiles([s[m] for s in samples])) for m in METRICS}
+    paired: dict[str, Interval] = {}
+    if baseline_log is not None:
+        base_point = regression_metrics(y_log, baseline_log)
+        paired = {m: (point[m] - base_point[m], *_percentiles([d[m] for d in deltas])) for m in METRICS}
+    return intervals, paired
 
-    def statistic(idx: np.ndarray) -> float:
-        value = _metric_on(idx, y_log, pred_log, metric)
-        return value - _metric_on(idx, y_log, baseline_log, metric) if baseline_log is not None else value
 
-    everything = np.arange(len(y_log))
-    samples = [statistic(rng.integers(0, len(y_log), len(y_log))) for _ in range(n_boot)]
-    low, high = np.percentile(samples, [2.5, 97.5])
-    return statistic(everything), float(low), float(high)
+def _percentiles(values: list[float]) -> tuple[float, float]:
+    low, high = np.percentile(values, [2.5, 97.5])
+    return float(low), float(high)

@@ -30,8 +30,9 @@ def with_llm_columns(
         return posts
     if client is None:
         raise ValueError(f"feature groups {list(groups)} need an LLM: pass --llm SPEC")
-    extraction = extract(client, posts, assessments=want_ratings, embeddings=want_embeddings,
-                         concurrency=concurrency, progress=progress)
+    extraction = extract(
+        client, posts, assessments=want_ratings, embeddings=want_embeddings, concurrency=concurrency, progress=progress
+    )
     return attach_llm_columns(posts, extraction.assessments, extraction.embeddings if want_embeddings else None)
 
 

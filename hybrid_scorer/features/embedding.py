@@ -66,8 +66,10 @@ class EmbeddingFeatures:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "n_components": self.n_components, "seed": self.seed,
-            "mean": self.mean.tolist(), "components": self.components.tolist(),
+            "n_components": self.n_components,
+            "seed": self.seed,
+            "mean": self.mean.tolist(),
+            "components": self.components.tolist(),
         }
 
     @classmethod

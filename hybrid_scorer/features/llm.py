@@ -46,8 +46,12 @@ class LLMRatingFeatures(StatelessGroup):
 
     def transform(self, posts: pd.DataFrame) -> np.ndarray:
         ratings = np.column_stack(
-            [pd.to_numeric(posts.get(PREFIX + c), errors="coerce").to_numpy(float)
-             if PREFIX + c in posts else np.full(len(posts), np.nan) for c in rating_columns()]
+            [
+                pd.to_numeric(posts.get(PREFIX + c), errors="coerce").to_numpy(float)
+                if PREFIX + c in posts
+                else np.full(len(posts), np.nan)
+                for c in rating_columns()
+            ]
         )
         topic = posts[PREFIX + "topic"] if PREFIX + "topic" in posts else pd.Series([None] * len(posts))
         onehot = (topic.to_numpy()[:, None] == np.asarray(self.topics)[None, :]).astype(np.float64)

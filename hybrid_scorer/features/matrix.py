@@ -18,8 +18,7 @@ from hybrid_scorer.features.tfidf import TfidfFeatures
 
 GROUPS: dict[str, type[FeatureGroup]] = {
     cls.name: cls  # type: ignore[misc]
-    for cls in (TextStatsFeatures, TfidfFeatures, MetaFeatures, TimeTrendFeatures, LLMRatingFeatures,
-                EmbeddingFeatures)
+    for cls in (TextStatsFeatures, TfidfFeatures, MetaFeatures, TimeTrendFeatures, LLMRatingFeatures, EmbeddingFeatures)
 }
 CONTENT_GROUPS = ("text_stats", "tfidf", "meta")
 LLM_GROUPS = ("llm_ratings", "llm_embedding")

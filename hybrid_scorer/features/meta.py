@@ -43,7 +43,7 @@ class MetaFeatures:
         flair = flair.where(flair.isin(self.flairs), RARE_FLAIR)
         onehot = (flair.to_numpy()[:, None] == np.asarray(self.flairs)[None, :]).astype(np.float64)
         created = pd.to_datetime(posts["created_utc"], utc=True)
-        time = np.column_stack([created.dt.hour.to_numpy(float), created.dt.weekday.to_numpy(float)])
+        time = np.column_stack([created.dt.hour.to_numpy(float), created.dt.day_of_week.to_numpy(float)])
         return np.hstack([onehot, time])
 
     @property
@@ -67,7 +67,7 @@ class TimeTrendFeatures(StatelessGroup):
 
     def transform(self, posts: pd.DataFrame) -> np.ndarray:
         created = pd.to_datetime(posts["created_utc"], utc=True)
-        year = created.dt.year.to_numpy(float) + (created.dt.dayofyear.to_numpy(float) - 1) / 366.0
+        year = created.dt.year.to_numpy(float) + (created.dt.day_of_year.to_numpy(float) - 1) / 366.0
         return year.reshape(-1, 1)
 
     @property

@@ -10,7 +10,7 @@ import pandas as pd
 
 from hybrid_scorer.features.base import StatelessGroup
 
-_LINK = re.compile(r"https?://|www\.|\]\(")
+_LINK = re.compile(r"\]\((?:https?://|www\.)|(?<!\()(?:https?://|www\.)")  # a markdown link counts once
 _EDIT = re.compile(r"\bedit\b|\bupdate\b", re.IGNORECASE)
 _QUESTION_WORD = re.compile(r"^(why|how|what|when|where|who|which|is|are|can|could|do|does|would|will|if)\b", re.I)
 
@@ -40,15 +40,25 @@ class TextStatsFeatures(StatelessGroup):
 
     name: ClassVar[str] = "text_stats"
     columns: ClassVar[list[str]] = [
-        "title_chars", "title_words", "body_chars", "body_words", "title_question_marks",
-        "body_question_marks", "body_links", "body_edits", "digits", "title_capitals_ratio",
-        "has_body", "body_paragraphs", "title_starts_with_question_word", "title_ends_with_question_mark",
+        "title_chars",
+        "title_words",
+        "body_chars",
+        "body_words",
+        "title_question_marks",
+        "body_question_marks",
+        "body_links",
+        "body_edits",
+        "digits",
+        "title_capitals_ratio",
+        "has_body",
+        "body_paragraphs",
+        "title_starts_with_question_word",
+        "title_ends_with_question_mark",
     ]
 
     def transform(self, posts: pd.DataFrame) -> np.ndarray:
         rows = [
-            _stats(t, b, r)
-            for t, b, r in zip(posts["title_clean"], posts["body_clean"], posts["body"], strict=True)
+            _stats(t, b, r) for t, b, r in zip(posts["title_clean"], posts["body_clean"], posts["body"], strict=True)
         ]
         return np.asarray(rows, dtype=np.float64).reshape(len(posts), len(self.columns))
 

@@ -33,9 +33,11 @@ class _FieldTfidf:
     def transform(self, texts: pd.Series) -> sparse.csr_matrix:
         if not self.vocabulary:
             return sparse.csr_matrix((len(texts), 0))
-        counts = CountVectorizer(
-            vocabulary=self.vocabulary, lowercase=True, ngram_range=_VECTORIZER_PARAMS["ngram_range"]
-        ).transform(texts).astype(np.float64)
+        counts = (
+            CountVectorizer(vocabulary=self.vocabulary, lowercase=True, ngram_range=_VECTORIZER_PARAMS["ngram_range"])
+            .transform(texts)
+            .astype(np.float64)
+        )
         counts.data = 1.0 + np.log(counts.data)
         return normalize(counts @ sparse.diags(self.idf), norm="l2").tocsr()
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import httpx
 import numpy as np
 from pydantic import BaseModel, ValidationError
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
 from hybrid_scorer.llm.cache import LLMCache, cache_key
 from hybrid_scorer.llm.prompts import PostText, PromptTemplate
@@ -51,7 +51,12 @@ class Backend(Protocol):
 
     @property
     def params(self) -> dict[str, Any]:
-        """Everything besides prompt and post that changes the answer (sampling, pooling, truncation)."""
+        """Everything besides prompt and post that changes an assessment (sampling, decoding)."""
+        ...
+
+    @property
+    def embedding_params(self) -> dict[str, Any]:
+        """Everything besides the text that changes an embedding (model, pooling, truncation)."""
         ...
 
     def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply: ...
@@ -118,8 +123,9 @@ def parse_assessment(text: str) -> PostAssessment:
     try:
         return PostAssessment.model_validate(json.loads(text))
     except (json.JSONDecodeError, ValidationError, TypeError) as exc:
-        raise ReplyValidationError(str(exc).splitlines()[0] if isinstance(exc, json.JSONDecodeError) else str(exc)) \
-            from exc
+        raise ReplyValidationError(
+            str(exc).splitlines()[0] if isinstance(exc, json.JSONDecodeError) else str(exc)
+        ) from exc
 
 
 class LLMClient:
@@ -151,13 +157,22 @@ class LLMClient:
 
     def assessment_key(self, post: PostText) -> str:
         return cache_key(
-            "assess", backend=self.backend.name, model=self.backend.model, prompt=self.prompt.sha256,
-            schema=schema_text(), params=self.backend.params, title=post.title, body=post.body,
+            "assess",
+            backend=self.backend.name,
+            model=self.backend.model,
+            prompt=self.prompt.sha256,
+            schema=schema_text(),
+            params=self.backend.params,
+            title=post.title,
+            body=post.body,
         )
 
     def embedding_key(self, post: PostText) -> str:
         return cache_key(
-            "embed", backend=self.backend.name, model=self.backend.model, params=self.backend.params,
+            "embed",
+            backend=self.backend.name,
+            model=self.backend.model,
+            params=self.backend.embedding_params,
             text=post.embedding_input(),
         )
 
@@ -165,7 +180,7 @@ class LLMClient:
         return Retrying(
             retry=retry_if_exception(is_transient),
             stop=stop_after_attempt(self.max_retries + 1),
-            wait=wait_exponential_jitter(initial=self.backoff_s, max=30.0),
+            wait=wait_exponential(multiplier=self.backoff_s, max=30.0) + wait_random(0, self.backoff_s),
             reraise=True,
         )
 
@@ -179,10 +194,11 @@ class LLMClient:
 
     def assess(self, post: PostText) -> AssessmentResult:
         key = self.assessment_key(post)
-        cached = self.cache.get_json(key) if self.cache else None
+        cached = self.cache.get_json(key) if self.cache is not None else None
         if cached is not None:
             result = AssessmentResult.model_validate(cached)
-            result.usage = Usage(kind="assess", cache_hit=True)
+            # keep what producing it cost (tokens, ms) but mark it as served from the cache
+            result.usage = result.usage.model_copy(update={"cache_hit": True})
             self.ledger.record(result.usage)
             return result
         usage = Usage(kind="assess")
@@ -196,7 +212,7 @@ class LLMClient:
             log.warning("assessment of %s failed (%s): %s", post.post_id, usage.failure, result.error)
         usage.latency_ms = (time.perf_counter() - started) * 1000
         self.ledger.record(usage)
-        if self.cache and result.assessment is not None:
+        if self.cache is not None and result.assessment is not None:
             self.cache.set_json(key, result.model_dump(mode="json"))
         return result
 
@@ -215,16 +231,20 @@ class LLMClient:
                 messages = [
                     *messages,
                     {"role": "assistant", "content": reply.text},
-                    {"role": "user", "content": f"That reply is invalid: {exc}. Answer again with only the JSON"
-                                                " object, every rating an integer from 1 to 5."},
+                    {
+                        "role": "user",
+                        "content": f"That reply is invalid: {exc}. Answer again with only the JSON"
+                        " object, every rating an integer from 1 to 5.",
+                    },
                 ]
         raise AssertionError("unreachable")
 
     def embed(self, post: PostText) -> EmbeddingResult:
         key = self.embedding_key(post)
-        cached = self.cache.get_vector(key) if self.cache else None
+        cached = self.cache.get_vector(key) if self.cache is not None else None
         if cached is not None:
-            usage = Usage(kind="embed", cache_hit=True)
+            stored = self.cache.get_json(key + ":usage") if self.cache is not None else None
+            usage = Usage.model_validate(stored or {"kind": "embed"}).model_copy(update={"cache_hit": True})
             self.ledger.record(usage)
             return EmbeddingResult(post_id=post.post_id, vector=cached, usage=usage, provenance=self.provenance)
         usage = Usage(kind="embed")
@@ -243,6 +263,7 @@ class LLMClient:
             log.warning("embedding of %s failed (%s): %s", post.post_id, usage.failure, result.error)
         usage.latency_ms = (time.perf_counter() - started) * 1000
         self.ledger.record(usage)
-        if self.cache and result.vector is not None:
+        if self.cache is not None and result.vector is not None:
             self.cache.set_vector(key, result.vector)
+            self.cache.set_json(key + ":usage", usage.model_dump())
         return result

@@ -25,8 +25,9 @@ T = TypeVar("T")
 
 def post_texts(posts: pd.DataFrame) -> list[PostText]:
     """What the LLM reads: cleaned title and body with their case (never the lowercased TF-IDF text)."""
-    return [PostText(p, t, b) for p, t, b in zip(posts["post_id"], posts["title_clean"], posts["body_clean"],
-                                                 strict=True)]
+    return [
+        PostText(p, t, b) for p, t, b in zip(posts["post_id"], posts["title_clean"], posts["body_clean"], strict=True)
+    ]
 
 
 def assessment_row(result: AssessmentResult) -> dict[str, object]:

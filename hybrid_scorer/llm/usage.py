@@ -37,6 +37,11 @@ class LedgerSummary(BaseModel):
     p95_latency_ms: float
     tokens_per_second: float
     estimated_cost_usd: float
+    # What producing every result cost when it was computed, cached or not (from cache provenance):
+    # the cost of the features themselves, stable across cached reruns.
+    produced_tokens: int
+    produced_llm_seconds: float
+    produced_cost_usd: float
 
     def render(self) -> str:
         failures = ", ".join(f"{k}: {v}" for k, v in self.failures_by_kind.items()) or "none"
@@ -46,7 +51,9 @@ class LedgerSummary(BaseModel):
             f"  tokens: {self.prompt_tokens} prompt + {self.completion_tokens} completion;"
             f" {self.llm_seconds:.1f} s in the LLM, {self.tokens_per_second:.0f} tokens/s\n"
             f"  latency of uncached calls: p50 {self.p50_latency_ms:.0f} ms, p95 {self.p95_latency_ms:.0f} ms;"
-            f" estimated cost ${self.estimated_cost_usd:.4f}"
+            f" estimated cost ${self.estimated_cost_usd:.4f}\n"
+            f"  producing all {self.calls} results took {self.produced_tokens} tokens and"
+            f" {self.produced_llm_seconds:.1f} s (cache provenance), ${self.produced_cost_usd:.4f}"
         )
 
 
@@ -76,6 +83,10 @@ class UsageLedger:
         completion = sum(r.completion_tokens for r in live)
         seconds = float(latencies.sum() / 1000.0) if live else 0.0
         prompt_price, completion_price = self.price_per_million
+
+        def cost(rs: list[Usage]) -> float:
+            return sum(r.prompt_tokens * prompt_price + r.completion_tokens * completion_price for r in rs) / 1e6
+
         return LedgerSummary(
             backend=self.backend,
             calls=len(records),
@@ -88,7 +99,10 @@ class UsageLedger:
             p50_latency_ms=float(np.percentile(latencies, 50)),
             p95_latency_ms=float(np.percentile(latencies, 95)),
             tokens_per_second=(prompt + completion) / seconds if seconds > 0 else 0.0,
-            estimated_cost_usd=(prompt * prompt_price + completion * completion_price) / 1e6,
+            estimated_cost_usd=cost(live),
+            produced_tokens=sum(r.prompt_tokens + r.completion_tokens for r in records),
+            produced_llm_seconds=sum(r.latency_ms for r in records) / 1000.0,
+            produced_cost_usd=cost(records),
         )
 
     def save(self, path: Path | str) -> Path:

@@ -26,7 +26,9 @@ def make_backend(spec: str, settings: Settings | None = None) -> Backend:
 
         return MockBackend()
     if kind in {"ollama", "openai"} and not model:
-        raise ValueError(f"LLM spec {spec!r} needs a model name, e.g. '{kind}:{'qwen2.5:7b' if kind == 'ollama' else 'gpt-4o-mini'}'")
+        raise ValueError(
+            f"LLM spec {spec!r} needs a model name, e.g. '{kind}:{'qwen2.5:7b' if kind == 'ollama' else 'gpt-4o-mini'}'"
+        )
     if kind == "ollama":
         from hybrid_scorer.llm.backends.ollama import OllamaBackend
 
@@ -35,7 +37,9 @@ def make_backend(spec: str, settings: Settings | None = None) -> Backend:
         from hybrid_scorer.llm.backends.openai import OpenAIBackend
 
         return OpenAIBackend(
-            model, timeout_s=settings.llm_timeout_s, response_format=settings.openai_response_format,
+            model,
+            timeout_s=settings.llm_timeout_s,
+            response_format=settings.openai_response_format,
             embedding_model=settings.embedding_model,
         )
     raise ValueError(f"unknown LLM spec {spec!r}; expected {SPEC_HELP}")
@@ -47,6 +51,9 @@ def make_client(spec: str, settings: Settings | None = None) -> LLMClient:
     backend = make_backend(spec, settings)
     price = settings.prices_per_million.get(f"{backend.name}:{backend.model}", (0.0, 0.0))
     return LLMClient(
-        backend, load_prompt(settings.prompt), cache=LLMCache(settings.cache_dir),
-        ledger=UsageLedger(f"{backend.name}:{backend.model}", price), max_retries=settings.llm_max_retries,
+        backend,
+        load_prompt(settings.prompt),
+        cache=LLMCache(settings.cache_dir),
+        ledger=UsageLedger(f"{backend.name}:{backend.model}", price),
+        max_retries=settings.llm_max_retries,
     )

@@ -11,8 +11,15 @@ import numpy as np
 from hybrid_scorer.llm.client import RawEmbedding, RawReply
 from hybrid_scorer.llm.schema import RATING_FIELDS, Topic
 
-_KEYWORDS = {"star": Topic.ASTRONOMY, "planet": Topic.ASTRONOMY, "cell": Topic.BIOLOGY, "atom": Topic.PHYSICS,
-             "light": Topic.PHYSICS, "virus": Topic.MEDICINE, "brain": Topic.NEUROSCIENCE}
+_KEYWORDS = {
+    "star": Topic.ASTRONOMY,
+    "planet": Topic.ASTRONOMY,
+    "cell": Topic.BIOLOGY,
+    "atom": Topic.PHYSICS,
+    "light": Topic.PHYSICS,
+    "virus": Topic.MEDICINE,
+    "brain": Topic.NEUROSCIENCE,
+}
 EMBEDDING_DIM = 16
 
 
@@ -27,6 +34,10 @@ class MockBackend:
 
     @property
     def params(self) -> dict[str, Any]:
+        return {}
+
+    @property
+    def embedding_params(self) -> dict[str, Any]:
         return {"dim": EMBEDDING_DIM}
 
     def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply:
@@ -37,8 +48,12 @@ class MockBackend:
         ratings = {f: 1 + digest[i] % 5 for i, f in enumerate(RATING_FIELDS)}
         expected = {f: ratings[f] + (digest[i + 3] / 255 - 0.5) * 0.8 for i, f in enumerate(RATING_FIELDS)}
         reply = json.dumps({"topic": topic.value, **ratings})
-        return RawReply(text=reply, prompt_tokens=len(text.split()), completion_tokens=len(reply.split()),
-                        expected={k: float(np.clip(v, 1, 5)) for k, v in expected.items()})
+        return RawReply(
+            text=reply,
+            prompt_tokens=len(text.split()),
+            completion_tokens=len(reply.split()),
+            expected={k: float(np.clip(v, 1, 5)) for k, v in expected.items()},
+        )
 
     def embed(self, text: str) -> RawEmbedding:
         vector = np.zeros(EMBEDDING_DIM, dtype=np.float32)

@@ -21,8 +21,9 @@ class OllamaBackend:
     name = "ollama"
     is_local = False
 
-    def __init__(self, model: str, timeout_s: float = 60.0, embedding_model: str | None = None,
-                 client: Any = None) -> None:
+    def __init__(
+        self, model: str, timeout_s: float = 60.0, embedding_model: str | None = None, client: Any = None
+    ) -> None:
         import ollama
 
         self.model = model
@@ -31,12 +32,20 @@ class OllamaBackend:
 
     @property
     def params(self) -> dict[str, Any]:
-        return {"temperature": 0, "embedding_model": self.embedding_model}
+        return {"temperature": 0}
+
+    @property
+    def embedding_params(self) -> dict[str, Any]:
+        return {"embedding_model": self.embedding_model}
 
     def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply:
         response = self.client.chat(
-            model=self.model, messages=messages, format=schema, options={"temperature": 0},
-            logprobs=True, top_logprobs=TOP_LOGPROBS,
+            model=self.model,
+            messages=messages,
+            format=schema,
+            options={"temperature": 0},
+            logprobs=True,
+            top_logprobs=TOP_LOGPROBS,
         )
         tokens = [
             (_get(t, "token") or "", {_get(a, "token"): _get(a, "logprob") for a in _get(t, "top_logprobs") or []})
@@ -52,5 +61,7 @@ class OllamaBackend:
 
     def embed(self, text: str) -> RawEmbedding:
         response = self.client.embed(model=self.embedding_model, input=text)
-        return RawEmbedding(np.asarray(_get(response, "embeddings")[0], dtype=np.float32),
-                            prompt_tokens=_get(response, "prompt_eval_count") or 0)
+        return RawEmbedding(
+            np.asarray(_get(response, "embeddings")[0], dtype=np.float32),
+            prompt_tokens=_get(response, "prompt_eval_count") or 0,
+        )

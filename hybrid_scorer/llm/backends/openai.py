@@ -20,12 +20,18 @@ class OpenAIBackend:
     name = "openai"
     is_local = False
 
-    def __init__(self, model: str, timeout_s: float = 60.0,
-                 response_format: Literal["json_schema", "json_object"] = "json_schema",
-                 embedding_model: str | None = None, client: Any = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        timeout_s: float = 60.0,
+        response_format: Literal["json_schema", "json_object"] = "json_schema",
+        embedding_model: str | None = None,
+        client: Any = None,
+    ) -> None:
         self.model = model
         self.embedding_model = embedding_model or model
         self.response_format = response_format
+        self._base_url = os.environ.get("OPENAI_BASE_URL", "")
         if client is None:
             from openai import OpenAI
 
@@ -39,8 +45,11 @@ class OpenAIBackend:
 
     @property
     def params(self) -> dict[str, Any]:
-        return {"temperature": 0, "response_format": self.response_format, "embedding_model": self.embedding_model,
-                "base_url": os.environ.get("OPENAI_BASE_URL", "")}
+        return {"temperature": 0, "response_format": self.response_format, "base_url": self._base_url}
+
+    @property
+    def embedding_params(self) -> dict[str, Any]:
+        return {"embedding_model": self.embedding_model, "base_url": self._base_url}
 
     def _format(self, schema: dict[str, Any]) -> dict[str, Any]:
         if self.response_format == "json_object":
@@ -49,8 +58,12 @@ class OpenAIBackend:
 
     def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply:
         response = self.client.chat.completions.create(
-            model=self.model, messages=messages, response_format=self._format(schema), temperature=0,
-            logprobs=True, top_logprobs=TOP_LOGPROBS,
+            model=self.model,
+            messages=messages,
+            response_format=self._format(schema),
+            temperature=0,
+            logprobs=True,
+            top_logprobs=TOP_LOGPROBS,
         )
         choice = response.choices[0]
         content = getattr(choice.logprobs, "content", None) or []
@@ -65,5 +78,7 @@ class OpenAIBackend:
 
     def embed(self, text: str) -> RawEmbedding:
         response = self.client.embeddings.create(model=self.embedding_model, input=text)
-        return RawEmbedding(np.asarray(response.data[0].embedding, dtype=np.float32),
-                            prompt_tokens=getattr(response.usage, "prompt_tokens", 0) or 0)
+        return RawEmbedding(
+            np.asarray(response.data[0].embedding, dtype=np.float32),
+            prompt_tokens=getattr(response.usage, "prompt_tokens", 0) or 0,
+        )

@@ -1,0 +1,227 @@
+"""Ablation: every feature group on the same folds and LightGBM parameters, with bootstrap intervals,
+paired deltas against the content model, LLM cost and predict latency; written as markdown + PNGs."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from hybrid_scorer import __version__
+from hybrid_scorer.baselines import MedianBaseline, RandomForestBaseline
+from hybrid_scorer.config import Settings
+from hybrid_scorer.data import DataReport, grouped_folds
+from hybrid_scorer.evaluation import (
+    METRICS,
+    CVResult,
+    Interval,
+    LogScoreEstimator,
+    bootstrap_intervals,
+    cross_validate,
+)
+from hybrid_scorer.features.matrix import CONTENT_GROUPS
+from hybrid_scorer.llm.client import LLMClient
+from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.pipeline import client_for, with_llm_columns
+
+CONTENT = "content (text_stats+tfidf+meta)"
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str
+    groups: tuple[str, ...] = ()
+    estimator: Literal["lightgbm", "median", "random_forest"] = "lightgbm"
+
+    def make(self, settings: Settings) -> LogScoreEstimator:
+        if self.estimator == "median":
+            return MedianBaseline()
+        if self.estimator == "random_forest":
+            return RandomForestBaseline(seed=settings.seed)
+        return HybridScorer(
+            self.groups,
+            seed=settings.seed,
+            feature_options={"llm_embedding": {"n_components": settings.embedding_components, "seed": settings.seed}},
+        )
+
+
+BASELINES = [
+    Config("median baseline", estimator="median"),
+    Config("TF-IDF + RandomForest baseline", estimator="random_forest"),
+]
+CONTENT_CONFIG = Config(CONTENT, CONTENT_GROUPS)
+TIME_TREND = Config("content + time_trend (sampling artifact)", (*CONTENT_GROUPS, "time_trend"))
+EVALUATE_CONFIGS = [*BASELINES, CONTENT_CONFIG, TIME_TREND]
+
+
+def hybrid_configs() -> list[Config]:
+    return [
+        Config("LLM ratings alone", ("llm_ratings",)),
+        Config("content + LLM ratings", (*CONTENT_GROUPS, "llm_ratings")),
+        Config("text_stats + LLM embedding (no TF-IDF)", ("text_stats", "llm_embedding")),
+        Config("content + LLM embedding", (*CONTENT_GROUPS, "llm_embedding")),
+        Config("full hybrid (content + LLM ratings + embedding)", (*CONTENT_GROUPS, "llm_ratings", "llm_embedding")),
+    ]
+
+
+ABLATION_CONFIGS = [
+    *BASELINES,
+    Config("text_stats", ("text_stats",)),
+    Config("tfidf", ("tfidf",)),
+    Config("text_stats + tfidf", ("text_stats", "tfidf")),
+    CONTENT_CONFIG,
+    *hybrid_configs(),
+    TIME_TREND,
+]
+FULL_HYBRID = hybrid_configs()[-1]
+
+
+def run_configs(
+    posts: pd.DataFrame,
+    configs: list[Config],
+    settings: Settings,
+    client: LLMClient | None,
+    progress: bool = True,
+    concurrency: int = 4,
+) -> list[CVResult]:
+    """Cross-validate every config on one set of grouped folds. LLM columns come through the cache."""
+    all_groups = sorted({g for c in configs for g in c.groups})
+    enriched = with_llm_columns(posts, all_groups, client, concurrency=concurrency, progress=progress)
+    folds = grouped_folds(enriched, settings.n_folds, settings.seed)
+    return [cross_validate(c.name, lambda c=c: c.make(settings), enriched, folds, progress) for c in configs]
+
+
+def render_fold_table(results: list[CVResult]) -> str:
+    """Mean ± std over folds for each config, as a markdown table."""
+    lines = ["| configuration | Spearman | RMSE log1p | MAE log1p | R2 |", "|---|---|---|---|---|"]
+    for r in results:
+        cells = " | ".join(f"{r.mean(m):.3f} ± {r.std(m):.3f}" for m in METRICS)
+        lines.append(f"| {r.name} | {cells} |")
+    return "\n".join(lines)
+
+
+@dataclass
+class Row:
+    result: CVResult
+    intervals: dict[str, Interval]
+    delta: dict[str, Interval]
+    llm_tokens_per_1k: float
+    llm_seconds_per_1k: float
+    llm_usd_per_1k: float
+    predict_ms: float
+
+
+def _fmt(interval: Interval, signed: bool = False) -> str:
+    point, low, high = interval
+    spec = "+.3f" if signed else ".3f"
+    return f"{point:{spec}} [{low:{spec}}, {high:{spec}}]"
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _llm_cost(client: LLMClient | None, groups: tuple[str, ...], n_posts: int) -> tuple[float, float, float]:
+    """Tokens, LLM seconds and dollars per 1,000 posts to produce this config's LLM features."""
+    if client is None:
+        return 0.0, 0.0, 0.0
+    kinds = {"llm_ratings": "assess", "llm_embedding": "embed"}
+    wanted = {kinds[g] for g in groups if g in kinds}
+    records = [r for r in client.ledger.records if r.kind in wanted]
+    prompt_price, completion_price = client.ledger.price_per_million
+    scale = 1000.0 / max(n_posts, 1)
+    tokens = sum(r.prompt_tokens + r.completion_tokens for r in records)
+    usd = sum(r.prompt_tokens * prompt_price + r.completion_tokens * completion_price for r in records) / 1e6
+    return tokens * scale, sum(r.latency_ms for r in records) / 1000.0 * scale, usd * scale
+
+
+def _predict_latency_ms(config: Config, posts: pd.DataFrame, settings: Settings, n: int = 200) -> float:
+    """Median ms to score one post with precomputed LLM columns (the model's own cost)."""
+    if config.estimator != "lightgbm":
+        return float("nan")
+    model = config.make(settings).fit(posts)
+    sample = posts.sample(min(n, len(posts)), random_state=settings.seed)
+    timings = []
+    for i in range(len(sample)):
+        started = time.perf_counter()
+        model.predict_log(sample.iloc[[i]])
+        timings.append((time.perf_counter() - started) * 1000)
+    return float(np.median(timings))
+
+
+def run_ablation(
+    posts: pd.DataFrame,
+    report: DataReport,
+    settings: Settings,
+    llm: str | None,
+    out_dir: Path,
+    progress: bool = True,
+    concurrency: int = 4,
+    n_boot: int = 1000,
+) -> Path:
+    from hybrid_scorer.report import write_report
+    from hybrid_scorer.tracking import log_run
+
+    client = client_for(llm, settings)
+    configs = (
+        ABLATION_CONFIGS if client else [c for c in ABLATION_CONFIGS if not any(g.startswith("llm_") for g in c.groups)]
+    )
+    started = time.perf_counter()
+    results = run_configs(posts, configs, settings, client, progress, concurrency)
+    enriched = with_llm_columns(posts, sorted({g for c in configs for g in c.groups}), client, progress=False)
+    y_log = np.log1p(posts["score"].to_numpy(np.float64))
+    content_oof = next(r.oof_log for r in results if r.name == CONTENT)
+    rows = []
+    for config, result in zip(configs, results, strict=True):
+        intervals, delta = bootstrap_intervals(y_log, result.oof_log, content_oof, n_boot, settings.seed)
+        rows.append(
+            Row(
+                result,
+                intervals,
+                delta,
+                *_llm_cost(client, config.groups, len(posts)),
+                predict_ms=_predict_latency_ms(config, enriched, settings)
+                if config in (CONTENT_CONFIG, FULL_HYBRID)
+                else float("nan"),
+            )
+        )
+    final = FULL_HYBRID if client else CONTENT_CONFIG
+    final_model = final.make(settings).fit(enriched)
+    assert isinstance(final_model, HybridScorer)
+    path = write_report(
+        out_dir,
+        rows,
+        posts,
+        enriched,
+        final,
+        final_model,
+        header={
+            "data file sha256": report.sha256,
+            "posts after cleaning and deduplication": str(len(posts)),
+            "protocol": f"{settings.n_folds}-fold CV grouped by normalized title, stratified on log-score deciles,"
+            f" seed {settings.seed}; {n_boot} bootstrap resamples over posts for 95% intervals",
+            "LLM spec": f"{client.spec} (prompt {client.prompt.version}, sha256 {client.prompt.sha256[:12]})"
+            if client
+            else "none",
+            "package version": __version__,
+            "git commit": _git_commit(),
+            "wall time of this ablation": f"{time.perf_counter() - started:.0f} s",
+        },
+    )
+    log_run(
+        "ablate",
+        params={"data_sha256": report.sha256, "llm": llm, "seed": settings.seed, "n_boot": n_boot},
+        metrics={f"{r.result.name}.{m}": r.intervals[m][0] for r in rows for m in METRICS},
+        artifact_paths=[path, *sorted(out_dir.glob("*.png"))],
+    )
+    return path

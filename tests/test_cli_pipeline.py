@@ -1,0 +1,79 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from hybrid_scorer.cli import build_parser, main
+from hybrid_scorer.tracking import log_run
+
+
+def test_help_explains_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("extract", "evaluate", "train", "ablate", "predict", "monitor"):
+        assert command in out
+    with pytest.raises(SystemExit):
+        main(["extract", "--help"])
+    assert "resumes" in capsys.readouterr().out
+
+
+def test_bad_data_path_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["evaluate", "--data", str(tmp_path / "missing.csv"), "-q"]) == 2
+    assert "file not found" in capsys.readouterr().err
+
+
+def test_evaluate_prints_the_table(csv_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["evaluate", "--data", str(csv_path), "-q"]) == 0
+    out = capsys.readouterr().out
+    for row in (
+        "median baseline",
+        "TF-IDF + RandomForest baseline",
+        "content (text_stats+tfidf+meta)",
+        "content + time_trend",
+    ):
+        assert row in out
+
+
+def test_extract_train_predict_smoke(csv_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["extract", "--data", str(csv_path), "--llm", "mock", "--limit", "20", "--out", "ex", "-q"]) == 0
+    ledger = json.loads((tmp_path / "ex" / "ledger.json").read_text())
+    assert ledger["total"]["calls"] == 40 and set(ledger["by_kind"]) == {"assess", "embed"}
+    assert main(["train", "--data", str(csv_path), "--llm", "mock", "-q"]) == 0
+    assert (tmp_path / "models/current/hybrid/manifest.json").is_file()
+    capsys.readouterr()
+    assert main(["predict", "--title", "Why is the sky blue?"]) == 0
+    prediction = json.loads(capsys.readouterr().out)
+    assert prediction["score"] >= 0 and prediction["fallback"] is False
+    assert main(["predict", "--title", "   "]) == 2
+    assert "'title'" in capsys.readouterr().err
+
+
+def test_ablate_writes_report_and_plots(csv_path: Path, tmp_path: Path) -> None:
+    assert main(["ablate", "--data", str(csv_path), "--llm", "mock", "--out", "rep", "--n-boot", "20", "-q"]) == 0
+    report = (tmp_path / "rep" / "ablation.md").read_text()
+    for needle in (
+        "full hybrid",
+        "LLM ratings alone",
+        "content + time_trend",
+        "Δ Spearman",
+        "data file sha256",
+        "git commit",
+        "mock:mock-v1",
+    ):
+        assert needle in report
+    for plot in ("ablation.png", "pred_vs_actual.png", "importance.png", "residuals_by_flair.png"):
+        assert (tmp_path / "rep" / plot).stat().st_size > 1000
+
+
+def test_mlflow_run_is_logged_with_metrics(tmp_path: Path) -> None:
+    from mlflow.tracking import MlflowClient
+
+    run_id = log_run("unit", params={"a": 1}, metrics={"content.spearman": 0.4}, text_artifacts={"t.md": "hi"})
+    assert run_id is not None
+    run = MlflowClient().get_run(run_id)
+    assert run.data.metrics["content.spearman"] == 0.4 and run.data.params["a"] == "1"
+
+
+def test_parser_defaults_to_embedded_llm() -> None:
+    assert build_parser().parse_args(["ablate"]).llm == "embedded"

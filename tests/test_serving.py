@@ -1,0 +1,152 @@
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybrid_scorer.cli import main
+from hybrid_scorer.config import Settings
+from hybrid_scorer.llm.backends.mock import MockBackend
+from hybrid_scorer.llm.client import LLMClient, RawReply
+from hybrid_scorer.llm.prompts import load_prompt
+from hybrid_scorer.monitoring import MonitorThresholds, build_reference, category_drift, psi, summarize
+from hybrid_scorer.serving import Prediction, PredictionInputError, Predictor
+from hybrid_scorer.training import train_and_save
+
+POST = {"title": "Why is the black hole gravity so strong?", "body": "Asking for a friend."}
+
+
+@pytest.fixture
+def model_dir(posts: pd.DataFrame, settings: Settings, tmp_path: Path) -> Path:
+    from hybrid_scorer.data import DataReport
+
+    out = tmp_path / "models"
+    lines = list(train_and_save(posts, DataReport(path="x", sha256="0" * 64), settings, "mock", out, progress=False))
+    assert any("hybrid" in line for line in lines) and (out / "reference.json").is_file()
+    return out
+
+
+@pytest.fixture
+def predictor(model_dir: Path, settings: Settings, tmp_path: Path) -> Predictor:
+    return Predictor(model_dir=model_dir, settings=settings, log_path=tmp_path / "logs" / "p.jsonl")
+
+
+class FailingBackend(MockBackend):
+    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply:
+        raise ValueError("model crashed")
+
+
+class SlowBackend(MockBackend):
+    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply:
+        time.sleep(0.5)
+        return super().complete(messages, schema)
+
+
+def test_predict_returns_score_with_mlops_fields(predictor: Predictor) -> None:
+    prediction = predictor.predict(POST)
+    assert isinstance(prediction, Prediction) and prediction.score >= 0 and not prediction.fallback
+    assert prediction.score == pytest.approx(max(np.expm1(prediction.log_score), 0))
+    assert prediction.model_version.startswith("text_stats+tfidf+meta+llm_ratings+llm_embedding@")
+    assert prediction.llm_tokens > 0 and not prediction.cache_hit and prediction.latency_ms > 0
+    again = predictor.predict(POST)
+    assert again.cache_hit and again.llm_tokens == 0 and again.score == prediction.score
+
+
+@pytest.mark.parametrize(
+    ("post", "field", "hint"),
+    [
+        ({"body": "no title"}, "'title'", "Field required"),
+        ({"title": "   "}, "'title'", "at least 1 character"),
+        ({"title": 42}, "'title'", "valid string"),
+        ({"title": "ok", "body": ["a"]}, "'body'", "valid string"),
+        ({"title": "x" * 301}, "'title'", "at most 300"),
+        ({"title": "ok", "titel": "typo"}, "'titel'", "Extra inputs"),
+        ({"title": "ok", "created_utc": "last week"}, "'created_utc'", "datetime"),
+    ],
+)
+def test_invalid_input_names_the_field(predictor: Predictor, post: dict, field: str, hint: str) -> None:
+    with pytest.raises(PredictionInputError) as info:
+        predictor.predict(post)
+    assert field in str(info.value) and hint in str(info.value)
+
+
+def test_non_dict_input_is_rejected(predictor: Predictor) -> None:
+    with pytest.raises(PredictionInputError, match="must be a dict"):
+        predictor.predict("Why is the sky blue?")  # type: ignore[arg-type]
+
+
+def test_batch_returns_errors_in_place(predictor: Predictor) -> None:
+    out = predictor.predict_batch([POST, {"body": "x"}, POST])
+    assert (
+        isinstance(out[0], Prediction) and isinstance(out[1], PredictionInputError) and isinstance(out[2], Prediction)
+    )
+
+
+@pytest.mark.parametrize(("backend", "kind"), [(FailingBackend(), "RuntimeError"), (SlowBackend(), "TimeoutError")])
+def test_fallback_to_content_model(predictor: Predictor, backend: MockBackend, kind: str) -> None:
+    predictor.load()
+    predictor.client = LLMClient(backend, load_prompt(), max_retries=0)
+    predictor.llm_budget_ms = 100
+    started = time.perf_counter()
+    prediction = predictor.predict(POST)
+    assert prediction.fallback and kind in (prediction.fallback_reason or "")
+    assert prediction.model_version.startswith("text_stats+tfidf+meta@")
+    assert time.perf_counter() - started < 0.45  # never waits past the budget for a slow LLM
+
+
+def test_log_is_written_and_monitor_parses_it(
+    predictor: Predictor, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for i in range(5):
+        predictor.predict({**POST, "title": f"{POST['title']} {i}"})
+    lines = (tmp_path / "logs" / "p.jsonl").read_text().splitlines()
+    record = json.loads(lines[0])
+    assert len(lines) == 5 and {"timestamp", "model_version", "latency_ms", "llm_tokens", "fallback"} <= set(record)
+    assert record["features"]["title_chars"] > 0
+    assert main(["monitor", "--log", str(tmp_path / "logs" / "p.jsonl"), "--model-dir", str(model_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "p99_latency_ms" in out and "psi.title_chars" in out and "js.flair" in out
+
+
+def test_log_rotates_at_its_size_bound(model_dir: Path, settings: Settings, tmp_path: Path) -> None:
+    small = settings.model_copy(update={"prediction_log_max_bytes": 2000})
+    predictor = Predictor(model_dir=model_dir, settings=small, log_path=tmp_path / "r" / "p.jsonl")
+    for i in range(20):
+        predictor.predict({"title": f"question number {i}?"})
+    files = list((tmp_path / "r").iterdir())
+    assert len(files) > 1 and all(f.stat().st_size <= 2000 for f in files)
+
+
+def test_drift_detector_fires_on_shift_and_stays_quiet_on_resample() -> None:
+    rng = np.random.default_rng(0)
+    reference_values = rng.lognormal(4, 1, 5000)
+    flairs = pd.Series(rng.choice(["physics", "biology", "medicine"], 5000, p=[0.5, 0.3, 0.2]))
+    reference = build_reference(pd.DataFrame({"title_chars": reference_values, "flair": flairs}))
+    resample = rng.choice(reference_values, 500)
+    shifted = reference_values[:500] * 3
+    assert psi(reference["numeric"]["title_chars"], resample) < 0.1
+    assert psi(reference["numeric"]["title_chars"], shifted) > 0.5
+    same = category_drift(reference["categorical"]["flair"], flairs.sample(500, random_state=1))
+    moved = category_drift(reference["categorical"]["flair"], pd.Series(["medicine"] * 400 + ["physics"] * 100))
+    assert same[0] < 0.1 and same[1] > 0.01
+    assert moved[0] > 0.3 and moved[1] < 1e-6
+
+
+def test_summarize_flags_thresholds() -> None:
+    log = pd.DataFrame(
+        {
+            "timestamp": pd.date_range("2026-01-01", periods=4, freq="s").astype(str),
+            "latency_ms": [1, 2, 3, 400],
+            "llm_called": True,
+            "cache_hit": [True, False, True, True],
+            "llm_failure": [None, "timeout", None, None],
+            "fallback": [False, True, False, False],
+            "llm_tokens": [0, 10, 0, 0],
+        }
+    )
+    metrics, alerts = summarize(log, None, MonitorThresholds())
+    assert metrics["fallback_rate"] == 0.25 and metrics["cache_hit_rate"] == 0.75
+    assert any(a.startswith("p99_latency_ms") for a in alerts) and any(a.startswith("fallback_rate") for a in alerts)

@@ -129,7 +129,7 @@ class Predictor:
         self.llm_override = llm
         self.llm_budget_ms = llm_budget_ms if llm_budget_ms is not None else self.settings.predict_llm_budget_ms
         self.log = PredictionLog(
-            log_path or self.settings.log_dir / "predictions.jsonl", self.settings.prediction_log_max_bytes
+            Path(log_path or self.settings.log_dir / "predictions.jsonl"), self.settings.prediction_log_max_bytes
         )
         self._lock = threading.Lock()
         self._loaded = False

@@ -23,23 +23,31 @@ class _FieldTfidf:
         self.max_features = max_features
         self.vocabulary: dict[str, int] = {}
         self.idf: np.ndarray = np.zeros(0)
+        self._counter_cache: CountVectorizer | None = None
+        self._idf_diagonal: sparse.dia_matrix | None = None
 
     def fit(self, texts: pd.Series) -> None:
         vectorizer = TfidfVectorizer(max_features=self.max_features, **_VECTORIZER_PARAMS)
         vectorizer.fit(texts)
         self.vocabulary = {term: int(i) for term, i in vectorizer.vocabulary_.items()}
         self.idf = vectorizer.idf_.astype(np.float64)
+        self._counter_cache = None
 
     def transform(self, texts: pd.Series) -> sparse.csr_matrix:
         if not self.vocabulary:
             return sparse.csr_matrix((len(texts), 0))
-        counts = (
-            CountVectorizer(vocabulary=self.vocabulary, lowercase=True, ngram_range=_VECTORIZER_PARAMS["ngram_range"])
-            .transform(texts)
-            .astype(np.float64)
-        )
+        counts = self._counter().transform(texts).astype(np.float64)
         counts.data = 1.0 + np.log(counts.data)
-        return normalize(counts @ sparse.diags(self.idf), norm="l2").tocsr()
+        return normalize(counts @ self._idf_diagonal, norm="l2").tocsr()
+
+    def _counter(self) -> CountVectorizer:
+        """Built once per vocabulary: validating a 2,000-term vocabulary costs more than scoring one post."""
+        if self._counter_cache is None:
+            self._counter_cache = CountVectorizer(
+                vocabulary=self.vocabulary, lowercase=True, ngram_range=_VECTORIZER_PARAMS["ngram_range"]
+            ).fit([""])
+            self._idf_diagonal = sparse.diags(self.idf)
+        return self._counter_cache
 
     @property
     def terms(self) -> list[str]:
@@ -83,4 +91,5 @@ class TfidfFeatures:
         for field, saved in state["fields"].items():
             group._fields[field].vocabulary = {k: int(i) for k, i in saved["vocabulary"].items()}
             group._fields[field].idf = np.asarray(saved["idf"], dtype=np.float64)
+            group._fields[field]._counter_cache = None
         return group

@@ -16,7 +16,7 @@ import pandas as pd
 from hybrid_scorer import __version__
 from hybrid_scorer.baselines import MedianBaseline, RandomForestBaseline
 from hybrid_scorer.config import Settings
-from hybrid_scorer.data import DataReport, grouped_folds
+from hybrid_scorer.data import grouped_folds
 from hybrid_scorer.evaluation import (
     METRICS,
     CVResult,
@@ -25,10 +25,10 @@ from hybrid_scorer.evaluation import (
     bootstrap_intervals,
     cross_validate,
 )
-from hybrid_scorer.features.matrix import CONTENT_GROUPS
+from hybrid_scorer.features.matrix import CONTENT_GROUPS, LLM_GROUPS
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.model import HybridScorer
-from hybrid_scorer.pipeline import client_for, with_llm_columns
+from hybrid_scorer.pipeline import Job, with_llm_columns
 
 CONTENT = "content (text_stats+tfidf+meta)"
 
@@ -82,17 +82,14 @@ ABLATION_CONFIGS = [
 FULL_HYBRID = hybrid_configs()[-1]
 
 
+def groups_of(configs: list[Config]) -> list[str]:
+    return sorted({g for c in configs for g in c.groups})
+
+
 def run_configs(
-    posts: pd.DataFrame,
-    configs: list[Config],
-    settings: Settings,
-    client: LLMClient | None,
-    progress: bool = True,
-    concurrency: int = 4,
+    enriched: pd.DataFrame, configs: list[Config], settings: Settings, progress: bool = True
 ) -> list[CVResult]:
-    """Cross-validate every config on one set of grouped folds. LLM columns come through the cache."""
-    all_groups = sorted({g for c in configs for g in c.groups})
-    enriched = with_llm_columns(posts, all_groups, client, concurrency=concurrency, progress=progress)
+    """Cross-validate every config on one set of grouped folds (posts already carry their LLM columns)."""
     folds = grouped_folds(enriched, settings.n_folds, settings.seed)
     return [cross_validate(c.name, lambda c=c: c.make(settings), enriched, folds, progress) for c in configs]
 
@@ -160,68 +157,43 @@ def _predict_latency_ms(config: Config, posts: pd.DataFrame, settings: Settings,
     return float(np.median(timings))
 
 
-def run_ablation(
-    posts: pd.DataFrame,
-    report: DataReport,
-    settings: Settings,
-    llm: str | None,
-    out_dir: Path,
-    progress: bool = True,
-    concurrency: int = 4,
-    n_boot: int = 1000,
-) -> Path:
+def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000) -> Path:
+    """Every configuration on the same folds, bootstrap statistics, the report and an MLflow run."""
     from hybrid_scorer.report import write_report
     from hybrid_scorer.tracking import log_run
 
-    client = client_for(llm, settings)
-    configs = (
-        ABLATION_CONFIGS if client else [c for c in ABLATION_CONFIGS if not any(g.startswith("llm_") for g in c.groups)]
-    )
+    settings = job.settings
+    client = job.client()
+    configs = ABLATION_CONFIGS if client else [c for c in ABLATION_CONFIGS if not set(c.groups) & set(LLM_GROUPS)]
     started = time.perf_counter()
-    results = run_configs(posts, configs, settings, client, progress, concurrency)
-    enriched = with_llm_columns(posts, sorted({g for c in configs for g in c.groups}), client, progress=False)
-    y_log = np.log1p(posts["score"].to_numpy(np.float64))
+    enriched = with_llm_columns(job.posts, groups_of(configs), client, job.concurrency, job.progress)
+    results = run_configs(enriched, configs, settings, job.progress)
+    y_log = np.log1p(job.posts["score"].to_numpy(np.float64))
     content_oof = next(r.oof_log for r in results if r.name == CONTENT)
     rows = []
     for config, result in zip(configs, results, strict=True):
         intervals, delta = bootstrap_intervals(y_log, result.oof_log, content_oof, n_boot, settings.seed)
-        rows.append(
-            Row(
-                result,
-                intervals,
-                delta,
-                *_llm_cost(client, config.groups, len(posts)),
-                predict_ms=_predict_latency_ms(config, enriched, settings)
-                if config in (CONTENT_CONFIG, FULL_HYBRID)
-                else float("nan"),
-            )
-        )
+        timed = config in (CONTENT_CONFIG, FULL_HYBRID)
+        predict_ms = _predict_latency_ms(config, enriched, settings) if timed else float("nan")
+        rows.append(Row(result, intervals, delta, *_llm_cost(client, config.groups, len(enriched)), predict_ms))
     final = FULL_HYBRID if client else CONTENT_CONFIG
     final_model = final.make(settings).fit(enriched)
     assert isinstance(final_model, HybridScorer)
     print(f"ablation: {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    path = write_report(
-        out_dir,
-        rows,
-        posts,
-        enriched,
-        final,
-        final_model,
-        header={
-            "data file sha256": report.sha256,
-            "posts after cleaning and deduplication": str(len(posts)),
-            "protocol": f"{settings.n_folds}-fold CV grouped by normalized title, stratified on log-score deciles,"
-            f" seed {settings.seed}; {n_boot} bootstrap resamples over posts for 95% intervals",
-            "LLM spec": f"{client.spec} (prompt {client.prompt.version}, sha256 {client.prompt.sha256[:12]})"
-            if client
-            else "none",
-            "package version": __version__,
-            "git commit": _git_commit(),
-        },
-    )
+    prompt = f"{client.spec} (prompt {client.prompt.version}, sha256 {client.prompt.sha256[:12]})" if client else "none"
+    header = {
+        "data file sha256": job.report.sha256,
+        "posts after cleaning and deduplication": str(len(enriched)),
+        "protocol": f"{settings.n_folds}-fold CV grouped by normalized title, stratified on log-score deciles,"
+        f" seed {settings.seed}; {n_boot} bootstrap resamples over posts for 95% intervals",
+        "LLM spec": prompt,
+        "package version": __version__,
+        "git commit": _git_commit(),
+    }
+    path = write_report(out_dir, rows, enriched, final, final_model, header)
     log_run(
         "ablate",
-        params={"data_sha256": report.sha256, "llm": llm, "seed": settings.seed, "n_boot": n_boot},
+        params={"data_sha256": job.report.sha256, "llm": job.llm, "seed": settings.seed, "n_boot": n_boot},
         metrics={f"{r.result.name}.{m}": r.intervals[m][0] for r in rows for m in METRICS},
         artifact_paths=[path, *sorted(out_dir.glob("*.png"))],
     )

@@ -9,9 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-from hybrid_scorer.config import Settings, get_settings
+from hybrid_scorer.config import get_settings
 from hybrid_scorer.data import DataValidationError, prepare_posts
+from hybrid_scorer.evaluation import METRICS
 from hybrid_scorer.llm.backends import SPEC_HELP
+from hybrid_scorer.pipeline import Job
 
 EPILOG = "Settings can also come from HYBRID_SCORER_* environment variables (and ASKSCIENCE_CSV for the data)."
 
@@ -29,32 +31,25 @@ def _common(parser: argparse.ArgumentParser, llm_default: str | None = "embedded
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    return get_settings(
-        data_path=getattr(args, "data", None),
-        cache_dir=getattr(args, "cache_dir", None),
-        seed=getattr(args, "seed", None),
-    )
-
-
-def _load(settings: Settings, limit: int | None = None):
+def _job(args: argparse.Namespace, limit: int | None = None) -> Job:
+    """Settings from the environment and flags, and the prepared posts (with the data report on stderr)."""
+    settings = get_settings(data_path=args.data, cache_dir=args.cache_dir, seed=args.seed)
     posts, report = prepare_posts(settings.data_path)
     print(report.summary(), file=sys.stderr)
-    return (posts.head(limit) if limit else posts), report
+    return Job(posts.head(limit) if limit else posts, report, settings, args.llm, not args.quiet, args.concurrency)
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
     from hybrid_scorer.llm.backends import make_client
     from hybrid_scorer.llm.extract import extract
 
-    settings = _settings(args)
-    posts, _ = _load(settings, args.limit)
-    client = make_client(args.llm, settings)
+    job = _job(args, args.limit)
+    client = make_client(args.llm, job.settings)
     started = time.perf_counter()
     try:
         result = extract(
             client,
-            posts,
+            job.posts,
             assessments=not args.no_assess,
             embeddings=not args.no_embed,
             concurrency=args.concurrency,
@@ -71,26 +66,26 @@ def cmd_extract(args: argparse.Namespace) -> int:
         result.assessments.to_csv(out / "assessments.csv", index=False)
     client.ledger.save(out / "ledger.json")
     print(client.ledger.summary().render())
-    print(f"{len(posts)} posts in {elapsed:.1f} s wall; feature table and ledger in {out}/")
+    print(f"{len(job.posts)} posts in {elapsed:.1f} s wall; feature table and ledger in {out}/")
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from hybrid_scorer.ablation import EVALUATE_CONFIGS, hybrid_configs, render_fold_table, run_configs
-    from hybrid_scorer.pipeline import client_for
+    from hybrid_scorer.ablation import EVALUATE_CONFIGS, FULL_HYBRID, groups_of, render_fold_table, run_configs
+    from hybrid_scorer.pipeline import with_llm_columns
     from hybrid_scorer.tracking import log_run
 
-    settings = _settings(args)
-    posts, report = _load(settings)
-    client = client_for(args.llm, settings)
-    configs = EVALUATE_CONFIGS + (hybrid_configs()[-1:] if client else [])
-    results = run_configs(posts, configs, settings, client, progress=not args.quiet, concurrency=args.concurrency)
+    job = _job(args)
+    client = job.client()
+    configs = EVALUATE_CONFIGS + ([FULL_HYBRID] if client else [])
+    enriched = with_llm_columns(job.posts, groups_of(configs), client, job.concurrency, job.progress)
+    results = run_configs(enriched, configs, job.settings, job.progress)
     table = render_fold_table(results)
     print(table)
     log_run(
         "evaluate",
-        params={"data_sha256": report.sha256, "llm": args.llm, "n_posts": len(posts)},
-        metrics={f"{r.name}.{m}": r.mean(m) for r in results for m in ("spearman", "rmse", "mae", "r2")},
+        params={"data_sha256": job.report.sha256, "llm": args.llm, "n_posts": len(enriched)},
+        metrics={f"{r.name}.{m}": r.mean(m) for r in results for m in METRICS},
         text_artifacts={"evaluate.md": table},
     )
     return 0
@@ -99,12 +94,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from hybrid_scorer.training import train_and_save
 
-    settings = _settings(args)
-    posts, report = _load(settings)
-    out = Path(args.out) if args.out else settings.model_dir
-    for line in train_and_save(
-        posts, report, settings, args.llm, out, progress=not args.quiet, concurrency=args.concurrency
-    ):
+    job = _job(args)
+    for line in train_and_save(job, Path(args.out) if args.out else job.settings.model_dir):
         print(line)
     return 0
 
@@ -112,19 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_ablate(args: argparse.Namespace) -> int:
     from hybrid_scorer.ablation import run_ablation
 
-    settings = _settings(args)
-    posts, report = _load(settings)
-    path = run_ablation(
-        posts,
-        report,
-        settings,
-        args.llm,
-        Path(args.out),
-        progress=not args.quiet,
-        concurrency=args.concurrency,
-        n_boot=args.n_boot,
-    )
-    print(f"report written to {path}")
+    print(f"report written to {run_ablation(_job(args), Path(args.out), n_boot=args.n_boot)}")
     return 0
 
 

@@ -114,12 +114,13 @@ def load_posts(path: Path | str, report: DataReport | None = None) -> pd.DataFra
         )
     score = pd.to_numeric(raw["score"], errors="coerce")
     post_ids = raw["url"].map(post_id_from_url)
-    bad_score = score.isna() | ~np.isfinite(score.fillna(0.0))
+    # reddit floors post scores at 0; a negative or non-finite value is a broken row, not a score
+    bad_score = score.isna() | ~np.isfinite(score.fillna(0.0)) | (score < 0)
     report.dropped_bad_score = int(bad_score.sum())
     report.dropped_bad_score_examples = post_ids[bad_score].head(5).tolist()
     if report.dropped_bad_score:
         log.warning(
-            "%s: dropped %d row(s) whose 'score' is missing or not a number (first ids: %s)",
+            "%s: dropped %d row(s) whose 'score' is missing, negative or not a number (first ids: %s)",
             path,
             report.dropped_bad_score,
             ", ".join(report.dropped_bad_score_examples),

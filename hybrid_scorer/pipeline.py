@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 
 from hybrid_scorer.config import Settings
+from hybrid_scorer.data import DataReport
 from hybrid_scorer.features.llm import attach_llm_columns
 from hybrid_scorer.llm.backends import make_client
 from hybrid_scorer.llm.client import LLMClient
@@ -38,3 +40,18 @@ def with_llm_columns(
 
 def client_for(spec: str | None, settings: Settings) -> LLMClient | None:
     return None if spec in (None, "", "none") else make_client(spec, settings)
+
+
+@dataclass
+class Job:
+    """What a command works on: the prepared posts, how they were loaded, settings and the LLM spec."""
+
+    posts: pd.DataFrame
+    report: DataReport
+    settings: Settings
+    llm: str | None
+    progress: bool = True
+    concurrency: int = 4
+
+    def client(self) -> LLMClient | None:
+        return client_for(self.llm, self.settings)

@@ -19,6 +19,12 @@ if TYPE_CHECKING:
     from hybrid_scorer.model import HybridScorer
 
 
+def _save(fig: plt.Figure, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def _table(rows: list[Row]) -> str:
     from hybrid_scorer.ablation import _fmt
 
@@ -50,9 +56,7 @@ def _plot_ablation(rows: list[Row], path: Path) -> None:
     ax.axvline(0, color="grey", lw=0.5)
     ax.set_xlabel("Spearman rho of out-of-fold predictions (95% bootstrap CI)")
     ax.set_title("Ablation on grouped 5-fold CV")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_pred_vs_actual(y_log: np.ndarray, oof_log: np.ndarray, name: str, path: Path) -> None:
@@ -63,9 +67,7 @@ def _plot_pred_vs_actual(y_log: np.ndarray, oof_log: np.ndarray, name: str, path
     ax.set_xlabel("actual log1p(score)")
     ax.set_ylabel("predicted log1p(score), out of fold")
     ax.set_title(f"Predicted vs actual: {name}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_importance(importance: pd.DataFrame, path: Path) -> None:
@@ -79,9 +81,7 @@ def _plot_importance(importance: pd.DataFrame, path: Path) -> None:
     right.set_xlabel("gain")
     right.set_title("Top 20 features")
     right.tick_params(axis="y", labelsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
 
 
 def _plot_residuals_by_flair(posts: pd.DataFrame, residual: np.ndarray, path: Path) -> pd.DataFrame:
@@ -95,9 +95,7 @@ def _plot_residuals_by_flair(posts: pd.DataFrame, residual: np.ndarray, path: Pa
     ax.axvline(0, color="grey", lw=0.8)
     ax.set_xlabel("residual: predicted - actual log1p(score)")
     ax.set_title("Out-of-fold residuals by flair (14 most common)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path)
     return frame.groupby("flair")["residual"].agg(["count", "median", "mean"]).loc[order]
 
 
@@ -105,7 +103,6 @@ def write_report(
     out_dir: Path,
     rows: list[Row],
     posts: pd.DataFrame,
-    enriched: pd.DataFrame,
     final: Config,
     final_model: HybridScorer,
     header: dict[str, str],
@@ -117,7 +114,7 @@ def write_report(
     _plot_pred_vs_actual(y_log, final_row.result.oof_log, final.name, out_dir / "pred_vs_actual.png")
     importance = final_model.gain_importance()
     _plot_importance(importance, out_dir / "importance.png")
-    residuals = _plot_residuals_by_flair(enriched, final_row.result.oof_log - y_log, out_dir / "residuals_by_flair.png")
+    residuals = _plot_residuals_by_flair(posts, final_row.result.oof_log - y_log, out_dir / "residuals_by_flair.png")
     share = importance.groupby("group")["gain"].sum()
     share = (share / share.sum()).sort_values(ascending=False)
     text = "\n".join(

@@ -9,14 +9,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hybrid_scorer.ablation import CONTENT_CONFIG, FULL_HYBRID, Config
-from hybrid_scorer.config import Settings
-from hybrid_scorer.data import DataReport, grouped_folds
+from hybrid_scorer.ablation import CONTENT_CONFIG, FULL_HYBRID, Config, groups_of
+from hybrid_scorer.data import grouped_folds
 from hybrid_scorer.evaluation import METRICS, cross_validate
 from hybrid_scorer.features.meta import normalize_flair
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.monitoring import build_reference
-from hybrid_scorer.pipeline import client_for, with_llm_columns
+from hybrid_scorer.pipeline import Job, with_llm_columns
 from hybrid_scorer.tracking import log_run
 
 
@@ -36,26 +35,17 @@ def _reference_frame(enriched: pd.DataFrame, oof_log: np.ndarray) -> pd.DataFram
     return frame
 
 
-def train_and_save(
-    posts: pd.DataFrame,
-    report: DataReport,
-    settings: Settings,
-    llm: str | None,
-    out_dir: Path,
-    progress: bool = True,
-    concurrency: int = 4,
-) -> Iterator[str]:
+def train_and_save(job: Job, out_dir: Path) -> Iterator[str]:
     """Cross-validate then fit on all posts: `content/` always, `hybrid/` when an LLM is given.
     Yields one human-readable line per saved model."""
-    client = client_for(llm, settings)
+    settings, llm, report = job.settings, job.llm, job.report
+    client = job.client()
     configs: list[Config] = [CONTENT_CONFIG, *([FULL_HYBRID] if client else [])]
-    enriched = with_llm_columns(
-        posts, sorted({g for c in configs for g in c.groups}), client, concurrency=concurrency, progress=progress
-    )
+    enriched = with_llm_columns(job.posts, groups_of(configs), client, job.concurrency, job.progress)
     folds = grouped_folds(enriched, settings.n_folds, settings.seed)
     oof_of_served = None
     for config in configs:
-        cv = cross_validate(config.name, lambda c=config: c.make(settings), enriched, folds, progress)
+        cv = cross_validate(config.name, lambda c=config: c.make(settings), enriched, folds, job.progress)
         model = config.make(settings).fit(enriched)
         assert isinstance(model, HybridScorer) and model.manifest_ is not None
         model.manifest_.metrics = {f"cv_{m}": cv.mean(m) for m in METRICS}

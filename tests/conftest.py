@@ -59,7 +59,7 @@ def synthetic_frame(n: int = 150, seed: int = 0) -> pd.DataFrame:
                 "tag": rng.choice(FLAIRS),
                 "datetime": f"{rng.integers(2012, 2023)}-0{rng.integers(1, 10)}-1{rng.integers(0, 10)} 12:00:00",
                 "author": f"user{i % 17}",
-                "score": round(score),
+                "score": max(round(score), 0),
                 "upvote_ratio": 0.9,
                 "url": f"https://www.reddit.com/r/askscience/comments/p{i:05d}/slug_{i}/",
             }

@@ -44,15 +44,15 @@ def test_unparsable_datetime_names_column_and_row(tmp_path: Path) -> None:
 def test_non_numeric_scores_are_counted_reported_and_dropped(tmp_path: Path) -> None:
     frame = synthetic_frame(20)
     frame["score"] = frame["score"].astype(object)
-    frame.loc[[2, 7], "score"] = ["lots", ""]
+    frame.loc[[2, 7, 9], "score"] = ["lots", "", -3]
     path = tmp_path / "x.csv"
     frame.to_csv(path, index=False)
     report = DataReport(path=str(path))
     posts = load_posts(path, report)
-    assert report.dropped_bad_score == 2
-    assert report.dropped_bad_score_examples == [post_id_from_url(frame.loc[i, "url"]) for i in (2, 7)]
-    assert len(posts) == len(frame) - 2
-    assert "dropped 2 with an unusable score" in report.summary()
+    assert report.dropped_bad_score == 3
+    assert report.dropped_bad_score_examples == [post_id_from_url(frame.loc[i, "url"]) for i in (2, 7, 9)]
+    assert len(posts) == len(frame) - 3
+    assert "dropped 3 with an unusable score" in report.summary()
 
 
 def test_leaky_columns_never_reach_the_posts(posts: pd.DataFrame) -> None:

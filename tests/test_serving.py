@@ -9,10 +9,12 @@ import pytest
 
 from hybrid_scorer.cli import main
 from hybrid_scorer.config import Settings
+from hybrid_scorer.data import DataReport
 from hybrid_scorer.llm.backends.mock import MockBackend
 from hybrid_scorer.llm.client import LLMClient, RawReply
 from hybrid_scorer.llm.prompts import load_prompt
 from hybrid_scorer.monitoring import MonitorThresholds, build_reference, category_drift, psi, summarize
+from hybrid_scorer.pipeline import Job
 from hybrid_scorer.serving import Prediction, PredictionInputError, Predictor
 from hybrid_scorer.training import train_and_save
 
@@ -21,10 +23,9 @@ POST = {"title": "Why is the black hole gravity so strong?", "body": "Asking for
 
 @pytest.fixture
 def model_dir(posts: pd.DataFrame, settings: Settings, tmp_path: Path) -> Path:
-    from hybrid_scorer.data import DataReport
-
     out = tmp_path / "models"
-    lines = list(train_and_save(posts, DataReport(path="x", sha256="0" * 64), settings, "mock", out, progress=False))
+    job = Job(posts, DataReport(path="x", sha256="0" * 64), settings, "mock", progress=False)
+    lines = list(train_and_save(job, out))
     assert any("hybrid" in line for line in lines) and (out / "reference.json").is_file()
     return out
 

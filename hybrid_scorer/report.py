@@ -45,6 +45,12 @@ def _table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _residual_table(residuals: pd.DataFrame) -> str:
+    lines = ["| flair | posts | median residual | mean residual |", "|---|---|---|---|"]
+    lines += [f"| {f} | {int(r['count'])} | {r['median']:+.2f} | {r['mean']:+.2f} |" for f, r in residuals.iterrows()]
+    return "\n".join(lines)
+
+
 def _plot_ablation(rows: list[Row], path: Path) -> None:
     names = [r.result.name for r in rows]
     points = np.array([r.intervals["spearman"] for r in rows])
@@ -146,7 +152,7 @@ def write_report(
             "",
             "Residuals by flair (predicted - actual, log1p scale):",
             "",
-            residuals.to_markdown(floatfmt=".2f") if _has_tabulate() else residuals.round(2).to_string(),
+            _residual_table(residuals),
             "",
             "![residuals by flair](residuals_by_flair.png)",
             "",
@@ -155,11 +161,3 @@ def write_report(
     path = out_dir / "ablation.md"
     path.write_text(text)
     return path
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True

@@ -85,6 +85,14 @@ def test_cache_hit_makes_no_call_and_prompt_change_invalidates(tmp_path: Path) -
     assert summary.calls == 2 and summary.cache_hits == 1 and summary.hit_rate == 0.5
 
 
+def test_cache_is_keyed_by_content_but_results_keep_their_post_id(tmp_path: Path) -> None:
+    client = client_for(ScriptedBackend([GOOD]), tmp_path)
+    twin = PostText("twin456", POST.title, POST.body)  # a repost with the very same text
+    assert client.assess(POST).post_id == POST.post_id
+    hit = client.assess(twin)
+    assert hit.usage.cache_hit and hit.post_id == "twin456"
+
+
 def test_transient_errors_are_retried_and_counted(tmp_path: Path) -> None:
     backend = ScriptedBackend([ServerError("503"), httpx.ReadTimeout("slow"), GOOD])
     result = client_for(backend, tmp_path).assess(POST)

@@ -197,6 +197,8 @@ class LLMClient:
         cached = self.cache.get_json(key) if self.cache is not None else None
         if cached is not None:
             result = AssessmentResult.model_validate(cached)
+            # the cache is keyed by content: two posts with the same text share an entry, not an identity
+            result.post_id = post.post_id
             # keep what producing it cost (tokens, ms) but mark it as served from the cache
             result.usage = result.usage.model_copy(update={"cache_hit": True})
             self.ledger.record(result.usage)

@@ -42,18 +42,25 @@ class LedgerSummary(BaseModel):
     produced_tokens: int
     produced_llm_seconds: float
     produced_cost_usd: float
+    produced_p50_latency_ms: float
+    produced_p95_latency_ms: float
 
     def render(self) -> str:
         failures = ", ".join(f"{k}: {v}" for k, v in self.failures_by_kind.items()) or "none"
         return (
             f"LLM usage ({self.backend}): {self.calls} calls, {self.cache_hits} cache hits ({self.hit_rate:.1%}),"
             f" failures: {failures}\n"
-            f"  tokens: {self.prompt_tokens} prompt + {self.completion_tokens} completion;"
-            f" {self.llm_seconds:.1f} s in the LLM, {self.tokens_per_second:.0f} tokens/s\n"
-            f"  latency of uncached calls: p50 {self.p50_latency_ms:.0f} ms, p95 {self.p95_latency_ms:.0f} ms;"
-            f" estimated cost ${self.estimated_cost_usd:.4f}\n"
-            f"  producing all {self.calls} results took {self.produced_tokens} tokens and"
-            f" {self.produced_llm_seconds:.1f} s (cache provenance), ${self.produced_cost_usd:.4f}"
+            + (
+                f"  tokens: {self.prompt_tokens} prompt + {self.completion_tokens} completion;"
+                f" {self.llm_seconds:.1f} s in the LLM, {self.tokens_per_second:.0f} tokens/s\n"
+                f"  latency of uncached calls: p50 {self.p50_latency_ms:.0f} ms, p95 {self.p95_latency_ms:.0f} ms;"
+                f" estimated cost ${self.estimated_cost_usd:.4f}\n"
+                if self.calls > self.cache_hits
+                else "  no live LLM call in this run\n"
+            )
+            + f"  producing all {self.calls} results took {self.produced_tokens} tokens and"
+            f" {self.produced_llm_seconds:.1f} s (p50 {self.produced_p50_latency_ms:.0f} ms, p95"
+            f" {self.produced_p95_latency_ms:.0f} ms per call; cache provenance), ${self.produced_cost_usd:.4f}"
         )
 
 
@@ -79,6 +86,7 @@ class UsageLedger:
         records = self.records
         live = [r for r in records if not r.cache_hit]
         latencies = np.array([r.latency_ms for r in live]) if live else np.zeros(1)
+        produced = np.array([r.latency_ms for r in records]) if records else np.zeros(1)
         prompt = sum(r.prompt_tokens for r in live)
         completion = sum(r.completion_tokens for r in live)
         seconds = float(latencies.sum() / 1000.0) if live else 0.0
@@ -103,6 +111,8 @@ class UsageLedger:
             produced_tokens=sum(r.prompt_tokens + r.completion_tokens for r in records),
             produced_llm_seconds=sum(r.latency_ms for r in records) / 1000.0,
             produced_cost_usd=cost(records),
+            produced_p50_latency_ms=float(np.percentile(produced, 50)),
+            produced_p95_latency_ms=float(np.percentile(produced, 95)),
         )
 
     def save(self, path: Path | str) -> Path:

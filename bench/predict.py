@@ -55,7 +55,8 @@ def main() -> None:
         first = hybrid.predict(requests[0])
         print(f"    cache check: first (b) request cache_hit={first.cache_hit}, fallback={first.fallback}")
         _percentiles("(b) hybrid, LLM answers cached", lambda i: hybrid.predict(requests[i]), args.n)
-        fresh = [{"title": f"{r['title']} (variant {time.time_ns()})", "body": r["body"]} for r in requests]
+        stamp = time.time_ns()  # a title never seen before: no cache entry, a real LLM call
+        fresh = [{"title": f"[{stamp}-{i}] {r['title'][:250]}", "body": r["body"]} for i, r in enumerate(requests)]
         _percentiles("(c) hybrid, live embedded LLM call", lambda i: hybrid.predict(fresh[i]), max(args.n // 10, 5))
 
     model = content.content

@@ -136,7 +136,8 @@ def write_report(
             "Point estimates are on all out-of-fold predictions; intervals are 95% bootstrap percentiles over posts."
             " Δ columns are paired differences against the content model on the same resampled posts (for RMSE,"
             " negative is better). LLM cost is what producing the features took (cache provenance), per 1,000"
-            " posts. Predict ms is the model's own median time for one post with the LLM columns already at hand.",
+            " posts. Predict ms is the model's own median time for one post with the LLM columns already at hand"
+            " (a timing: it varies a little between runs, unlike every other number here).",
             "",
             _table(rows),
             "",

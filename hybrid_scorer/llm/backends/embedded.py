@@ -61,7 +61,10 @@ class EmbeddedBackend:
 
     @property
     def params(self) -> dict[str, Any]:
-        return {"decoding": "schema-scored-v2", "n_ctx": N_CTX}
+        return {
+            "decoding": "schema-scored-v2",
+            "n_ctx": N_CTX,
+        }  # v2 = the answer; see test_speculative_equals_sequential
 
     @property
     def embedding_params(self) -> dict[str, Any]:
@@ -113,42 +116,93 @@ class EmbeddedBackend:
         llm.n_tokens = boundary
         return tokens[boundary:]
 
-    def _feed(self, tokens: list[int]) -> np.ndarray:
-        """Append tokens to the context; log-probabilities of the next token."""
+    def _decode(self, tokens: list[int], outputs: list[int]) -> dict[int, np.ndarray]:
+        """Append tokens to the context in batches; log-probs of the next token after each position in
+        `outputs` (indices into `tokens`), computed in the same forward pass."""
+        import llama_cpp
+
         llm = self._generator
-        llm.eval(tokens)
-        logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(llm.n_vocab(),))
-        return _log_softmax(logits.astype(np.float64))
+        llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens, -1)
+        found: dict[int, np.ndarray] = {}
+        for start in range(0, len(tokens), llm.n_batch):
+            chunk = tokens[start : start + llm.n_batch]
+            llm._batch.set_batch(batch=chunk, n_past=llm.n_tokens, logits_all=False)
+            wanted = [p - start for p in outputs if start <= p < start + len(chunk)]
+            for i in wanted:
+                llm._batch.batch.logits[i] = True
+            llm._ctx.decode(llm._batch)
+            llm.input_ids[llm.n_tokens : llm.n_tokens + len(chunk)] = chunk
+            llm.n_tokens += len(chunk)
+            for i in wanted:
+                logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, i), shape=(llm.n_vocab(),))
+                found[start + i] = _log_softmax(logits.astype(np.float64))
+        return found
 
     def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply:
+        """Greedy schema-constrained answer with speculative verification.
+
+        The answer is fed in as few forward passes as possible: up to the first field we cannot guess
+        (the topic), then the rest in one pass with a guess for every rating ('1', which the small model
+        answers almost always), reading the distribution at each value position. Values are checked in
+        order; at the first wrong guess the context is rolled back to that position and the rest is fed
+        again with the corrected value. The result is exactly the sequential greedy answer, in two
+        forward passes instead of one per field (a 6-token pass costs ~60 ms here, measured)."""
         with self._lock:
             self._llm()
+            fields = _fields(schema)
             pending = self._start(messages)
             n_prompt = self._generator.n_tokens + len(pending)
-            values: dict[str, Any] = {}
+            chosen: list[Any] = []
             expected: dict[str, float] = {}
-            text = ""
-            for name, options in _fields(schema):
-                segment = ("{" if not values else ", ") + json.dumps(name) + ": "
-                if isinstance(options[0], str):
-                    logprobs = self._feed(pending + self._tokens(segment + '"'))
-                    choice = options[int(np.argmax([logprobs[self._tokens(o)[0]] for o in options]))]
-                    values[name] = choice
-                    text += segment + '"' + choice
-                    pending = self._tokens(choice + '"')
-                    text += '"'
-                else:
-                    logprobs = self._feed(pending + self._tokens(segment))
-                    digit_lp = np.array([logprobs[self._tokens(d)[0]] for d in DIGITS])
-                    weights = np.exp(digit_lp - digit_lp.max())
-                    expected[name] = float((np.arange(1, 6) * weights).sum() / weights.sum())
-                    values[name] = int(np.argmax(digit_lp)) + 1
-                    text += segment + str(values[name])
-                    pending = self._tokens(str(values[name]))
-            text += "}"
+            start, resumed = 0, False  # after a rollback the context holds everything before field start's value
+            while len(chosen) < len(fields):
+                base = self._generator.n_tokens
+                guesses = chosen + [_guess(options) for _, options in fields[len(chosen) :]]
+                tokens, positions = self._answer_tokens(fields, guesses, start, resumed)
+                open_fields = range(len(chosen), start + len(positions))
+                logprobs = self._decode(pending + tokens, [len(pending) + positions[k - start] for k in open_fields])
+                for k in open_fields:
+                    name, options = fields[k]
+                    position = len(pending) + positions[k - start]
+                    chosen.append(self._pick(name, options, logprobs[position], expected))
+                    if chosen[k] != guesses[k]:  # later positions saw a wrong (or no) guess: roll back, refeed
+                        self._generator.n_tokens = base + position + 1
+                        pending, start, resumed = [], k, True
+                        break
+            text = json.dumps(dict(zip([n for n, _ in fields], chosen, strict=True)))
             return RawReply(
                 text=text, prompt_tokens=n_prompt, completion_tokens=len(self._tokens(text)), expected=expected
             )
+
+    def _answer_tokens(
+        self, fields: list[tuple[str, list[Any]]], values: list[Any], first: int, resumed: bool
+    ) -> tuple[list[int], list[int]]:
+        """Tokens of the answer from field `first` on (from its value when `resumed`: the context already
+        holds its key), and for each field the index of the token after which its value is predicted."""
+        tokens: list[int] = []
+        positions: list[int] = []
+        for k in range(first, len(fields)):
+            name, options = fields[k]
+            if k > first or not resumed:
+                tokens += self._tokens(
+                    ("{" if k == 0 else ", ") + json.dumps(name) + ": " + ('"' if isinstance(options[0], str) else "")
+                )
+            positions.append(len(tokens) - 1)
+            value = values[k]
+            if value is None:  # no guess for this field: stop at its decision point
+                break
+            tokens += self._tokens(f'{value}"' if isinstance(value, str) else str(value))
+        return tokens, positions
+
+    def _pick(self, name: str, options: list[Any], logprobs: np.ndarray, expected: dict[str, float]) -> Any:
+        """The allowed value with the highest next-token probability (first token for strings); for
+        ratings also the probability-weighted expectation over 1-5."""
+        if isinstance(options[0], str):
+            return options[int(np.argmax([logprobs[self._tokens(o)[0]] for o in options]))]
+        digit_lp = np.array([logprobs[self._tokens(d)[0]] for d in DIGITS])
+        weights = np.exp(digit_lp - digit_lp.max())
+        expected[name] = float((np.arange(1, 6) * weights).sum() / weights.sum())
+        return int(np.argmax(digit_lp)) + 1
 
     def embed(self, text: str) -> RawEmbedding:
         with self._lock:
@@ -156,6 +210,11 @@ class EmbeddedBackend:
                 self._embedder = self._load(embedding=True)
             vector, n_tokens = self._embedder.embed(text, truncate=True, return_count=True)
             return RawEmbedding(np.asarray(vector, dtype=np.float32), prompt_tokens=int(n_tokens))
+
+
+def _guess(options: list[Any]) -> Any:
+    """Speculate integers (their first allowed value); an enum of words is too spread out to guess."""
+    return None if isinstance(options[0], str) else options[0]
 
 
 def _fields(schema: dict[str, Any]) -> list[tuple[str, list[Any]]]:

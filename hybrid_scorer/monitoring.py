@@ -30,7 +30,7 @@ _EPS = 1e-4
 
 class MonitorThresholds(BaseModel):
     psi: float = 0.2  # > 0.2 is the usual "significant shift" rule of thumb
-    js_distance: float = 0.1
+    js_distance: float = 0.1  # noisy below ~500 predictions with many categories: read it with chi2_p
     p99_latency_ms: float = 50.0
     fallback_rate: float = 0.05
     llm_failure_rate: float = 0.02
@@ -118,7 +118,7 @@ def summarize(
             "llm_failure_rate": float(log.loc[llm_called, "llm_failure"].notna().mean()) if llm_called.any() else 0.0,
             "fallback_rate": float(log["fallback"].mean()),
             "llm_tokens": float(log["llm_tokens"].sum()),
-            "llm_cost_usd": float(log.get("llm_cost_usd", pd.Series([0.0])).sum()),
+            "llm_cost_usd": float(log["llm_cost_usd"].sum()) if "llm_cost_usd" in log else float("nan"),
             "out_of_range_rate": float(log.get("features.llm_out_of_range", pd.Series([False])).fillna(False).mean()),
         }
     )

@@ -72,6 +72,7 @@ class Prediction(BaseModel):
     latency_ms: float
     llm_latency_ms: float = 0.0
     llm_tokens: int = 0
+    llm_cost_usd: float = 0.0
     cache_hit: bool = False
     fallback: bool = False
     fallback_reason: str | None = None
@@ -177,9 +178,13 @@ class Predictor:
         except FutureTimeout as exc:
             raise TimeoutError(f"LLM exceeded the {self.llm_budget_ms:.0f} ms budget") from exc
         usages = [r.usage for r in (assessment, embedding) if r is not None]
+        live = [u for u in usages if not u.cache_hit]
+        prompt_price, completion_price = client.ledger.price_per_million
         info = {
             "llm_latency_ms": (time.perf_counter() - started) * 1000,
-            "llm_tokens": sum(u.prompt_tokens + u.completion_tokens for u in usages if not u.cache_hit),
+            "llm_tokens": sum(u.prompt_tokens + u.completion_tokens for u in live),
+            "llm_cost_usd": sum(u.prompt_tokens * prompt_price + u.completion_tokens * completion_price for u in live)
+            / 1e6,
             "cache_hit": all(u.cache_hit for u in usages),
             "llm_failure": None,
         }
@@ -204,7 +209,7 @@ class Predictor:
         frame = _post_frame(valid)
         model, info, reason = (
             self.content,
-            {"llm_latency_ms": 0.0, "llm_tokens": 0, "cache_hit": False, "llm_failure": None},
+            {"llm_latency_ms": 0.0, "llm_tokens": 0, "llm_cost_usd": 0.0, "cache_hit": False, "llm_failure": None},
             None,
         )
         if self.hybrid is not None and self.client is not None:
@@ -226,6 +231,7 @@ class Predictor:
             latency_ms=(time.perf_counter() - started) * 1000,
             llm_latency_ms=info["llm_latency_ms"],
             llm_tokens=info["llm_tokens"],
+            llm_cost_usd=info["llm_cost_usd"],
             cache_hit=info["cache_hit"],
             fallback=reason is not None,
             fallback_reason=reason,

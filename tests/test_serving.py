@@ -9,7 +9,7 @@ import pytest
 
 from hybrid_scorer.cli import main
 from hybrid_scorer.config import Settings
-from hybrid_scorer.data import DataReport
+from hybrid_scorer.data import prepare_posts
 from hybrid_scorer.llm.backends.mock import MockBackend
 from hybrid_scorer.llm.client import LLMClient, RawReply
 from hybrid_scorer.llm.prompts import load_prompt
@@ -17,17 +17,24 @@ from hybrid_scorer.monitoring import MonitorThresholds, build_reference, categor
 from hybrid_scorer.pipeline import Job
 from hybrid_scorer.serving import Prediction, PredictionInputError, Predictor
 from hybrid_scorer.training import train_and_save
+from tests.conftest import synthetic_frame
 
 POST = {"title": "Why is the black hole gravity so strong?", "body": "Asking for a friend."}
 
 
-@pytest.fixture
-def model_dir(posts: pd.DataFrame, settings: Settings, tmp_path: Path) -> Path:
-    out = tmp_path / "models"
-    job = Job(posts, DataReport(path="x", sha256="0" * 64), settings, "mock", progress=False)
-    lines = list(train_and_save(job, out))
-    assert any("hybrid" in line for line in lines) and (out / "reference.json").is_file()
-    return out
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Trained once per module (content + hybrid with the mock LLM): training is the slow part."""
+    root = tmp_path_factory.mktemp("trained")
+    csv = root / "posts.csv"
+    synthetic_frame().to_csv(csv, index=False)
+    settings = Settings(data_path=csv, cache_dir=root / "cache", embedding_components=4)
+    posts, report = prepare_posts(csv)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", (root / "mlruns").as_uri())
+        lines = list(train_and_save(Job(posts, report, settings, "mock", progress=False), root / "models"))
+    assert any("hybrid" in line for line in lines) and (root / "models" / "reference.json").is_file()
+    return root / "models"
 
 
 @pytest.fixture

@@ -35,8 +35,9 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not integration"
 
 lint: install
-	$(BIN)/ruff check hybrid_scorer tests bench
-	$(BIN)/ruff format --check hybrid_scorer tests bench
+	$(BIN)/ruff check hybrid_scorer tests bench scripts
+	$(BIN)/ruff format --check hybrid_scorer tests bench scripts
+	$(BIN)/mypy hybrid_scorer
 
 bench: install
 	$(BIN)/python bench/train.py --data $(DATA)

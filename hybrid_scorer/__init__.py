@@ -2,6 +2,7 @@
 
 import os
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING
 
 # LightGBM (OpenMP) and llama.cpp (its own thread pool) share 2 cores here, in one process when serving
 # and in parallel processes during development. Spinning OpenMP workers then starve the other pool and a
@@ -15,7 +16,11 @@ except PackageNotFoundError:  # running from a source tree that was not installe
     __version__ = "0.0.0+source"
 
 
-def predict(post: dict) -> "Prediction":  # noqa: F821 - imported lazily, serving pulls in the model
+if TYPE_CHECKING:
+    from hybrid_scorer.serving import Prediction
+
+
+def predict(post: dict) -> "Prediction":  # serving is imported lazily: it pulls in the model
     """Score one post with the current trained model (see `hybrid_scorer.serving`)."""
     from hybrid_scorer.serving import predict as _predict
 

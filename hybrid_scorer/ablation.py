@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -91,7 +92,7 @@ def run_configs(
 ) -> list[CVResult]:
     """Cross-validate every config on one set of grouped folds (posts already carry their LLM columns)."""
     folds = grouped_folds(enriched, settings.n_folds, settings.seed)
-    return [cross_validate(c.name, lambda c=c: c.make(settings), enriched, folds, progress) for c in configs]
+    return [cross_validate(c.name, partial(c.make, settings), enriched, folds, progress) for c in configs]
 
 
 def render_fold_table(results: list[CVResult]) -> str:

@@ -15,6 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,18 @@ def _post_frame(post: PostInput) -> pd.DataFrame:
     return clean(frame)
 
 
+@dataclass
+class LLMCall:
+    """What the LLM did for one prediction (filled in as it happens, so a failure is still recorded)."""
+
+    called: bool = False
+    latency_ms: float = 0.0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    cache_hit: bool = False
+    failure: str | None = None  # timeout | validation | transient | error
+
+
 class PredictionLog:
     """JSON lines, rotated at `max_bytes` with 3 backups, so the log never grows without bound."""
 
@@ -161,8 +174,9 @@ class Predictor:
         manifest = model.manifest_
         return f"{'+'.join(manifest.feature_groups)}@{manifest.training_data_hash[:10]}" if manifest else "unknown"
 
-    def _llm_columns(self, frame: pd.DataFrame, model: HybridScorer) -> tuple[pd.DataFrame, dict[str, Any]]:
-        """Run the LLM calls the hybrid needs under the latency budget; raises on failure or timeout."""
+    def _llm_columns(self, frame: pd.DataFrame, model: HybridScorer, call: LLMCall) -> pd.DataFrame:
+        """Run the LLM calls the hybrid needs under the latency budget, recording them in `call`;
+        raises on failure or timeout (after recording the failure kind)."""
         want_ratings, want_embedding = needs_llm(model.groups)
         client = self.client
         assert client is not None
@@ -176,26 +190,23 @@ class Predictor:
             remaining = max(budget_s - (time.perf_counter() - started), 0.0)
             embedding = embed.result(timeout=remaining) if embed else None
         except FutureTimeout as exc:
+            call.failure = "timeout"
             raise TimeoutError(f"LLM exceeded the {self.llm_budget_ms:.0f} ms budget") from exc
+        finally:
+            call.latency_ms = (time.perf_counter() - started) * 1000
         usages = [r.usage for r in (assessment, embedding) if r is not None]
         live = [u for u in usages if not u.cache_hit]
         prompt_price, completion_price = client.ledger.price_per_million
-        info = {
-            "llm_latency_ms": (time.perf_counter() - started) * 1000,
-            "llm_tokens": sum(u.prompt_tokens + u.completion_tokens for u in live),
-            "llm_cost_usd": sum(u.prompt_tokens * prompt_price + u.completion_tokens * completion_price for u in live)
-            / 1e6,
-            "cache_hit": all(u.cache_hit for u in usages),
-            "llm_failure": None,
-        }
+        call.tokens = sum(u.prompt_tokens + u.completion_tokens for u in live)
+        call.cost_usd = sum(u.prompt_tokens * prompt_price + u.completion_tokens * completion_price for u in live) / 1e6
+        call.cache_hit = all(u.cache_hit for u in usages)
         errors = [r.error for r in (assessment, embedding) if r is not None and r.error]
-        failures = [u.failure for u in usages if u.failure]
         if errors:
-            info["llm_failure"] = failures[0] if failures else "error"
+            call.failure = next((u.failure for u in usages if u.failure), "error")
             raise RuntimeError(f"LLM failed: {errors[0]}")
         table = pd.DataFrame([assessment_row(assessment)]) if assessment else None
         vectors = {embedding.post_id: embedding.vector} if embedding and embedding.vector is not None else None
-        return attach_llm_columns(frame, table, vectors), info
+        return attach_llm_columns(frame, table, vectors)
 
     def predict(self, post: dict[str, Any] | PostInput) -> Prediction:
         started = time.perf_counter()
@@ -207,20 +218,15 @@ class Predictor:
             raise PredictionInputError.from_validation(exc) from exc
         self.load()
         frame = _post_frame(valid)
-        model, info, reason = (
-            self.content,
-            {"llm_latency_ms": 0.0, "llm_tokens": 0, "llm_cost_usd": 0.0, "cache_hit": False, "llm_failure": None},
-            None,
-        )
+        model, call, reason = self.content, LLMCall(), None
         if self.hybrid is not None and self.client is not None:
+            call.called = True
             try:
-                frame, info = self._llm_columns(frame, self.hybrid)
+                frame = self._llm_columns(frame, self.hybrid, call)
                 model = self.hybrid
             except Exception as exc:  # the LLM is optional at serving time: fall back, never crash
                 reason = f"{type(exc).__name__}: {exc}"[:300]
-                info["llm_failure"] = info.get("llm_failure") or (
-                    "timeout" if isinstance(exc, TimeoutError) else "error"
-                )
+                call.failure = call.failure or "error"
                 log.warning("falling back to the content model: %s", reason)
         assert model is not None
         log_score = float(model.predict_log(frame)[0])
@@ -229,14 +235,14 @@ class Predictor:
             log_score=log_score,
             model_version=self._version(model),
             latency_ms=(time.perf_counter() - started) * 1000,
-            llm_latency_ms=info["llm_latency_ms"],
-            llm_tokens=info["llm_tokens"],
-            llm_cost_usd=info["llm_cost_usd"],
-            cache_hit=info["cache_hit"],
+            llm_latency_ms=call.latency_ms,
+            llm_tokens=call.tokens,
+            llm_cost_usd=call.cost_usd,
+            cache_hit=call.cache_hit,
             fallback=reason is not None,
             fallback_reason=reason,
         )
-        self._log(frame, prediction, info)
+        self._log(frame, prediction, call)
         return prediction
 
     def predict_batch(self, posts: list[dict[str, Any]]) -> list[Prediction | PredictionInputError]:
@@ -249,13 +255,13 @@ class Predictor:
                 out.append(exc)
         return out
 
-    def _log(self, frame: pd.DataFrame, prediction: Prediction, info: dict[str, Any]) -> None:
+    def _log(self, frame: pd.DataFrame, prediction: Prediction, call: LLMCall) -> None:
         row = frame.iloc[0]
         features = {
             "title_chars": len(row["title_clean"]),
             "body_chars": len(row["body_clean"]),
             "flair": normalize_flair(row["flair"]),
-            "llm_out_of_range": info["llm_failure"] == "validation",
+            "llm_out_of_range": call.failure == "validation",
         }
         for column in ("llm_topic", "llm_predicted_interest_expected", "llm_question_clarity_expected"):
             if column in frame:
@@ -265,8 +271,8 @@ class Predictor:
                 "timestamp": datetime.now(UTC).isoformat(),
                 **prediction.model_dump(),
                 "log_prediction": prediction.log_score,
-                "llm_called": self.client is not None and self.hybrid is not None,
-                "llm_failure": info["llm_failure"],
+                "llm_called": call.called,
+                "llm_failure": call.failure,
                 "features": features,
             }
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ def train_and_save(job: Job, out_dir: Path) -> Iterator[str]:
     folds = grouped_folds(enriched, settings.n_folds, settings.seed)
     oof_of_served = None
     for config in configs:
-        cv = cross_validate(config.name, lambda c=config: c.make(settings), enriched, folds, job.progress)
+        cv = cross_validate(config.name, partial(config.make, settings), enriched, folds, job.progress)
         model = config.make(settings).fit(enriched)
         assert isinstance(model, HybridScorer) and model.manifest_ is not None
         model.manifest_.metrics = {f"cv_{m}": cv.mean(m) for m in METRICS}

@@ -105,6 +105,22 @@ def test_fallback_to_content_model(predictor: Predictor, backend: MockBackend, k
     assert time.perf_counter() - started < 0.45  # never waits past the budget for a slow LLM
 
 
+class InvalidReplyBackend(MockBackend):
+    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply:
+        return RawReply(
+            text='{"topic": "physics", "question_clarity": 1000000000000000, "novelty": 1, "predicted_interest": 1}'
+        )
+
+
+def test_out_of_range_llm_output_falls_back_and_is_logged(predictor: Predictor, tmp_path: Path) -> None:
+    predictor.load()
+    predictor.client = LLMClient(InvalidReplyBackend(), load_prompt(), max_retries=0)
+    prediction = predictor.predict(POST)
+    assert prediction.fallback and prediction.model_version.startswith("text_stats+tfidf+meta@")
+    record = json.loads((tmp_path / "logs" / "p.jsonl").read_text().splitlines()[-1])
+    assert record["llm_failure"] == "validation" and record["features"]["llm_out_of_range"] is True
+
+
 def test_log_is_written_and_monitor_parses_it(
     predictor: Predictor, model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

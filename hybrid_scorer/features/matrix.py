@@ -70,4 +70,4 @@ class FeatureMatrix:
 
 def _as_sparse(block: sparse.spmatrix | np.ndarray) -> sparse.csr_matrix:
     """Dense blocks keep their NaNs as explicit entries (LightGBM reads NaN as missing)."""
-    return block.tocsr() if sparse.issparse(block) else sparse.csr_matrix(np.asarray(block, dtype=np.float64))
+    return sparse.csr_matrix(block if sparse.issparse(block) else np.asarray(block, dtype=np.float64))

@@ -34,7 +34,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "force_row_wise": True,
     "verbosity": -1,
 }
-DEFAULT_ROUNDS = 800  # with the params above: the best of a small sweep on the grouped folds
+DEFAULT_ROUNDS = 800  # with the params above: the best of a 6-point sweep (scripts/sweep.py)
 
 
 class ModelManifest(BaseModel):

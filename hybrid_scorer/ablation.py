@@ -115,12 +115,6 @@ class Row:
     predict_ms: float
 
 
-def _fmt(interval: Interval, signed: bool = False) -> str:
-    point, low, high = interval
-    spec = "+.3f" if signed else ".3f"
-    return f"{point:{spec}} [{low:{spec}}, {high:{spec}}]"
-
-
 def _git_commit() -> str:
     try:
         return subprocess.run(
@@ -135,27 +129,26 @@ def _llm_cost(client: LLMClient | None, groups: tuple[str, ...], n_posts: int) -
     if client is None:
         return 0.0, 0.0, 0.0
     kinds = {"llm_ratings": "assess", "llm_embedding": "embed"}
-    wanted = {kinds[g] for g in groups if g in kinds}
-    records = [r for r in client.ledger.records if r.kind in wanted]
-    prompt_price, completion_price = client.ledger.price_per_million
+    produced = client.ledger.subset({kinds[g] for g in groups if g in kinds}).summary()
     scale = 1000.0 / max(n_posts, 1)
-    tokens = sum(r.prompt_tokens + r.completion_tokens for r in records)
-    usd = sum(r.prompt_tokens * prompt_price + r.completion_tokens * completion_price for r in records) / 1e6
-    return tokens * scale, sum(r.latency_ms for r in records) / 1000.0 * scale, usd * scale
+    return produced.produced_tokens * scale, produced.produced_llm_seconds * scale, produced.produced_cost_usd * scale
 
 
-def _predict_latency_ms(config: Config, posts: pd.DataFrame, settings: Settings, n: int = 200) -> float:
+def _predict_latency_ms(model: HybridScorer, posts: pd.DataFrame, seed: int, n: int = 200) -> float:
     """Median ms to score one post with precomputed LLM columns (the model's own cost)."""
-    if config.estimator != "lightgbm":
-        return float("nan")
-    model = config.make(settings).fit(posts)
-    sample = posts.sample(min(n, len(posts)), random_state=settings.seed)
+    sample = posts.sample(min(n, len(posts)), random_state=seed)
     timings = []
     for i in range(len(sample)):
         started = time.perf_counter()
         model.predict_log(sample.iloc[[i]])
         timings.append((time.perf_counter() - started) * 1000)
     return float(np.median(timings))
+
+
+def _fit_scorer(config: Config, posts: pd.DataFrame, settings: Settings) -> HybridScorer:
+    model = config.make(settings).fit(posts)
+    assert isinstance(model, HybridScorer)
+    return model
 
 
 def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000) -> Path:
@@ -171,15 +164,15 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000) -> Path:
     results = run_configs(enriched, configs, settings, job.progress)
     y_log = np.log1p(job.posts["score"].to_numpy(np.float64))
     content_oof = next(r.oof_log for r in results if r.name == CONTENT)
+    final = FULL_HYBRID if client else CONTENT_CONFIG
+    served = {c: _fit_scorer(c, enriched, settings) for c in dict.fromkeys([CONTENT_CONFIG, final])}
     rows = []
     for config, result in zip(configs, results, strict=True):
         intervals, delta = bootstrap_intervals(y_log, result.oof_log, content_oof, n_boot, settings.seed)
-        timed = config in (CONTENT_CONFIG, FULL_HYBRID)
-        predict_ms = _predict_latency_ms(config, enriched, settings) if timed else float("nan")
+        model = served.get(config)
+        predict_ms = _predict_latency_ms(model, enriched, settings.seed) if model else float("nan")
         rows.append(Row(result, intervals, delta, *_llm_cost(client, config.groups, len(enriched)), predict_ms))
-    final = FULL_HYBRID if client else CONTENT_CONFIG
-    final_model = final.make(settings).fit(enriched)
-    assert isinstance(final_model, HybridScorer)
+    final_model = served[final]
     print(f"ablation: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     prompt = f"{client.spec} (prompt {client.prompt.version}, sha256 {client.prompt.sha256[:12]})" if client else "none"
     header = {

@@ -18,13 +18,14 @@ from hybrid_scorer.pipeline import Job
 EPILOG = "Settings can also come from HYBRID_SCORER_* environment variables (and ASKSCIENCE_CSV for the data)."
 
 
-def _common(parser: argparse.ArgumentParser, llm_default: str | None = "embedded") -> None:
+def _common(parser: argparse.ArgumentParser, llm_default: str | None = None) -> None:
     parser.add_argument("--data", type=Path, help="CSV of posts (default: $ASKSCIENCE_CSV or data/askscience_data.csv)")
     parser.add_argument("--cache-dir", type=Path, help="on-disk LLM cache (default: cache/)")
     parser.add_argument(
         "--llm",
         default=llm_default,
-        help=f"LLM spec: {SPEC_HELP}, or 'none' for content features only (default: {llm_default})",
+        help=f"LLM spec: {SPEC_HELP}, or 'none' for content features only"
+        f" (default: {llm_default or '$HYBRID_SCORER_LLM, else embedded'})",
     )
     parser.add_argument("--concurrency", type=int, default=4, help="parallel requests for remote LLM backends")
     parser.add_argument("--seed", type=int, help="seed for folds, bootstrap and LightGBM (default 42)")
@@ -36,7 +37,8 @@ def _job(args: argparse.Namespace, limit: int | None = None) -> Job:
     settings = get_settings(data_path=args.data, cache_dir=args.cache_dir, seed=args.seed)
     posts, report = prepare_posts(settings.data_path)
     print(report.summary(), file=sys.stderr)
-    return Job(posts.head(limit) if limit else posts, report, settings, args.llm, not args.quiet, args.concurrency)
+    llm = args.llm if args.llm is not None else settings.llm
+    return Job(posts.head(limit) if limit else posts, report, settings, llm, not args.quiet, args.concurrency)
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
@@ -44,7 +46,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from hybrid_scorer.llm.extract import extract
 
     job = _job(args, args.limit)
-    client = make_client(args.llm, job.settings)
+    client = make_client(job.llm or "embedded", job.settings)
     started = time.perf_counter()
     try:
         result = extract(
@@ -84,7 +86,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(table)
     log_run(
         "evaluate",
-        params={"data_sha256": job.report.sha256, "llm": args.llm, "n_posts": len(enriched)},
+        params={"data_sha256": job.report.sha256, "llm": job.llm, "n_posts": len(enriched)},
         metrics={f"{r.name}.{m}": r.mean(m) for r in results for m in METRICS},
         text_artifacts={"evaluate.md": table},
     )
@@ -103,7 +105,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_ablate(args: argparse.Namespace) -> int:
     from hybrid_scorer.ablation import run_ablation
 
-    print(f"report written to {run_ablation(_job(args), Path(args.out), n_boot=args.n_boot)}")
+    job = _job(args)
+    print(f"report written to {run_ablation(job, args.out or job.settings.report_dir, n_boot=args.n_boot)}")
     return 0
 
 
@@ -161,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
         "RandomForest baselines, the content model and content + time_trend; with "
         "--llm also the full hybrid. Prints mean and std over folds.",
     )
-    _common(p, llm_default=None)
+    _common(p, llm_default="none")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser(
@@ -182,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Writes reports/ablation.md with PNG plots.",
     )
     _common(p)
-    p.add_argument("--out", default="reports", help="report directory (default: reports)")
+    p.add_argument("--out", type=Path, help="report directory (default: $HYBRID_SCORER_REPORT_DIR, else reports)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for intervals")
     p.set_defaults(func=cmd_ablate)
 

@@ -23,7 +23,6 @@ from sklearn.model_selection import StratifiedGroupKFold
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("title", "body", "tag", "datetime", "score", "url")
-LEAKY_COLUMNS = ("Unnamed: 0", "upvote_ratio", "author")
 REMOVED_MARKERS = {"[removed]", "[deleted]"}
 
 _MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\((?:https?://|www\.)[^)\s]*\)")

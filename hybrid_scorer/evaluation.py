@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, Self
@@ -13,7 +12,6 @@ from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 METRICS = ("spearman", "rmse", "mae", "r2")
-HIGHER_IS_BETTER = {"spearman": True, "rmse": False, "mae": False, "r2": True}
 
 
 class LogScoreEstimator(Protocol):
@@ -42,7 +40,6 @@ class CVResult:
     name: str
     oof_log: np.ndarray
     fold_metrics: list[dict[str, float]]
-    fit_seconds: float
 
     def mean(self, metric: str) -> float:
         return float(np.mean([m[metric] for m in self.fold_metrics]))
@@ -62,12 +59,11 @@ def cross_validate(
     y_log = np.log1p(posts["score"].to_numpy(np.float64))
     oof = np.full(len(posts), np.nan)
     fold_metrics = []
-    started = time.perf_counter()
     for train_idx, test_idx in tqdm(folds, desc=name, leave=False, disable=not progress):
         estimator = make_estimator().fit(posts.iloc[train_idx])
         oof[test_idx] = estimator.predict_log(posts.iloc[test_idx])
         fold_metrics.append(regression_metrics(y_log[test_idx], oof[test_idx]))
-    return CVResult(name, oof, fold_metrics, time.perf_counter() - started)
+    return CVResult(name, oof, fold_metrics)
 
 
 Interval = tuple[float, float, float]  # (point estimate, 2.5th percentile, 97.5th percentile)

@@ -16,6 +16,7 @@ from hybrid_scorer.features.meta import normalize_flair
 
 if TYPE_CHECKING:
     from hybrid_scorer.ablation import Config, Row
+    from hybrid_scorer.evaluation import Interval
     from hybrid_scorer.model import HybridScorer
 
 
@@ -25,9 +26,13 @@ def _save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def _table(rows: list[Row]) -> str:
-    from hybrid_scorer.ablation import _fmt
+def _fmt(interval: Interval, signed: bool = False) -> str:
+    point, low, high = interval
+    spec = "+.3f" if signed else ".3f"
+    return f"{point:{spec}} [{low:{spec}}, {high:{spec}}]"
 
+
+def _table(rows: list[Row]) -> str:
     head = (
         "| configuration | Spearman [95% CI] | Δ Spearman vs content [95% CI] | RMSE log1p [95% CI] |"
         " Δ RMSE vs content | MAE log1p | R2 | folds: Spearman mean ± std |"

@@ -30,6 +30,7 @@ from hybrid_scorer.features.llm import attach_llm_columns
 from hybrid_scorer.features.meta import normalize_flair
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.extract import assessment_row, post_texts
+from hybrid_scorer.llm.usage import cost_usd
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.pipeline import client_for, needs_llm
 
@@ -196,9 +197,8 @@ class Predictor:
             call.latency_ms = (time.perf_counter() - started) * 1000
         usages = [r.usage for r in (assessment, embedding) if r is not None]
         live = [u for u in usages if not u.cache_hit]
-        prompt_price, completion_price = client.ledger.price_per_million
         call.tokens = sum(u.prompt_tokens + u.completion_tokens for u in live)
-        call.cost_usd = sum(u.prompt_tokens * prompt_price + u.completion_tokens * completion_price for u in live) / 1e6
+        call.cost_usd = cost_usd(live, client.ledger.price_per_million)
         call.cache_hit = all(u.cache_hit for u in usages)
         errors = [r.error for r in (assessment, embedding) if r is not None and r.error]
         if errors:

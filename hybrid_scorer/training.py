@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -70,9 +71,7 @@ def train_and_save(job: Job, out_dir: Path) -> Iterator[str]:
     if not client:
         hybrid_dir = out_dir / "hybrid"
         if hybrid_dir.exists():  # a stale hybrid from an earlier run must not be served with the new content model
-            for path in hybrid_dir.iterdir():
-                path.unlink()
-            hybrid_dir.rmdir()
+            shutil.rmtree(hybrid_dir)
     assert oof_of_served is not None
     reference = build_reference(_reference_frame(enriched, oof_of_served))
     (out_dir / "reference.json").write_text(json.dumps(reference))

@@ -75,5 +75,11 @@ def test_mlflow_run_is_logged_with_metrics(tmp_path: Path) -> None:
     assert run.data.metrics["content.spearman"] == 0.4 and run.data.params["a"] == "1"
 
 
-def test_parser_defaults_to_embedded_llm() -> None:
-    assert build_parser().parse_args(["ablate"]).llm == "embedded"
+def test_llm_defaults_to_settings_then_embedded(csv_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hybrid_scorer.cli import _job
+
+    assert build_parser().parse_args(["evaluate"]).llm == "none"
+    args = build_parser().parse_args(["ablate", "--data", str(csv_path)])
+    assert _job(args).llm == "embedded"
+    monkeypatch.setenv("HYBRID_SCORER_LLM", "mock")
+    assert _job(args).llm == "mock"

@@ -40,8 +40,5 @@ class LLMCache:
     def set_vector(self, key: str, vector: np.ndarray) -> None:
         self._cache.set(key, np.asarray(vector, dtype=np.float32).tobytes())
 
-    def __len__(self) -> int:
-        return len(self._cache)
-
     def close(self) -> None:
         self._cache.close()

@@ -64,6 +64,12 @@ class LedgerSummary(BaseModel):
         )
 
 
+def cost_usd(usages: list[Usage], price_per_million: tuple[float, float]) -> float:
+    """Dollars for these calls at (prompt, completion) USD per million tokens."""
+    prompt_price, completion_price = price_per_million
+    return sum(u.prompt_tokens * prompt_price + u.completion_tokens * completion_price for u in usages) / 1e6
+
+
 class UsageLedger:
     """Thread-safe accumulator; summary() gives run totals and percentiles, save() writes them as JSON."""
 
@@ -82,6 +88,14 @@ class UsageLedger:
         with self._lock:
             return list(self._records)
 
+    def subset(self, kinds: set[str]) -> UsageLedger:
+        """A ledger of only these kinds of call (assess, embed)."""
+        sub = UsageLedger(self.backend, self.price_per_million)
+        for record in self.records:
+            if record.kind in kinds:
+                sub.record(record)
+        return sub
+
     def summary(self) -> LedgerSummary:
         records = self.records
         live = [r for r in records if not r.cache_hit]
@@ -90,11 +104,6 @@ class UsageLedger:
         prompt = sum(r.prompt_tokens for r in live)
         completion = sum(r.completion_tokens for r in live)
         seconds = float(latencies.sum() / 1000.0) if live else 0.0
-        prompt_price, completion_price = self.price_per_million
-
-        def cost(rs: list[Usage]) -> float:
-            return sum(r.prompt_tokens * prompt_price + r.completion_tokens * completion_price for r in rs) / 1e6
-
         return LedgerSummary(
             backend=self.backend,
             calls=len(records),
@@ -107,10 +116,10 @@ class UsageLedger:
             p50_latency_ms=float(np.percentile(latencies, 50)),
             p95_latency_ms=float(np.percentile(latencies, 95)),
             tokens_per_second=(prompt + completion) / seconds if seconds > 0 else 0.0,
-            estimated_cost_usd=cost(live),
+            estimated_cost_usd=cost_usd(live, self.price_per_million),
             produced_tokens=sum(r.prompt_tokens + r.completion_tokens for r in records),
             produced_llm_seconds=sum(r.latency_ms for r in records) / 1000.0,
-            produced_cost_usd=cost(records),
+            produced_cost_usd=cost_usd(records, self.price_per_million),
             produced_p50_latency_ms=float(np.percentile(produced, 50)),
             produced_p95_latency_ms=float(np.percentile(produced, 95)),
         )
@@ -118,16 +127,6 @@ class UsageLedger:
     def save(self, path: Path | str) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        by_kind = {
-            kind: _sub_ledger(self, kind).summary().model_dump() for kind in sorted({r.kind for r in self.records})
-        }
+        by_kind = {kind: self.subset({kind}).summary().model_dump() for kind in sorted({r.kind for r in self.records})}
         path.write_text(json.dumps({"total": self.summary().model_dump(), "by_kind": by_kind}, indent=2))
         return path
-
-
-def _sub_ledger(ledger: UsageLedger, kind: str) -> UsageLedger:
-    sub = UsageLedger(ledger.backend, ledger.price_per_million)
-    for record in ledger.records:
-        if record.kind == kind:
-            sub.record(record)
-    return sub

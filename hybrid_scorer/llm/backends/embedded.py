@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from hybrid_scorer.llm.client import RawEmbedding, RawReply
-from hybrid_scorer.llm.ratings import DIGITS
+from hybrid_scorer.llm.ratings import DIGITS, digit_expectation
 
 N_CTX = 2048
 
@@ -57,6 +57,8 @@ class EmbeddedBackend:
         self._generator: Any = None
         self._embedder: Any = None
         self._formatter: Any = None
+        self._first_token_ids: dict[str, int] = {}  # per allowed value, looked up for every post
+        self._prefix_tokens: dict[str, list[int]] = {}  # per system message
         self._lock = threading.Lock()  # one llama.cpp context, one call at a time
 
     @property
@@ -106,7 +108,10 @@ class EmbeddedBackend:
         a rating expectation, measured) on how tokens are batched: same post, different features."""
         llm = self._generator
         tokens = self._tokens(self._formatter(messages=messages).prompt)
-        shared = self._tokens(self._formatter(messages=messages[:1]).prompt)
+        system = messages[0]["content"]
+        if system not in self._prefix_tokens:
+            self._prefix_tokens[system] = self._tokens(self._formatter(messages=messages[:1]).prompt)
+        shared = self._prefix_tokens[system]
         boundary = next((i for i, (a, b) in enumerate(zip(tokens, shared, strict=False)) if a != b), len(shared))
         if len(tokens) + 32 > N_CTX:
             raise ValueError(f"prompt of {len(tokens)} tokens exceeds the context of {N_CTX}")
@@ -194,15 +199,19 @@ class EmbeddedBackend:
             tokens += self._tokens(f'{value}"' if isinstance(value, str) else str(value))
         return tokens, positions
 
+    def _first_token(self, value: str) -> int:
+        if value not in self._first_token_ids:
+            self._first_token_ids[value] = self._tokens(value)[0]
+        return self._first_token_ids[value]
+
     def _pick(self, name: str, options: list[Any], logprobs: np.ndarray, expected: dict[str, float]) -> Any:
         """The allowed value with the highest next-token probability (first token for strings); for
         ratings also the probability-weighted expectation over 1-5."""
         if isinstance(options[0], str):
-            return options[int(np.argmax([logprobs[self._tokens(o)[0]] for o in options]))]
-        digit_lp = np.array([logprobs[self._tokens(d)[0]] for d in DIGITS])
-        weights = np.exp(digit_lp - digit_lp.max())
-        expected[name] = float((np.arange(1, 6) * weights).sum() / weights.sum())
-        return int(np.argmax(digit_lp)) + 1
+            return options[int(np.argmax([logprobs[self._first_token(o)] for o in options]))]
+        digit_lp = {d: float(logprobs[self._first_token(d)]) for d in DIGITS}
+        expected[name] = digit_expectation(digit_lp)  # type: ignore[assignment] # all five digits are present
+        return int(max(digit_lp, key=digit_lp.__getitem__))
 
     def embed(self, text: str) -> RawEmbedding:
         with self._lock:

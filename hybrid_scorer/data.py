@@ -2,7 +2,7 @@
 
 Columns that are never features, and why:
 - `Unnamed: 0`: the scraper's row index. It is ordered by how posts were collected and correlates
-  -0.80 (Spearman) with score, so any model that sees it learns the sampling, not the post.
+  -0.80 (Spearman, raw rows) with score, so any model that sees it learns the sampling, not the post.
 - `upvote_ratio`: known only after people have voted; at prediction time it does not exist.
 - `author`: an identity, not content; it would memorise prolific posters.
 """

@@ -17,6 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 from sklearn.model_selection import KFold
 
 from hybrid_scorer.config import get_settings
@@ -55,6 +56,24 @@ def _with_leaky_columns(posts: pd.DataFrame, path: Path) -> pd.DataFrame:
     return posts.merge(leaky, on="post_id", how="left", validate="many_to_one")
 
 
+def _print_facts(posts: pd.DataFrame, no_flair: pd.Series, raw_path: Path) -> None:
+    """The facts about the data that the traps rest on."""
+    score = posts["score"]
+    raw = pd.read_csv(raw_path)
+    raw_rho = spearmanr(raw["Unnamed: 0"], raw["score"]).statistic
+    rho = spearmanr(posts["Unnamed: 0"], score).statistic
+    years = posts.loc[no_flair, "created_utc"].dt.year
+    print(
+        f"scores: {score.min():.0f} to {score.max():.0f}, median {score.median():.0f};"
+        f" above 1,000: {(score > 1000).mean():.0%}"
+    )
+    print(f"Spearman(`Unnamed: 0`, score) = {raw_rho:.2f} on the raw rows, {rho:.2f} on the deduplicated posts")
+    print(
+        f"posts without a flair: {int(no_flair.sum())}, posted {years.min()}-{years.max()}"
+        f" ({int((years < 2013).sum())} before 2013), median score {score[no_flair].median():.0f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="CSV (default: $ASKSCIENCE_CSV or data/askscience_data.csv)")
@@ -68,6 +87,7 @@ def main() -> None:
     honest_folds = grouped_folds(honest, settings.n_folds, settings.seed)
     undeduplicated = clean(load_posts(settings.data_path))
     no_flair = honest["flair"].fillna("").str.strip() == ""
+    _print_facts(honest, no_flair, settings.data_path)
     with_flair = honest[~no_flair].reset_index(drop=True)
     flair_merged = honest.assign(flair=honest["flair"].where(~no_flair, "other"))
     random_folds = list(KFold(settings.n_folds, shuffle=True, random_state=settings.seed).split(undeduplicated))
@@ -84,7 +104,7 @@ def main() -> None:
             (UpvoteRatio.name, RowIndex.name, "time_trend"),
         ),
         (
-            "honest, without the posts that have no flair (2011-2012, median score 1)",
+            "honest, without the posts that have no flair",
             with_flair,
             grouped_folds(with_flair, settings.n_folds, settings.seed),
             (),

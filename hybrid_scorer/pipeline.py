@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -14,8 +13,6 @@ from hybrid_scorer.features.llm import attach_llm_columns
 from hybrid_scorer.llm.backends import make_client
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.extract import extract
-
-log = logging.getLogger(__name__)
 
 
 def needs_llm(groups: Sequence[str]) -> tuple[bool, bool]:

@@ -37,6 +37,11 @@ def rating_columns() -> list[str]:
     return [*RATING_FIELDS, *(f"{f}_expected" for f in RATING_FIELDS)]
 
 
+def _column(posts: pd.DataFrame, name: str) -> pd.Series:
+    """An `llm_*` column, or all missing when the posts carry none (e.g. every extraction failed)."""
+    return posts.get(PREFIX + name, pd.Series(np.nan, index=posts.index, dtype=object))
+
+
 class LLMRatingFeatures(StatelessGroup):
     """question_clarity / novelty / predicted_interest as integers and as expectations over the digit
     probabilities (small models put most mass on one digit; the expectation keeps the rest), plus topic."""
@@ -45,15 +50,8 @@ class LLMRatingFeatures(StatelessGroup):
     topics: ClassVar[list[str]] = [t.value for t in Topic]
 
     def transform(self, posts: pd.DataFrame) -> np.ndarray:
-        ratings = np.column_stack(
-            [
-                pd.to_numeric(posts.get(PREFIX + c), errors="coerce").to_numpy(float)
-                if PREFIX + c in posts
-                else np.full(len(posts), np.nan)
-                for c in rating_columns()
-            ]
-        )
-        topic = posts[PREFIX + "topic"] if PREFIX + "topic" in posts else pd.Series([None] * len(posts))
+        ratings = np.column_stack([pd.to_numeric(_column(posts, c)).to_numpy(float) for c in rating_columns()])
+        topic = _column(posts, "topic")
         onehot = (topic.to_numpy()[:, None] == np.asarray(self.topics)[None, :]).astype(np.float64)
         onehot[topic.isna().to_numpy()] = np.nan
         return np.hstack([ratings, onehot])

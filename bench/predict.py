@@ -18,7 +18,8 @@ import numpy as np
 
 from hybrid_scorer.config import get_settings
 from hybrid_scorer.data import prepare_posts
-from hybrid_scorer.serving import Predictor
+from hybrid_scorer.serving import PostInput, Predictor
+from hybrid_scorer.serving.predictor import post_frame
 
 
 def _percentiles(label: str, fn: Callable[[int], object], n: int, warmup: int = 5) -> None:
@@ -48,7 +49,7 @@ def main() -> None:
     content = Predictor(args.model_dir, llm="none", settings=settings, log_path=log_dir / "a.jsonl").load()
     _percentiles("(a) content model", lambda i: content.predict(requests[i]), args.n)
 
-    hybrid = Predictor(args.model_dir, settings=settings, log_path=log_dir / "b.jsonl", llm_budget_ms=60_000).load()
+    hybrid = Predictor(args.model_dir, settings=settings, log_path=log_dir / "b.jsonl", llm_budget_ms=60_000).warm()
     if hybrid.hybrid is None:
         print("(b), (c): no hybrid model in the model directory; run `make run` first")
     else:
@@ -61,18 +62,11 @@ def main() -> None:
 
     model = content.content
     assert model is not None
-    row = model.transform(content_frame := _frame(content, requests[0]))
+    row = model.features_.transform(post_frame(PostInput.model_validate(requests[0])))
     booster = model.booster_
     _percentiles("floor: LightGBM predict of one pre-built row", lambda i: booster.predict(row), args.n)
-    del content_frame
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process (content + hybrid predictors and the embedded LLM loaded): {peak_mb:.0f} MB")
-
-
-def _frame(predictor: Predictor, request: dict[str, str]):
-    from hybrid_scorer.serving import PostInput, _post_frame
-
-    return _post_frame(PostInput.model_validate(request))
 
 
 if __name__ == "__main__":

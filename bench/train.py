@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from hybrid_scorer.ablation import CONTENT_CONFIG, FULL_HYBRID
 from hybrid_scorer.config import get_settings
 from hybrid_scorer.data import prepare_posts
-from hybrid_scorer.pipeline import client_for, with_llm_columns
+from hybrid_scorer.pipeline import client_for, llm_columns
+from hybrid_scorer.specs import CONTENT, FULL_HYBRID
 
 
 def main() -> None:
@@ -23,12 +23,12 @@ def main() -> None:
     started = time.perf_counter()
     posts, _ = prepare_posts(settings.data_path)
     print(f"load + clean + dedup: {time.perf_counter() - started:.2f} s ({len(posts)} posts)")
-    configs = [CONTENT_CONFIG]
+    configs = [CONTENT]
     client = client_for(args.llm, settings)
     if client is not None:
         configs.append(FULL_HYBRID)
         started = time.perf_counter()
-        posts = with_llm_columns(posts, FULL_HYBRID.groups, client, progress=False)
+        posts = llm_columns(posts, FULL_HYBRID.groups, client, progress=False).posts
         summary = client.ledger.summary()
         print(f"LLM columns from cache: {time.perf_counter() - started:.2f} s (hit rate {summary.hit_rate:.0%})")
     for config in configs:

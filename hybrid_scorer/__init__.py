@@ -1,7 +1,6 @@
 """hybrid-scorer: predict r/askscience post scores from content, metadata and LLM features."""
 
 import os
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING
 
 # LightGBM (OpenMP) and llama.cpp (its own thread pool) share 2 cores here, in one process when serving
@@ -10,11 +9,7 @@ from typing import TYPE_CHECKING
 # extraction). Sleeping waits cost little for our model sizes. Must be set before lightgbm loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-try:
-    __version__ = version("hybrid-scorer")
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0.0.0+source"
-
+from hybrid_scorer.version import __version__
 
 if TYPE_CHECKING:
     from hybrid_scorer.serving import Prediction

@@ -6,85 +6,22 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from hybrid_scorer import __version__
-from hybrid_scorer.baselines import MedianBaseline, RandomForestBaseline
 from hybrid_scorer.config import Settings
 from hybrid_scorer.data import grouped_folds
-from hybrid_scorer.evaluation import (
-    METRICS,
-    CVResult,
-    Interval,
-    LogScoreEstimator,
-    bootstrap_intervals,
-    cross_validate,
-)
-from hybrid_scorer.features.matrix import CONTENT_GROUPS, LLM_GROUPS
+from hybrid_scorer.evaluation import METRICS, CVResult, bootstrap_intervals, cross_validate
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.model import HybridScorer
-from hybrid_scorer.pipeline import Job, with_llm_columns
-
-CONTENT = "content (text_stats+tfidf+meta)"
-
-
-@dataclass(frozen=True)
-class Config:
-    name: str
-    groups: tuple[str, ...] = ()
-    estimator: Literal["lightgbm", "median", "random_forest"] = "lightgbm"
-
-    def make(self, settings: Settings) -> LogScoreEstimator:
-        if self.estimator == "median":
-            return MedianBaseline()
-        if self.estimator == "random_forest":
-            return RandomForestBaseline(seed=settings.seed)
-        return HybridScorer(
-            self.groups,
-            seed=settings.seed,
-            feature_options={"llm_embedding": {"n_components": settings.embedding_components, "seed": settings.seed}},
-        )
-
-
-BASELINES = [
-    Config("median baseline", estimator="median"),
-    Config("TF-IDF + RandomForest baseline", estimator="random_forest"),
-]
-CONTENT_CONFIG = Config(CONTENT, CONTENT_GROUPS)
-TIME_TREND = Config("content + time_trend (sampling artifact)", (*CONTENT_GROUPS, "time_trend"))
-EVALUATE_CONFIGS = [*BASELINES, CONTENT_CONFIG, TIME_TREND]
-
-
-def hybrid_configs() -> list[Config]:
-    return [
-        Config("LLM ratings alone", ("llm_ratings",)),
-        Config("content + LLM ratings", (*CONTENT_GROUPS, "llm_ratings")),
-        Config("text_stats + LLM embedding (no TF-IDF)", ("text_stats", "llm_embedding")),
-        Config("content + LLM embedding", (*CONTENT_GROUPS, "llm_embedding")),
-        Config("full hybrid (content + LLM ratings + embedding)", (*CONTENT_GROUPS, "llm_ratings", "llm_embedding")),
-    ]
-
-
-ABLATION_CONFIGS = [
-    *BASELINES,
-    Config("text_stats", ("text_stats",)),
-    Config("tfidf", ("tfidf",)),
-    Config("text_stats + tfidf", ("text_stats", "tfidf")),
-    CONTENT_CONFIG,
-    *hybrid_configs(),
-    TIME_TREND,
-]
-FULL_HYBRID = hybrid_configs()[-1]
-
-
-def groups_of(configs: list[Config]) -> list[str]:
-    return sorted({g for c in configs for g in c.groups})
+from hybrid_scorer.pipeline import Job
+from hybrid_scorer.report import Row, write_report
+from hybrid_scorer.specs import ABLATION_CONFIGS, CONTENT, FULL_HYBRID, Config, groups_of
+from hybrid_scorer.tracking import log_run
+from hybrid_scorer.version import __version__
 
 
 def run_configs(
@@ -95,33 +32,17 @@ def run_configs(
     return [cross_validate(c.name, partial(c.make, settings), enriched, folds, progress) for c in configs]
 
 
-def render_fold_table(results: list[CVResult]) -> str:
-    """Mean ± std over folds for each config, as a markdown table."""
-    lines = ["| configuration | Spearman | RMSE log1p | MAE log1p | R2 |", "|---|---|---|---|---|"]
-    for r in results:
-        cells = " | ".join(f"{r.mean(m):.3f} ± {r.std(m):.3f}" for m in METRICS)
-        lines.append(f"| {r.name} | {cells} |")
-    return "\n".join(lines)
-
-
-@dataclass
-class Row:
-    result: CVResult
-    intervals: dict[str, Interval]
-    delta: dict[str, Interval]
-    llm_tokens_per_1k: float
-    llm_seconds_per_1k: float
-    llm_usd_per_1k: float
-    predict_ms: float
-
-
-def _git_commit() -> str:
+def _git(*args: str) -> str:
     try:
-        return subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
+        return subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+def _git_state() -> str:
+    """The commit, and whether tracked code differed from it (a dirty tree's numbers are not that commit's)."""
+    dirty = _git("status", "--porcelain", "--", "hybrid_scorer", "prompts", "pyproject.toml")
+    return f"{_git('rev-parse', '--short', 'HEAD')}" + (" (tree dirty: uncommitted changes)" if dirty else " (clean)")
 
 
 def _llm_cost(client: LLMClient | None, groups: tuple[str, ...], n_posts: int) -> tuple[float, float, float]:
@@ -145,27 +66,18 @@ def _predict_latency_ms(model: HybridScorer, posts: pd.DataFrame, seed: int, n: 
     return float(np.median(timings))
 
 
-def _fit_scorer(config: Config, posts: pd.DataFrame, settings: Settings) -> HybridScorer:
-    model = config.make(settings).fit(posts)
-    assert isinstance(model, HybridScorer)
-    return model
-
-
 def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000) -> Path:
     """Every configuration on the same folds, bootstrap statistics, the report and an MLflow run."""
-    from hybrid_scorer.report import write_report
-    from hybrid_scorer.tracking import log_run
-
     settings = job.settings
     client = job.client()
-    configs = ABLATION_CONFIGS if client else [c for c in ABLATION_CONFIGS if not set(c.groups) & set(LLM_GROUPS)]
+    configs = ABLATION_CONFIGS if client else [c for c in ABLATION_CONFIGS if not c.uses_llm]
     started = time.perf_counter()
-    enriched = with_llm_columns(job.posts, groups_of(configs), client, job.concurrency, job.progress)
+    enriched = job.enriched(groups_of(configs), client)
     results = run_configs(enriched, configs, settings, job.progress)
     y_log = np.log1p(job.posts["score"].to_numpy(np.float64))
-    content_oof = next(r.oof_log for r in results if r.name == CONTENT)
-    final = FULL_HYBRID if client else CONTENT_CONFIG
-    served = {c: _fit_scorer(c, enriched, settings) for c in dict.fromkeys([CONTENT_CONFIG, final])}
+    content_oof = next(r.oof_log for r in results if r.name == CONTENT.name)
+    final = FULL_HYBRID if client else CONTENT
+    served = {c: c.make_scorer(settings).fit(enriched) for c in dict.fromkeys([CONTENT, final])}
     rows = []
     for config, result in zip(configs, results, strict=True):
         intervals, delta = bootstrap_intervals(y_log, result.oof_log, content_oof, n_boot, settings.seed)
@@ -182,7 +94,7 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000) -> Path:
         f" seed {settings.seed}; {n_boot} bootstrap resamples over posts for 95% intervals",
         "LLM spec": prompt,
         "package version": __version__,
-        "git commit": _git_commit(),
+        "git commit": _git_state(),
     }
     path = write_report(out_dir, rows, enriched, final, final_model, header)
     log_run(

@@ -9,10 +9,11 @@ import sys
 import time
 from pathlib import Path
 
-from hybrid_scorer.config import get_settings
+from hybrid_scorer.config import MonitorThresholds, get_settings
 from hybrid_scorer.data import DataValidationError, prepare_posts
 from hybrid_scorer.evaluation import METRICS
-from hybrid_scorer.llm.backends import SPEC_HELP
+from hybrid_scorer.llm.backends import spec_help
+from hybrid_scorer.llm.extract import DEFAULT_MAX_FAILURE_RATE
 from hybrid_scorer.pipeline import Job
 
 EPILOG = "Settings can also come from HYBRID_SCORER_* environment variables (and ASKSCIENCE_CSV for the data)."
@@ -24,10 +25,17 @@ def _common(parser: argparse.ArgumentParser, llm_default: str | None = None) -> 
     parser.add_argument(
         "--llm",
         default=llm_default,
-        help=f"LLM spec: {SPEC_HELP}, or 'none' for content features only"
+        help=f"LLM spec: {spec_help()}, or 'none' for content features only"
         f" (default: {llm_default or '$HYBRID_SCORER_LLM, else embedded'})",
     )
     parser.add_argument("--concurrency", type=int, default=4, help="parallel requests for remote LLM backends")
+    parser.add_argument(
+        "--max-failure-rate",
+        type=float,
+        default=DEFAULT_MAX_FAILURE_RATE,
+        help="fail when a larger share of LLM calls failed (default %(default)s): features missing for more"
+        " posts than that are an error, not NaN columns to fit on",
+    )
     parser.add_argument("--seed", type=int, help="seed for folds, bootstrap and LightGBM (default 42)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 
@@ -38,12 +46,20 @@ def _job(args: argparse.Namespace, limit: int | None = None) -> Job:
     posts, report = prepare_posts(settings.data_path)
     print(report.summary(), file=sys.stderr)
     llm = args.llm if args.llm is not None else settings.llm
-    return Job(posts.head(limit) if limit else posts, report, settings, llm, not args.quiet, args.concurrency)
+    return Job(
+        posts.head(limit) if limit else posts,
+        report,
+        settings,
+        llm,
+        not args.quiet,
+        args.concurrency,
+        args.max_failure_rate,
+    )
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from hybrid_scorer.llm.backends import make_client
     from hybrid_scorer.llm.extract import extract
+    from hybrid_scorer.llm.factory import make_client
 
     job = _job(args, args.limit)
     client = make_client(job.llm or "embedded", job.settings)
@@ -62,25 +78,33 @@ def cmd_extract(args: argparse.Namespace) -> int:
         print(client.ledger.summary().render())
         return 130
     elapsed = time.perf_counter() - started
-    out = Path(args.out)
+    out = Path(args.out) if args.out else job.settings.report_dir / "extraction"
     out.mkdir(parents=True, exist_ok=True)
     if result.assessments is not None:
         result.assessments.to_csv(out / "assessments.csv", index=False)
     client.ledger.save(out / "ledger.json")
     print(client.ledger.summary().render())
     print(f"{len(job.posts)} posts in {elapsed:.1f} s wall; feature table and ledger in {out}/")
+    failed = result.failure_summary(job.max_failure_rate)
+    if failed:
+        print(
+            f"error: extraction failed: {failed} (rerun the same command: only failed posts are sent again)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from hybrid_scorer.ablation import EVALUATE_CONFIGS, FULL_HYBRID, groups_of, render_fold_table, run_configs
-    from hybrid_scorer.pipeline import with_llm_columns
+    from hybrid_scorer.ablation import run_configs
+    from hybrid_scorer.report import render_fold_table
+    from hybrid_scorer.specs import EVALUATE_CONFIGS, FULL_HYBRID, groups_of
     from hybrid_scorer.tracking import log_run
 
     job = _job(args)
     client = job.client()
     configs = EVALUATE_CONFIGS + ([FULL_HYBRID] if client else [])
-    enriched = with_llm_columns(job.posts, groups_of(configs), client, job.concurrency, job.progress)
+    enriched = job.enriched(groups_of(configs), client)
     results = run_configs(enriched, configs, job.settings, job.progress)
     table = render_fold_table(results)
     print(table)
@@ -114,6 +138,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from hybrid_scorer.serving import PredictionInputError, Predictor
 
     predictor = Predictor(model_dir=args.model_dir, llm=args.llm)
+    predictor.warm()
     post = {"title": args.title, "body": args.body, "flair": args.flair, "created_utc": args.created_utc}
     try:
         prediction = predictor.predict({k: v for k, v in post.items() if v is not None})
@@ -125,11 +150,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    from hybrid_scorer.monitoring import MonitorThresholds, monitor_report
+    from hybrid_scorer.monitoring import monitor_report
 
-    text, alerts = monitor_report(Path(args.log), Path(args.model_dir) if args.model_dir else None, MonitorThresholds())
+    settings = get_settings()
+    thresholds = settings.monitor.model_copy(update={k: v for k, v in (args.threshold or [])})
+    log_path = Path(args.log) if args.log else settings.log_dir / "predictions.jsonl"
+    text, alerts = monitor_report(log_path, Path(args.model_dir) if args.model_dir else settings.model_dir, thresholds)
     print(text)
     return 1 if alerts and args.fail_on_alert else 0
+
+
+def _threshold(text: str) -> tuple[str, float]:
+    name, _, value = text.partition("=")
+    if name not in MonitorThresholds.model_fields:
+        raise argparse.ArgumentTypeError(
+            f"unknown threshold {name!r}; choose from {list(MonitorThresholds.model_fields)}"
+        )
+    try:
+        return name, float(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"threshold {name!r} needs a number, got {value!r}") from exc
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N posts (after deduplication)")
     p.add_argument("--no-assess", action="store_true", help="skip the JSON assessments")
     p.add_argument("--no-embed", action="store_true", help="skip the hidden-state embeddings")
-    p.add_argument("--out", default="reports/extraction", help="where to write the table and ledger")
+    p.add_argument("--out", help="where to write the table and ledger (default: <report dir>/extraction)")
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser(
@@ -208,7 +248,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Summarize logs/predictions.jsonl against the training reference and flag "
         "thresholds that are crossed.",
     )
-    p.add_argument("--log", default="logs/predictions.jsonl")
+    p.add_argument("--log", help="prediction log (default: <log dir>/predictions.jsonl)")
+    p.add_argument(
+        "--threshold",
+        type=_threshold,
+        action="append",
+        metavar="NAME=VALUE",
+        help="override an alert threshold, e.g. p99_latency_ms=100 (names:"
+        f" {', '.join(MonitorThresholds.model_fields)}; also HYBRID_SCORER_MONITOR as JSON)",
+    )
     p.add_argument("--model-dir", help="model whose training reference to compare with (default: models/current)")
     p.add_argument("--fail-on-alert", action="store_true", help="exit 1 when any threshold is crossed")
     p.set_defaults(func=cmd_monitor)

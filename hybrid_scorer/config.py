@@ -3,8 +3,20 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class MonitorThresholds(BaseModel):
+    """When `hybrid-scorer monitor` alerts (HYBRID_SCORER_MONITOR as JSON, or --threshold NAME=VALUE)."""
+
+    psi: float = 0.2  # > 0.2 is the usual "significant shift" rule of thumb
+    js_distance: float = 0.1  # noisy below ~500 predictions with many categories: read it with chi2_p
+    p99_latency_ms: float = 50.0
+    fallback_rate: float = 0.05
+    llm_failure_rate: float = 0.02
+    out_of_range_rate: float = 0.01
+    min_cache_hit_rate: float = 0.0
 
 
 class Settings(BaseSettings):
@@ -27,10 +39,12 @@ class Settings(BaseSettings):
     embedding_components: int = 32
     embedding_model: str | None = None  # for ollama/openai when the chat model cannot embed
     openai_response_format: Literal["json_schema", "json_object"] = "json_schema"
+    llm_threads: int | None = None  # llama.cpp threads for the embedded model (default: every core)
     llm_timeout_s: float = 60.0
     llm_max_retries: int = 4
     predict_llm_budget_ms: float = 2000.0
     prediction_log_max_bytes: int = 5_000_000
+    monitor: MonitorThresholds = MonitorThresholds()
     # USD per 1M tokens (prompt, completion) for cost estimates; local backends cost 0.
     prices_per_million: dict[str, tuple[float, float]] = {
         "openai:gpt-4o-mini": (0.15, 0.60),

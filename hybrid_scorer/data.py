@@ -129,7 +129,7 @@ def load_posts(path: Path | str, report: DataReport | None = None) -> pd.DataFra
             "post_id": post_ids,
             "title": raw["title"],
             "body": raw["body"],
-            "flair": raw["tag"],
+            "flair": raw["tag"].fillna(""),  # in the file, no tag means posted without a flair
             "created_utc": created,
             "score": score,
         }

@@ -17,9 +17,13 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from hybrid_scorer import __version__
+from hybrid_scorer.features.base import require_fitted
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, FeatureMatrix
+from hybrid_scorer.version import __version__
 
+# Deterministic on one machine: same data, seed and build give bit-identical models (`deterministic`,
+# row-wise histograms, fixed thread count). Across CPUs the float arithmetic of LightGBM's histograms
+# and of llama.cpp's features can differ in the last bits, which moves metrics in the third decimal.
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "regression",
     "learning_rate": 0.03,
@@ -48,8 +52,11 @@ class ModelManifest(BaseModel):
     n_features: int
     n_train: int
     training_data_hash: str
-    llm_spec: str | None = None
+    llm_spec: str | None = None  # as the user gave it (`embedded`, `openai:gpt-4o-mini`)
+    llm_model: str | None = None  # resolved backend:model, what serving must call
     prompt_version: str | None = None
+    llm_identity: dict[str, Any] | None = None  # the backend's identity(): model, weights hash, decoding
+    embedding_identity: dict[str, Any] | None = None
     metrics: dict[str, float] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
 
@@ -61,7 +68,8 @@ def training_data_hash(posts: pd.DataFrame) -> str:
 
 
 class HybridScorer:
-    """Estimator-style: parameters in __init__, work in fit. Predicts on the score scale."""
+    """Estimator-style: parameters stored as given in __init__, fitted state (trailing _) set in fit.
+    Predicts log1p(score); `predict` returns scores."""
 
     def __init__(
         self,
@@ -71,24 +79,25 @@ class HybridScorer:
         feature_options: dict[str, Any] | None = None,
         seed: int = 42,
     ) -> None:
-        self.groups = list(groups)
-        self.params = {**DEFAULT_PARAMS, **(params or {}), "seed": seed}
+        self.groups = groups
+        self.params = params
         self.num_boost_round = num_boost_round
-        self.feature_options = feature_options or {}
+        self.feature_options = feature_options
         self.seed = seed
-        self.features_: FeatureMatrix | None = None
-        self.booster_: lgb.Booster | None = None
-        self.manifest_: ModelManifest | None = None
+
+    def lightgbm_params(self) -> dict[str, Any]:
+        return {**DEFAULT_PARAMS, **(self.params or {}), "seed": self.seed}
 
     def fit(self, posts: pd.DataFrame) -> Self:
-        self.features_ = FeatureMatrix(self.groups, self.feature_options)
+        self.features_ = FeatureMatrix(list(self.groups), self.feature_options or {})
         matrix = self.features_.fit_transform(posts)
         target = np.log1p(posts["score"].to_numpy(np.float64))
         dataset = lgb.Dataset(matrix, label=target, feature_name=self.features_.feature_names, free_raw_data=True)
-        self.booster_ = lgb.train(self.params, dataset, num_boost_round=self.num_boost_round)
+        params = self.lightgbm_params()
+        self.booster_ = lgb.train(params, dataset, num_boost_round=self.num_boost_round)
         self.manifest_ = ModelManifest(
-            feature_groups=self.groups,
-            params=self.params,
+            feature_groups=list(self.groups),
+            params=params,
             num_boost_round=self.num_boost_round,
             n_features=matrix.shape[1],
             n_train=len(posts),
@@ -96,40 +105,78 @@ class HybridScorer:
         )
         return self
 
-    def _check_fitted(self) -> tuple[FeatureMatrix, lgb.Booster]:
-        if self.features_ is None or self.booster_ is None:
-            raise RuntimeError("HybridScorer is not fitted: call fit() or HybridScorer.load(dir) first")
-        return self.features_, self.booster_
+    def _expand_unknown_flair(self, posts: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """Rows whose flair is None (unknown to the caller) become one row per trained flair level;
+        returns the rows, each row's weight and the index of the post it stands for."""
+        owner = np.arange(len(posts))
+        weights = np.ones(len(posts))
+        meta = self.features_.group("meta")
+        unknown = posts["flair"].isna().to_numpy() if "flair" in posts else np.zeros(len(posts), bool)
+        if meta is None or not unknown.any():
+            return posts, weights, owner
+        levels = meta.unknown_flair_weights()  # type: ignore[attr-defined]
+        known = posts[~unknown]
+        copies = [posts[unknown].assign(flair=level) for level in levels]
+        expanded = pd.concat([known, *copies], ignore_index=True)
+        owner = np.concatenate([owner[~unknown], *[owner[unknown]] * len(levels)])
+        weights = np.concatenate([weights[~unknown], *[np.full(unknown.sum(), w) for w in levels.values()]])
+        return expanded, weights, owner
 
-    def transform(self, posts: pd.DataFrame) -> Any:
-        """The feature matrix the booster sees (sparse)."""
-        return self._check_fitted()[0].transform(posts)
+    def _average(self, values: np.ndarray, weights: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+        """Weighted mean per post of per-row values (rows of a post with an unknown flair)."""
+        total = np.zeros((n, *values.shape[1:]))
+        np.add.at(total, owner, values * weights.reshape(-1, *[1] * (values.ndim - 1)))
+        return total / np.bincount(owner, weights=weights, minlength=n).reshape(-1, *[1] * (values.ndim - 1))
 
     def predict_log(self, posts: pd.DataFrame) -> np.ndarray:
-        """Predictions of log1p(score)."""
-        return np.asarray(self._check_fitted()[1].predict(self.transform(posts)), dtype=np.float64)
+        """Predictions of log1p(score). A post with flair None (unknown) gets the average prediction over
+        the flairs of the training posts, weighted by their shares, rather than the "no flair" level."""
+        require_fitted(self, "booster_")
+        rows, weights, owner = self._expand_unknown_flair(posts)
+        raw = np.asarray(self.booster_.predict(self.features_.transform(rows)), dtype=np.float64)
+        return self._average(raw, weights, owner, len(posts))
 
     def predict(self, posts: pd.DataFrame) -> np.ndarray:
         """Predicted scores (expm1 of the log prediction, never below 0)."""
         return np.clip(np.expm1(self.predict_log(posts)), 0.0, None)
 
+    def contributions_by_group(self, posts: pd.DataFrame) -> pd.DataFrame:
+        """Each feature group's contribution to log1p(score) per post (LightGBM's pred_contrib summed over
+        the group's columns, plus `bias`, the expected value); a row sums to predict_log."""
+        require_fitted(self, "booster_")
+        rows, weights, owner = self._expand_unknown_flair(posts)
+        # dense in, dense out: for sparse input LightGBM returns its contributions as a sparse matrix
+        dense = self.features_.transform(rows).toarray()
+        contrib = np.asarray(self.booster_.predict(dense, pred_contrib=True))
+        contrib = self._average(contrib, weights, owner, len(posts))
+        columns = pd.DataFrame(contrib[:, :-1], columns=self.features_.feature_groups)
+        by_group = columns.T.groupby(level=0, sort=False).sum().T
+        by_group["bias"] = contrib[:, -1]
+        return by_group
+
+    def embedding_width(self) -> int | None:
+        """Width of the LLM embedding the model was trained on (None without the embedding group)."""
+        require_fitted(self, "features_")
+        group = self.features_.group("llm_embedding")
+        return None if group is None else int(group.components_.shape[1])  # type: ignore[attr-defined]
+
     def gain_importance(self) -> pd.DataFrame:
-        features, booster = self._check_fitted()
+        require_fitted(self, "booster_")
         return pd.DataFrame(
             {
-                "feature": features.feature_names,
-                "group": features.feature_groups,
-                "gain": booster.feature_importance(importance_type="gain"),
+                "feature": self.features_.feature_names,
+                "group": self.features_.feature_groups,
+                "gain": self.booster_.feature_importance(importance_type="gain"),
             }
         ).sort_values("gain", ascending=False, ignore_index=True)
 
     def save(self, directory: Path | str) -> Path:
-        features, booster = self._check_fitted()
+        require_fitted(self, "booster_")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        booster.save_model(str(directory / "lightgbm.txt"))
-        (directory / "features.json").write_text(json.dumps(features.to_dict()))
-        (directory / "manifest.json").write_text(self.manifest_.model_dump_json(indent=2) if self.manifest_ else "{}")
+        self.booster_.save_model(str(directory / "lightgbm.txt"))
+        (directory / "features.json").write_text(json.dumps(self.features_.to_dict()))
+        (directory / "manifest.json").write_text(self.manifest_.model_dump_json(indent=2))
         return directory
 
     @classmethod
@@ -140,14 +187,15 @@ class HybridScorer:
             if not (directory / name).is_file():
                 raise FileNotFoundError(f"{directory / name} is missing; train a model with `hybrid-scorer train`")
         manifest = ModelManifest.model_validate_json((directory / "manifest.json").read_text())
+        features = FeatureMatrix.from_dict(json.loads((directory / "features.json").read_text()))
         scorer = cls(
             groups=manifest.feature_groups,
             params=manifest.params,
             num_boost_round=manifest.num_boost_round,
+            feature_options=features.options,
             seed=manifest.params.get("seed", 42),
         )
-        scorer.features_ = FeatureMatrix.from_dict(json.loads((directory / "features.json").read_text()))
-        scorer.feature_options = scorer.features_.options
+        scorer.features_ = features
         scorer.booster_ = lgb.Booster(model_file=str(directory / "lightgbm.txt"))
         scorer.manifest_ = manifest
         return scorer

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel
 from scipy.spatial.distance import jensenshannon
 from scipy.special import rel_entr
 from scipy.stats import chisquare
+
+from hybrid_scorer.config import MonitorThresholds
 
 NUMERIC_SIGNALS = (
     "title_chars",
@@ -25,17 +26,9 @@ NUMERIC_SIGNALS = (
     "log_prediction",
 )
 CATEGORICAL_SIGNALS = ("flair", "llm_topic")
+# LLM columns the prediction log records per prediction and the training reference holds
+SIGNAL_COLUMNS = ("llm_topic", "llm_predicted_interest_expected", "llm_question_clarity_expected")
 _EPS = 1e-4
-
-
-class MonitorThresholds(BaseModel):
-    psi: float = 0.2  # > 0.2 is the usual "significant shift" rule of thumb
-    js_distance: float = 0.1  # noisy below ~500 predictions with many categories: read it with chi2_p
-    p99_latency_ms: float = 50.0
-    fallback_rate: float = 0.05
-    llm_failure_rate: float = 0.02
-    out_of_range_rate: float = 0.01
-    min_cache_hit_rate: float = 0.0
 
 
 def numeric_reference(values: np.ndarray, bins: int = 10) -> dict[str, Any]:
@@ -148,14 +141,12 @@ def _alerts(metrics: dict[str, float], t: MonitorThresholds) -> list[str]:
     return alerts
 
 
-def monitor_report(log_path: Path, model_dir: Path | None, thresholds: MonitorThresholds) -> tuple[str, list[str]]:
-    from hybrid_scorer.config import Settings
-
+def monitor_report(log_path: Path, model_dir: Path, thresholds: MonitorThresholds) -> tuple[str, list[str]]:
     if not log_path.exists():
         raise FileNotFoundError(
             f"{log_path} not found: make predictions first (hybrid_scorer.predict or `hybrid-scorer predict`)"
         )
-    reference_path = (model_dir or Settings().model_dir) / "reference.json"
+    reference_path = model_dir / "reference.json"
     reference = json.loads(reference_path.read_text()) if reference_path.is_file() else None
     metrics, alerts = summarize(read_log(log_path), reference, thresholds)
     lines = [

@@ -1,8 +1,13 @@
-"""Glue shared by the CLI, the ablation and serving: data + LLM columns for a set of feature groups."""
+"""Glue shared by the CLI, the ablation, training and serving: data + LLM columns for a set of feature groups.
+
+`llm_columns` is the one path from posts to the `llm_*` columns the model reads: batch commands call it
+for thousands of posts with a failure threshold, serving for one post with a latency budget."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Executor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import pandas as pd
@@ -10,9 +15,14 @@ import pandas as pd
 from hybrid_scorer.config import Settings
 from hybrid_scorer.data import DataReport
 from hybrid_scorer.features.llm import attach_llm_columns
-from hybrid_scorer.llm.backends import make_client
 from hybrid_scorer.llm.client import LLMClient
-from hybrid_scorer.llm.extract import extract
+from hybrid_scorer.llm.extract import DEFAULT_MAX_FAILURE_RATE, Extraction, extract
+from hybrid_scorer.llm.factory import make_client
+
+GROUP_OF_CALL = {
+    "assess": "the assessments of feature group 'llm_ratings'",
+    "embed": "the embeddings of feature group 'llm_embedding'",
+}
 
 
 def needs_llm(groups: Sequence[str]) -> tuple[bool, bool]:
@@ -20,19 +30,50 @@ def needs_llm(groups: Sequence[str]) -> tuple[bool, bool]:
     return "llm_ratings" in groups, "llm_embedding" in groups
 
 
-def with_llm_columns(
-    posts: pd.DataFrame, groups: Sequence[str], client: LLMClient | None, concurrency: int = 4, progress: bool = True
-) -> pd.DataFrame:
-    """Posts plus the LLM columns these groups read (extracted through the cache)."""
+@dataclass
+class LLMColumns:
+    posts: pd.DataFrame  # the posts with the `llm_*` columns the groups read
+    extraction: Extraction  # every call's result and usage, failures included
+
+
+def llm_columns(
+    posts: pd.DataFrame,
+    groups: Sequence[str],
+    client: LLMClient | None,
+    concurrency: int = 4,
+    progress: bool = True,
+    max_failure_rate: float | None = DEFAULT_MAX_FAILURE_RATE,
+    timeout_s: float | None = None,
+    executor: Executor | None = None,
+) -> LLMColumns:
+    """Posts plus the LLM columns these groups read, extracted through the cache.
+
+    With `max_failure_rate`, too many posts without LLM features raise ExtractionFailedError (naming the
+    failure kinds) instead of handing NaN columns to a fit. With `timeout_s` (and the `executor` the work
+    runs on), waiting longer raises TimeoutError; the call itself finishes in the background and its
+    result still reaches the cache."""
     want_ratings, want_embeddings = needs_llm(groups)
     if not (want_ratings or want_embeddings):
-        return posts
+        return LLMColumns(posts, Extraction())
     if client is None:
         raise ValueError(f"feature groups {list(groups)} need an LLM: pass --llm SPEC")
-    extraction = extract(
-        client, posts, assessments=want_ratings, embeddings=want_embeddings, concurrency=concurrency, progress=progress
-    )
-    return attach_llm_columns(posts, extraction.assessments, extraction.embeddings if want_embeddings else None)
+
+    def run() -> Extraction:
+        return extract(client, posts, want_ratings, want_embeddings, concurrency, progress)
+
+    if timeout_s is None:
+        extraction = run()
+    else:
+        if executor is None:
+            raise ValueError("a timeout needs the executor the LLM work runs on")
+        try:
+            extraction = executor.submit(run).result(timeout=timeout_s)
+        except FutureTimeout as exc:
+            raise TimeoutError(f"LLM exceeded the {timeout_s * 1000:.0f} ms budget") from exc
+    if max_failure_rate is not None:
+        extraction.check(max_failure_rate, GROUP_OF_CALL)
+    enriched = attach_llm_columns(posts, extraction.assessments, extraction.embeddings if want_embeddings else None)
+    return LLMColumns(enriched, extraction)
 
 
 def client_for(spec: str | None, settings: Settings) -> LLMClient | None:
@@ -49,6 +90,13 @@ class Job:
     llm: str | None
     progress: bool = True
     concurrency: int = 4
+    max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE
 
     def client(self) -> LLMClient | None:
         return client_for(self.llm, self.settings)
+
+    def enriched(self, groups: Sequence[str], client: LLMClient | None) -> pd.DataFrame:
+        """The job's posts with the LLM columns these groups need; refuses past the failure threshold."""
+        return llm_columns(
+            self.posts, groups, client, self.concurrency, self.progress, max_failure_rate=self.max_failure_rate
+        ).posts

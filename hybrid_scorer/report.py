@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -12,12 +12,32 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from hybrid_scorer.evaluation import METRICS, CVResult, Interval
 from hybrid_scorer.features.meta import normalize_flair
+from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.specs import Config
 
-if TYPE_CHECKING:
-    from hybrid_scorer.ablation import Config, Row
-    from hybrid_scorer.evaluation import Interval
-    from hybrid_scorer.model import HybridScorer
+
+@dataclass
+class Row:
+    """One configuration's line in the report."""
+
+    result: CVResult
+    intervals: dict[str, Interval]
+    delta: dict[str, Interval]
+    llm_tokens_per_1k: float
+    llm_seconds_per_1k: float
+    llm_usd_per_1k: float
+    predict_ms: float
+
+
+def render_fold_table(results: list[CVResult]) -> str:
+    """Mean ± std over folds for each config, as a markdown table."""
+    lines = ["| configuration | Spearman | RMSE log1p | MAE log1p | R2 |", "|---|---|---|---|---|"]
+    for r in results:
+        cells = " | ".join(f"{r.mean(m):.3f} ± {r.std(m):.3f}" for m in METRICS)
+        lines.append(f"| {r.name} | {cells} |")
+    return "\n".join(lines)
 
 
 def _save(fig: plt.Figure, path: Path) -> None:

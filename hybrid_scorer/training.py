@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hybrid_scorer.ablation import CONTENT_CONFIG, FULL_HYBRID, Config, groups_of
 from hybrid_scorer.data import grouped_folds
 from hybrid_scorer.evaluation import METRICS, cross_validate
 from hybrid_scorer.features.meta import normalize_flair
+from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.model import HybridScorer
-from hybrid_scorer.monitoring import build_reference
-from hybrid_scorer.pipeline import Job, with_llm_columns
+from hybrid_scorer.monitoring import SIGNAL_COLUMNS, build_reference
+from hybrid_scorer.pipeline import Job
+from hybrid_scorer.specs import SERVED, Config, groups_of
 from hybrid_scorer.tracking import log_run
 
 
@@ -31,36 +32,45 @@ def _reference_frame(enriched: pd.DataFrame, oof_log: np.ndarray) -> pd.DataFram
             "log_prediction": oof_log,
         }
     )
-    for column in ("llm_topic", "llm_predicted_interest_expected", "llm_question_clarity_expected"):
+    for column in SIGNAL_COLUMNS:
         if column in enriched:
             frame[column] = enriched[column].to_numpy()
     return frame
 
 
+def describe_llm(model: HybridScorer, client: LLMClient, spec: str | None) -> None:
+    """Record in the manifest which LLM produced the model's columns, so serving can refuse another one."""
+    assert model.manifest_ is not None
+    model.manifest_.llm_spec = spec
+    model.manifest_.llm_model = client.spec
+    model.manifest_.prompt_version = f"{client.prompt.version}@{client.prompt.sha256[:12]}"
+    model.manifest_.llm_identity = client.backend.identity()
+    model.manifest_.embedding_identity = client.backend.embedding_identity()
+
+
 def train_and_save(job: Job, out_dir: Path) -> Iterator[str]:
     """Cross-validate then fit on all posts: `content/` always, `hybrid/` when an LLM is given.
     Yields one human-readable line per saved model."""
-    settings, llm, report = job.settings, job.llm, job.report
+    settings, report = job.settings, job.report
     client = job.client()
-    configs: list[Config] = [CONTENT_CONFIG, *([FULL_HYBRID] if client else [])]
-    enriched = with_llm_columns(job.posts, groups_of(configs), client, job.concurrency, job.progress)
+    served: dict[str, Config] = {name: c for name, c in SERVED.items() if client or not c.uses_llm}
+    enriched = job.enriched(groups_of(served.values()), client)
     folds = grouped_folds(enriched, settings.n_folds, settings.seed)
     oof_of_served = None
-    for config in configs:
+    for name, config in served.items():
         cv = cross_validate(config.name, partial(config.make, settings), enriched, folds, job.progress)
-        model = config.make(settings).fit(enriched)
-        assert isinstance(model, HybridScorer) and model.manifest_ is not None
+        model = config.make_scorer(settings).fit(enriched)
+        assert model.manifest_ is not None
         model.manifest_.metrics = {f"cv_{m}": cv.mean(m) for m in METRICS}
         model.manifest_.extra = {"data_sha256": report.sha256, "cv": f"{settings.n_folds}-fold grouped"}
-        if any(g.startswith("llm_") for g in config.groups) and client is not None:
-            model.manifest_.llm_spec = llm
-            model.manifest_.prompt_version = f"{client.prompt.version}@{client.prompt.sha256[:12]}"
-        target = out_dir / ("hybrid" if config is FULL_HYBRID else "content")
+        if config.uses_llm and client is not None:
+            describe_llm(model, client, job.llm)
+        target = out_dir / name
         model.save(target)
         oof_of_served = cv.oof_log
         log_run(
-            f"train:{target.name}",
-            params={"groups": config.groups, "llm": llm, "data_sha256": report.sha256},
+            f"train:{name}",
+            params={"groups": config.groups, "llm": job.llm, "data_sha256": report.sha256},
             metrics=model.manifest_.metrics,
             artifact_paths=[target],
         )
@@ -68,10 +78,8 @@ def train_and_save(job: Job, out_dir: Path) -> Iterator[str]:
             f"saved {target}: CV Spearman {cv.mean('spearman'):.3f}, RMSE log1p {cv.mean('rmse'):.3f}"
             f" ({len(enriched)} posts, {model.manifest_.n_features} features)"
         )
-    if not client:
-        hybrid_dir = out_dir / "hybrid"
-        if hybrid_dir.exists():  # a stale hybrid from an earlier run must not be served with the new content model
-            shutil.rmtree(hybrid_dir)
+    for name in SERVED.keys() - served.keys():  # a stale hybrid must not be served with a new content model
+        shutil.rmtree(out_dir / name, ignore_errors=True)
     assert oof_of_served is not None
     reference = build_reference(_reference_frame(enriched, oof_of_served))
     (out_dir / "reference.json").write_text(json.dumps(reference))

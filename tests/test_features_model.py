@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from hybrid_scorer.data import grouped_folds
 from hybrid_scorer.evaluation import bootstrap_intervals, cross_validate, regression_metrics
@@ -13,6 +14,7 @@ from hybrid_scorer.features.llm import EMBEDDING_COLUMN
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, FeatureMatrix, make_group
 from hybrid_scorer.features.meta import MetaFeatures, TimeTrendFeatures, normalize_flair
 from hybrid_scorer.features.text import TextStatsFeatures
+from hybrid_scorer.features.tfidf import TfidfFeatures
 from hybrid_scorer.model import HybridScorer
 
 
@@ -41,7 +43,7 @@ def test_flair_normalization(raw: str | None, norm: str) -> None:
 
 def test_rare_flairs_become_other(posts: pd.DataFrame) -> None:
     meta = MetaFeatures(min_count=1000).fit(posts)
-    assert meta.flairs == ["other"]
+    assert meta.flairs_ == ["other"]
     onehot = meta.transform(posts)[:, 0]
     assert (onehot == 1).all()
 
@@ -123,9 +125,26 @@ def test_save_load_round_trip_is_identical_and_pickle_free(posts: pd.DataFrame, 
     np.testing.assert_array_equal(loaded.predict(posts), model.predict(posts))
 
 
-def test_unfitted_and_missing_artifacts_are_clear_errors(tmp_path: Path, posts: pd.DataFrame) -> None:
-    with pytest.raises(RuntimeError, match="not fitted"):
-        HybridScorer().predict(posts)
+@pytest.mark.parametrize(
+    "unfitted",
+    [HybridScorer(), MetaFeatures(), TfidfFeatures(), EmbeddingFeatures(), FeatureMatrix(CONTENT_GROUPS)],
+    ids=lambda u: type(u).__name__,
+)
+def test_unfitted_estimators_raise_instead_of_returning_empty_columns(unfitted: object, posts: pd.DataFrame) -> None:
+    method = getattr(unfitted, "predict", None) or unfitted.transform  # type: ignore[attr-defined]
+    with pytest.raises(NotFittedError, match="not fitted"):
+        method(_with_embeddings(posts))
+
+
+def test_constructors_store_parameters_verbatim() -> None:
+    options = {"llm_embedding": {"n_components": 4}}
+    scorer = HybridScorer(("text_stats",), params={"num_leaves": 3}, feature_options=options, seed=7)
+    assert scorer.groups == ("text_stats",) and scorer.params == {"num_leaves": 3}
+    assert scorer.feature_options is options and not hasattr(scorer, "booster_")
+    assert scorer.lightgbm_params()["num_leaves"] == 3 and scorer.lightgbm_params()["seed"] == 7
+
+
+def test_missing_artifacts_are_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"lightgbm\.txt is missing"):
         HybridScorer.load(tmp_path)
 
@@ -142,3 +161,63 @@ def test_metrics_and_bootstrap() -> None:
     assert delta["spearman"] == (0.0, 0.0, 0.0)  # identical predictions: zero paired difference
     _, better = bootstrap_intervals(y, y + rng.normal(0, 0.3, 300), baseline_log=noisy, n_boot=200)
     assert better["spearman"][1] > 0 and better["rmse"][2] < 0
+
+
+def _recording(monkeypatch: pytest.MonkeyPatch, cls: type, seen: list[set[str]]) -> None:
+    """Record the post ids every fit of `cls` sees."""
+    real_fit = cls.fit
+
+    def fit(self, posts, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(set(posts["post_id"]))
+        return real_fit(self, posts, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "fit", fit)
+
+
+@pytest.mark.parametrize("group", [TfidfFeatures, MetaFeatures])
+def test_vocabulary_and_flair_levels_are_fitted_on_training_folds_only(
+    group: type, posts: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Property, as for the PCA: TF-IDF's vocabulary/idf and the kept flair levels come from the fold's
+    training rows; a term or flair only the test fold has never becomes a column."""
+    frame = posts.copy()
+    folds = grouped_folds(frame, 3, seed=0)
+    marker = frame["post_id"].iloc[folds[0][1]]  # test rows of fold 0 get a word and a flair of their own
+    frame.loc[frame["post_id"].isin(marker), "title_clean"] += " zyxwordonlyintest zyxwordonlyintest"
+    frame.loc[frame["post_id"].isin(marker), "flair"] = "Test-only flair"
+    seen: list[set[str]] = []
+    _recording(monkeypatch, group, seen)
+    fitted: list[HybridScorer] = []
+
+    def make() -> HybridScorer:
+        fitted.append(HybridScorer(CONTENT_GROUPS, num_boost_round=5, feature_options={"meta": {"min_count": 1}}))
+        return fitted[-1]
+
+    cross_validate("local", make, frame, folds, progress=False)
+    ids = frame["post_id"].to_numpy()
+    for (train, test), fit_ids in zip(folds, seen, strict=True):
+        assert fit_ids == set(ids[train]) and fit_ids.isdisjoint(ids[test])
+    names = fitted[0].features_.feature_names
+    assert not any("zyxwordonlyintest" in n or "test_only" in n for n in names)
+    assert any("test_only_flair" in n for n in fitted[1].features_.feature_names)  # seen when in training
+
+
+def test_unknown_flair_is_the_average_over_trained_flairs_not_no_flair(posts: pd.DataFrame) -> None:
+    model = HybridScorer(num_boost_round=50).fit(posts)
+    meta = model.features_.group("meta")
+    post = posts.head(1)
+    unknown = float(model.predict_log(post.assign(flair=None))[0])
+    weights = meta.unknown_flair_weights()
+    assert "none" not in weights and sum(weights.values()) == pytest.approx(1)
+    each = {f: float(model.predict_log(post.assign(flair=f))[0]) for f in weights}
+    assert unknown == pytest.approx(sum(w * each[f] for f, w in weights.items()))
+    mixed = pd.concat([post.assign(flair=None), posts.iloc[1:4]], ignore_index=True)
+    np.testing.assert_allclose(model.predict_log(mixed)[1:], model.predict_log(posts.iloc[1:4]))
+
+
+def test_contributions_by_group_sum_to_the_prediction(posts: pd.DataFrame) -> None:
+    model = HybridScorer(num_boost_round=50).fit(posts)
+    sample = pd.concat([posts.head(3), posts.head(1).assign(flair=None)], ignore_index=True)
+    contributions = model.contributions_by_group(sample)
+    assert list(contributions.columns) == [*CONTENT_GROUPS, "bias"]
+    np.testing.assert_allclose(contributions.sum(axis=1), model.predict_log(sample), rtol=1e-6)

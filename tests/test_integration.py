@@ -62,14 +62,14 @@ def test_speculative_decoding_equals_sequential_greedy(embedded_client: LLMClien
     must equal feeding the schema field by field and taking the greedy value each time."""
     from hybrid_scorer.llm.backends.embedded import _fields
     from hybrid_scorer.llm.ratings import DIGITS
-    from hybrid_scorer.llm.schema import assessment_schema
+    from hybrid_scorer.llm.schema import PostAssessment
 
     backend = embedded_client.backend
     for post in POSTS:
         messages = embedded_client.prompt.messages(post)
-        reply = backend.complete(messages, assessment_schema())
+        reply = backend.complete(messages, PostAssessment)
         pending, text, expected = backend._start(messages), "", {}
-        for name, options in _fields(assessment_schema()):
+        for name, options in _fields(PostAssessment.model_json_schema()):
             segment = (
                 ("{" if not text else ", ") + json.dumps(name) + ": " + ('"' if isinstance(options[0], str) else "")
             )

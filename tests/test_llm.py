@@ -7,17 +7,19 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import BaseModel, Field
 
 from hybrid_scorer.llm.backends import make_backend
 from hybrid_scorer.llm.backends.mock import MockBackend
 from hybrid_scorer.llm.backends.ollama import OllamaBackend
 from hybrid_scorer.llm.backends.openai import OpenAIBackend
 from hybrid_scorer.llm.cache import LLMCache
-from hybrid_scorer.llm.client import LLMClient, RawReply, is_transient
+from hybrid_scorer.llm.client import LLMClient, is_transient
 from hybrid_scorer.llm.extract import extract
 from hybrid_scorer.llm.prompts import PostText, PromptTemplate, load_prompt
+from hybrid_scorer.llm.protocol import RawReply
 from hybrid_scorer.llm.ratings import digit_expectation, expectations_from_token_logprobs
-from hybrid_scorer.llm.schema import PostAssessment, assessment_schema
+from hybrid_scorer.llm.schema import PostAssessment
 
 POST = PostText("abc123", "Why is the sky blue?", "I always wondered.")
 GOOD = '{"topic": "physics", "question_clarity": 4, "novelty": 2, "predicted_interest": 3}'
@@ -30,7 +32,7 @@ class ScriptedBackend(MockBackend):
         self.script = list(script)
         self.calls: list[list[dict[str, str]]] = []
 
-    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply:
+    def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply:
         self.calls.append(messages)
         step = self.script.pop(0)
         if isinstance(step, BaseException):
@@ -57,7 +59,7 @@ def test_schema_rejects_out_of_range_and_extra_fields() -> None:
         )
     with pytest.raises(ValueError):
         PostAssessment.model_validate_json(GOOD[:-1] + ', "extra": 1}')
-    schema = assessment_schema()
+    schema = PostAssessment.model_json_schema()
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) == {"topic", "question_clarity", "novelty", "predicted_interest"}
 
@@ -120,7 +122,9 @@ def test_validation_error_gets_one_reask_quoting_the_error(tmp_path: Path) -> No
     assert result.assessment is not None and result.usage.attempts == 2
     reask = backend.calls[1]
     assert reask[-2] == {"role": "assistant", "content": bad}
+    # the re-ask quotes the validation error and the schema itself, not a hard-coded hint
     assert "predicted_interest" in reask[-1]["content"] and "less than or equal to 5" in reask[-1]["content"]
+    assert '"maximum": 5' in reask[-1]["content"] and '"enum": ["physics"' in reask[-1]["content"]
 
 
 def test_second_validation_error_is_a_failure_not_a_retry_loop(tmp_path: Path) -> None:
@@ -202,11 +206,10 @@ class FakeOllama:
 def test_ollama_sends_schema_and_parses_usage() -> None:
     fake = FakeOllama()
     backend = OllamaBackend("qwen2.5:7b", client=fake)
-    reply = backend.complete([{"role": "user", "content": "hi"}], assessment_schema())
-    assert fake.kwargs["format"] == assessment_schema() and fake.kwargs["model"] == "qwen2.5:7b"
+    reply = backend.complete([{"role": "user", "content": "hi"}], PostAssessment)
+    assert fake.kwargs["format"] == PostAssessment.model_json_schema() and fake.kwargs["model"] == "qwen2.5:7b"
     assert fake.kwargs["options"]["temperature"] == 0
     assert reply.prompt_tokens == 42 and reply.completion_tokens == 0  # absent eval_count means 0
-    assert reply.server_ms == pytest.approx(2.5)  # ns -> ms
     assert reply.expected == {"question_clarity": 4.0}
     embedding = backend.embed("text")
     assert embedding.prompt_tokens == 7 and embedding.vector.tolist() == pytest.approx([0.1, 0.2, 0.3])
@@ -247,10 +250,11 @@ class FakeOpenAI:
 
 def test_openai_structured_outputs_strict_schema() -> None:
     fake = FakeOpenAI()
-    reply = OpenAIBackend("gpt-4o-mini", client=fake).complete([{"role": "user", "content": "x"}], assessment_schema())
+    reply = OpenAIBackend("gpt-4o-mini", client=fake).complete([{"role": "user", "content": "x"}], PostAssessment)
     fmt = fake.kwargs["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
-    assert fmt["json_schema"]["schema"] == assessment_schema()
+    topic = fmt["json_schema"]["schema"]["properties"]["topic"]
+    assert "$ref" not in topic and "enum" in topic  # strict mode forbids siblings next to a $ref
     assert fake.kwargs["logprobs"] is True and fake.kwargs["top_logprobs"] == 5
     assert (reply.prompt_tokens, reply.completion_tokens) == (120, 25)
     assert reply.expected == {"question_clarity": pytest.approx(4.5)}
@@ -259,8 +263,8 @@ def test_openai_structured_outputs_strict_schema() -> None:
 def test_openai_json_object_compat_and_missing_logprobs() -> None:
     fake = FakeOpenAI(with_logprobs=False)
     backend = OpenAIBackend("local", client=fake, response_format="json_object")
-    reply = backend.complete([{"role": "user", "content": "x"}], assessment_schema())
-    assert fake.kwargs["response_format"] == {"type": "json_object", "schema": assessment_schema()}
+    reply = backend.complete([{"role": "user", "content": "x"}], PostAssessment)
+    assert fake.kwargs["response_format"] == {"type": "json_object", "schema": PostAssessment.model_json_schema()}
     assert reply.expected == {}
     assert backend.embed("t").vector.tolist() == [1.0, 2.0]
 
@@ -276,6 +280,7 @@ def test_openai_without_key_or_base_url_is_a_clear_error(monkeypatch: pytest.Mon
     ("spec", "message"),
     [
         ("ollama", "needs a model name"),
+        ("openai", "needs a model name"),
         ("gpt4", "unknown LLM spec"),
         ("embedded:/no/such.gguf", "GGUF model not found"),
     ],
@@ -295,3 +300,46 @@ def test_extract_table_has_provenance_and_is_keyed_by_post_id(posts: pd.DataFram
     rerun = extract(client, posts.head(12), progress=False)
     assert rerun.assessments is not None and rerun.assessments["cache_hit"].all()
     assert json.loads(json.dumps(client.ledger.summary().model_dump()))["cache_hits"] == 24
+
+
+# --- cache keys: every input that changes the request or the model changes the key -----------------
+
+
+def test_cache_key_changes_with_body_truncation_limit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import hybrid_scorer.llm.prompts as prompts
+
+    long_post = PostText("long", "A title?", "word " * 400)  # 2,000 characters, over the limit
+    client = client_for(MockBackend(), tmp_path)
+    before = client.assessment_key(long_post), client.embedding_key(long_post)
+    monkeypatch.setattr(prompts, "MAX_BODY_CHARS", 500)
+    after = client.assessment_key(long_post), client.embedding_key(long_post)
+    assert before[0] != after[0] and before[1] != after[1]
+
+
+def test_cache_key_changes_with_the_schema(tmp_path: Path) -> None:
+    class Reworded(PostAssessment):
+        novelty: int = Field(ge=1, le=5, description="1 = common, 5 = never asked before.")
+
+    client = client_for(MockBackend(), tmp_path)
+    messages = load_prompt().messages(POST)
+    assert client.request_key(messages, PostAssessment) != client.request_key(messages, Reworded)
+    assert client.request_key(messages, PostAssessment) == client.request_key(messages, PostAssessment)
+
+
+def test_embedded_identity_is_the_weights_hash_and_runtime(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No model is loaded to compute a key: the GGUF's sha256 and llama-cpp-python's version identify it."""
+    import hybrid_scorer.llm.backends.embedded as embedded
+
+    gguf = tmp_path / "model.gguf"
+    gguf.write_bytes(b"weights v1")
+    client = client_for(embedded.EmbeddedBackend(gguf), tmp_path)
+    first = client.assessment_key(POST), client.embedding_key(POST)
+    renamed = tmp_path / "renamed.gguf"
+    renamed.write_bytes(b"weights v1")
+    same_weights = client_for(embedded.EmbeddedBackend(renamed), tmp_path)
+    assert (same_weights.assessment_key(POST), same_weights.embedding_key(POST)) == first
+    monkeypatch.setattr(embedded, "runtime_version", lambda: "llama-cpp-python 9.9.9")
+    assert client.assessment_key(POST) != first[0] and client.embedding_key(POST) != first[1]
+    monkeypatch.undo()
+    gguf.write_bytes(b"weights v2, same name")
+    assert client.assessment_key(POST) != first[0]

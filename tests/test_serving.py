@@ -6,14 +6,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import BaseModel
 
 from hybrid_scorer.cli import main
-from hybrid_scorer.config import Settings
+from hybrid_scorer.config import MonitorThresholds, Settings
 from hybrid_scorer.data import prepare_posts
 from hybrid_scorer.llm.backends.mock import MockBackend
-from hybrid_scorer.llm.client import LLMClient, RawReply
+from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.prompts import load_prompt
-from hybrid_scorer.monitoring import MonitorThresholds, build_reference, category_drift, psi, summarize
+from hybrid_scorer.llm.protocol import RawReply
+from hybrid_scorer.monitoring import build_reference, category_drift, psi, summarize
 from hybrid_scorer.pipeline import Job
 from hybrid_scorer.serving import Prediction, PredictionInputError, Predictor
 from hybrid_scorer.training import train_and_save
@@ -43,14 +45,14 @@ def predictor(model_dir: Path, settings: Settings, tmp_path: Path) -> Predictor:
 
 
 class FailingBackend(MockBackend):
-    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply:
+    def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply:
         raise ValueError("model crashed")
 
 
 class SlowBackend(MockBackend):
-    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply:
+    def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply:
         time.sleep(0.5)
-        return super().complete(messages, schema)
+        return super().complete(messages, response_model)
 
 
 def test_predict_returns_score_with_mlops_fields(predictor: Predictor) -> None:
@@ -93,28 +95,59 @@ def test_batch_returns_errors_in_place(predictor: Predictor) -> None:
     )
 
 
-@pytest.mark.parametrize(("backend", "kind"), [(FailingBackend(), "RuntimeError"), (SlowBackend(), "TimeoutError")])
-def test_fallback_to_content_model(predictor: Predictor, backend: MockBackend, kind: str) -> None:
-    predictor.load()
-    predictor.client = LLMClient(backend, load_prompt(), max_retries=0)
-    predictor.llm_budget_ms = 100
-    started = time.perf_counter()
+def predictor_with(backend: MockBackend, model_dir: Path, settings: Settings, tmp_path: Path, **kw: Any) -> Predictor:
+    """A predictor whose LLM client is injected (the manifest check still applies: same spec and prompt)."""
+    client = LLMClient(backend, load_prompt(), max_retries=0)
+    return Predictor(model_dir, settings, client=client, log_path=tmp_path / "logs" / "p.jsonl", **kw)
+
+
+@pytest.mark.parametrize(("backend", "kind"), [(FailingBackend(), "error"), (SlowBackend(), "timeout")])
+def test_fallback_to_content_model(
+    backend: MockBackend, kind: str, model_dir: Path, settings: Settings, tmp_path: Path
+) -> None:
+    predictor = predictor_with(backend, model_dir, settings, tmp_path, llm_budget_ms=100)
     prediction = predictor.predict(POST)
-    assert prediction.fallback and kind in (prediction.fallback_reason or "")
+    assert prediction.fallback and (prediction.fallback_reason or "").startswith(kind)
     assert prediction.model_version.startswith("text_stats+tfidf+meta@")
-    assert time.perf_counter() - started < 0.45  # never waits past the budget for a slow LLM
+    assert prediction.llm_latency_ms < 400  # never waits past the budget for a slow LLM (0.5 s per call)
+
+
+def test_a_bug_is_an_error_not_a_silent_fallback(
+    model_dir: Path, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    predictor = predictor_with(MockBackend(), model_dir, settings, tmp_path).load()
+    assert predictor.hybrid is not None
+    monkeypatch.setattr(predictor.hybrid, "predict_log", lambda posts: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        predictor.predict(POST)
+
+
+def test_serving_refuses_an_llm_the_model_was_not_trained_with(
+    model_dir: Path, settings: Settings, tmp_path: Path
+) -> None:
+    from hybrid_scorer.llm.prompts import PromptTemplate
+    from hybrid_scorer.serving.predictor import ModelMismatchError
+
+    class OtherModel(MockBackend):
+        model = "mock-v2"
+
+    with pytest.raises(ModelMismatchError, match=r"trained with LLM 'mock:mock-v1'.*'mock:mock-v2'"):
+        predictor_with(OtherModel(), model_dir, settings, tmp_path).load()
+    prompt = load_prompt()
+    edited = LLMClient(MockBackend(), PromptTemplate(prompt.version, prompt.system + " Be terse.", prompt.user))
+    with pytest.raises(ModelMismatchError, match="prompt assessment_v1@"):
+        Predictor(model_dir, settings, client=edited, log_path=tmp_path / "p.jsonl").load()
 
 
 class InvalidReplyBackend(MockBackend):
-    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply:
+    def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply:
         return RawReply(
             text='{"topic": "physics", "question_clarity": 1000000000000000, "novelty": 1, "predicted_interest": 1}'
         )
 
 
-def test_out_of_range_llm_output_falls_back_and_is_logged(predictor: Predictor, tmp_path: Path) -> None:
-    predictor.load()
-    predictor.client = LLMClient(InvalidReplyBackend(), load_prompt(), max_retries=0)
+def test_out_of_range_llm_output_falls_back_and_is_logged(model_dir: Path, settings: Settings, tmp_path: Path) -> None:
+    predictor = predictor_with(InvalidReplyBackend(), model_dir, settings, tmp_path)
     prediction = predictor.predict(POST)
     assert prediction.fallback and prediction.model_version.startswith("text_stats+tfidf+meta@")
     record = json.loads((tmp_path / "logs" / "p.jsonl").read_text().splitlines()[-1])

@@ -8,6 +8,17 @@ from typing import Any, ClassVar, Protocol, Self
 import numpy as np
 import pandas as pd
 from scipy import sparse
+from sklearn.exceptions import NotFittedError
+
+
+def require_fitted(estimator: object, attribute: str) -> None:
+    """scikit-learn's contract: using an unfitted estimator raises NotFittedError, never empty output.
+    (sklearn's own check_is_fitted needs BaseEstimator's tags, which these plain classes do not carry.)"""
+    if not hasattr(estimator, attribute):
+        raise NotFittedError(
+            f"this {type(estimator).__name__} is not fitted yet: call fit() first, or load a saved model"
+        )
+
 
 _UNSAFE = re.compile(r"[^0-9A-Za-z_]+")
 

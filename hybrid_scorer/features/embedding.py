@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
+from hybrid_scorer.features.base import require_fitted
 from hybrid_scorer.features.llm import EMBEDDING_COLUMN
 
 
@@ -33,8 +34,6 @@ class EmbeddingFeatures:
     def __init__(self, n_components: int = 32, seed: int = 0) -> None:
         self.n_components = n_components
         self.seed = seed
-        self.mean: np.ndarray = np.zeros(0)
-        self.components: np.ndarray = np.zeros((0, 0))
 
     def fit(self, posts: pd.DataFrame) -> Self:
         matrix, _ = stack_embeddings(posts)
@@ -45,36 +44,39 @@ class EmbeddingFeatures:
             )
         k = min(self.n_components, matrix.shape[0] - 1, matrix.shape[1])
         pca = PCA(n_components=k, svd_solver="full", random_state=self.seed).fit(matrix)
-        self.mean, self.components = pca.mean_, pca.components_
+        self.mean_, self.components_ = pca.mean_, pca.components_
         return self
 
     def transform(self, posts: pd.DataFrame) -> np.ndarray:
-        out = np.full((len(posts), len(self.components)), np.nan)
+        require_fitted(self, "components_")
+        out = np.full((len(posts), len(self.components_)), np.nan)
         matrix, present = stack_embeddings(posts)
         if present.any():
-            if matrix.shape[1] != self.components.shape[1]:
+            if matrix.shape[1] != self.components_.shape[1]:
                 raise ValueError(
                     f"embedding width {matrix.shape[1]} does not match the trained reducer"
-                    f" ({self.components.shape[1]}); was the model trained with another LLM?"
+                    f" ({self.components_.shape[1]}); was the model trained with another LLM?"
                 )
-            out[present] = (matrix - self.mean) @ self.components.T
+            out[present] = (matrix - self.mean_) @ self.components_.T
         return out
 
     @property
     def feature_names(self) -> list[str]:
-        return [f"llm_emb_pc{i}" for i in range(len(self.components))]
+        require_fitted(self, "components_")
+        return [f"llm_emb_pc{i}" for i in range(len(self.components_))]
 
     def to_dict(self) -> dict[str, Any]:
+        require_fitted(self, "components_")
         return {
             "n_components": self.n_components,
             "seed": self.seed,
-            "mean": self.mean.tolist(),
-            "components": self.components.tolist(),
+            "mean": self.mean_.tolist(),
+            "components": self.components_.tolist(),
         }
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Self:
         group = cls(n_components=state["n_components"], seed=state["seed"])
-        group.mean = np.asarray(state["mean"], dtype=np.float64)
-        group.components = np.asarray(state["components"], dtype=np.float64)
+        group.mean_ = np.asarray(state["mean"], dtype=np.float64)
+        group.components_ = np.asarray(state["components"], dtype=np.float64)
         return group

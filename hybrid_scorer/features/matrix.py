@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from hybrid_scorer.features.base import FeatureGroup
+from hybrid_scorer.features.base import FeatureGroup, require_fitted
 from hybrid_scorer.features.embedding import EmbeddingFeatures
 from hybrid_scorer.features.llm import LLMRatingFeatures
 from hybrid_scorer.features.meta import MetaFeatures, TimeTrendFeatures
@@ -27,44 +27,56 @@ LLM_GROUPS = ("llm_ratings", "llm_embedding")
 def make_group(name: str, options: dict[str, Any] | None = None) -> FeatureGroup:
     if name not in GROUPS:
         raise ValueError(f"unknown feature group {name!r}; choose from {sorted(GROUPS)}")
-    return GROUPS[name](**(options or {}).get(name, {}))
+    return GROUPS[name](**(options or {}).get(name, {}))  # type: ignore[call-arg]
 
 
 class FeatureMatrix:
     """fit/transform over several groups, keeping which column came from which group."""
 
     def __init__(self, groups: Sequence[str], options: dict[str, Any] | None = None) -> None:
-        self.groups = list(groups)
-        self.options = options or {}
-        self._fitted: list[FeatureGroup] = []
+        self.groups = groups
+        self.options = options
 
     def fit(self, posts: pd.DataFrame) -> Self:
-        self._fitted = [make_group(name, self.options).fit(posts) for name in self.groups]
+        self.fitted_ = [make_group(name, self.options).fit(posts) for name in self.groups]
         return self
 
     def transform(self, posts: pd.DataFrame) -> sparse.csr_matrix:
-        blocks = [_as_sparse(g.transform(posts)) for g in self._fitted]
+        require_fitted(self, "fitted_")
+        blocks = [_as_sparse(g.transform(posts)) for g in self.fitted_]
         return sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((len(posts), 0))
 
     def fit_transform(self, posts: pd.DataFrame) -> sparse.csr_matrix:
         return self.fit(posts).transform(posts)
 
+    def group(self, name: str) -> FeatureGroup | None:
+        """The fitted group of that name, if the matrix has it."""
+        require_fitted(self, "fitted_")
+        return next((g for g in self.fitted_ if g.name == name), None)
+
     @property
     def feature_names(self) -> list[str]:
-        return [n for g in self._fitted for n in g.feature_names]
+        require_fitted(self, "fitted_")
+        return [n for g in self.fitted_ for n in g.feature_names]
 
     @property
     def feature_groups(self) -> list[str]:
         """The group of each column, aligned with feature_names."""
-        return [g.name for g in self._fitted for _ in g.feature_names]
+        require_fitted(self, "fitted_")
+        return [g.name for g in self.fitted_ for _ in g.feature_names]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"groups": self.groups, "options": self.options, "state": [g.to_dict() for g in self._fitted]}
+        require_fitted(self, "fitted_")
+        return {
+            "groups": list(self.groups),
+            "options": self.options or {},
+            "state": [g.to_dict() for g in self.fitted_],
+        }
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Self:
         matrix = cls(state["groups"], state["options"])
-        matrix._fitted = [GROUPS[n].from_dict(s) for n, s in zip(state["groups"], state["state"], strict=True)]
+        matrix.fitted_ = [GROUPS[n].from_dict(s) for n, s in zip(state["groups"], state["state"], strict=True)]
         return matrix
 
 

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 
-from hybrid_scorer.features.base import StatelessGroup, safe_name
+from hybrid_scorer.features.base import StatelessGroup, require_fitted, safe_name
 
 _SPACES = re.compile(r"\s+")
 NO_FLAIR = "none"
@@ -24,39 +24,54 @@ def normalize_flair(flair: object) -> str:
 
 class MetaFeatures:
     """One-hot flair (flairs seen fewer than `min_count` times in training become 'other'), UTC hour
-    and weekday."""
+    and weekday. Keeps each flair level's share of the training posts: a post whose flair the caller
+    does not know is scored as the average over these levels (see HybridScorer.predict_log)."""
 
     name: ClassVar[str] = "meta"
 
     def __init__(self, min_count: int = 10) -> None:
         self.min_count = min_count
-        self.flairs: list[str] = []
 
     def fit(self, posts: pd.DataFrame) -> Self:
-        counts = posts["flair"].map(normalize_flair).value_counts()
+        flair = posts["flair"].map(normalize_flair)
+        counts = flair.value_counts()
         kept = sorted(counts[counts >= self.min_count].index)
-        self.flairs = [*kept, RARE_FLAIR] if RARE_FLAIR not in kept else kept
+        self.flairs_ = [*kept, RARE_FLAIR] if RARE_FLAIR not in kept else kept
+        shares = flair.where(flair.isin(self.flairs_), RARE_FLAIR).value_counts(normalize=True)
+        self.flair_shares_ = {f: float(shares.get(f, 0.0)) for f in self.flairs_}
         return self
 
     def transform(self, posts: pd.DataFrame) -> np.ndarray:
+        require_fitted(self, "flairs_")
         flair = posts["flair"].map(normalize_flair)
-        flair = flair.where(flair.isin(self.flairs), RARE_FLAIR)
-        onehot = (flair.to_numpy()[:, None] == np.asarray(self.flairs)[None, :]).astype(np.float64)
+        flair = flair.where(flair.isin(self.flairs_), RARE_FLAIR)
+        onehot = (flair.to_numpy()[:, None] == np.asarray(self.flairs_)[None, :]).astype(np.float64)
         created = pd.to_datetime(posts["created_utc"], utc=True)
         time = np.column_stack([created.dt.hour.to_numpy(float), created.dt.day_of_week.to_numpy(float)])
         return np.hstack([onehot, time])
 
+    def unknown_flair_weights(self) -> dict[str, float]:
+        """Flair levels and weights to average over when the flair is unknown: the training shares of
+        every level but "none" (posts published without a flair are a separate, known case)."""
+        require_fitted(self, "flairs_")
+        shares = {f: s for f, s in self.flair_shares_.items() if f != NO_FLAIR and s > 0}
+        total = sum(shares.values())
+        return {f: s / total for f, s in shares.items()}
+
     @property
     def feature_names(self) -> list[str]:
-        return [f"flair_{safe_name(f)}" for f in self.flairs] + ["hour_utc", "weekday_utc"]
+        require_fitted(self, "flairs_")
+        return [f"flair_{safe_name(f)}" for f in self.flairs_] + ["hour_utc", "weekday_utc"]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"min_count": self.min_count, "flairs": self.flairs}
+        require_fitted(self, "flairs_")
+        return {"min_count": self.min_count, "flairs": self.flairs_, "flair_shares": self.flair_shares_}
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Self:
         group = cls(min_count=state["min_count"])
-        group.flairs = list(state["flairs"])
+        group.flairs_ = list(state["flairs"])
+        group.flair_shares_ = dict(state["flair_shares"])
         return group
 
 

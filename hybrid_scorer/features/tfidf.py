@@ -10,49 +10,52 @@ from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from hybrid_scorer.features.base import safe_name
+from hybrid_scorer.features.base import require_fitted, safe_name
 
 _FIELDS = {"title": "title_clean", "body": "body_clean"}
 _VECTORIZER_PARAMS: dict[str, Any] = {"lowercase": True, "ngram_range": (1, 2), "min_df": 3, "sublinear_tf": True}
 
 
-class _FieldTfidf:
-    """TF-IDF of one text column; transform = counts on the saved vocabulary, sublinear tf, idf, l2."""
+class FieldTfidf:
+    """TF-IDF of one text column; transform = counts on the saved vocabulary, sublinear tf, idf, l2.
+
+    The counter over the vocabulary is built once when the state is set (in `fit` or `from_state`):
+    validating a 2,000-term vocabulary costs more than scoring one post, and building it lazily on the
+    first request would race between concurrent requests."""
 
     def __init__(self, max_features: int) -> None:
         self.max_features = max_features
-        self.vocabulary: dict[str, int] = {}
-        self.idf: np.ndarray = np.zeros(0)
-        self._counter_cache: CountVectorizer | None = None
-        self._idf_diagonal: sparse.dia_matrix | None = None
 
-    def fit(self, texts: pd.Series) -> None:
-        vectorizer = TfidfVectorizer(max_features=self.max_features, **_VECTORIZER_PARAMS)
-        vectorizer.fit(texts)
-        self.vocabulary = {term: int(i) for term, i in vectorizer.vocabulary_.items()}
-        self.idf = vectorizer.idf_.astype(np.float64)
-        self._counter_cache = None
+    def fit(self, texts: pd.Series) -> Self:
+        vectorizer = TfidfVectorizer(max_features=self.max_features, **_VECTORIZER_PARAMS).fit(texts)
+        return self._set_state({term: int(i) for term, i in vectorizer.vocabulary_.items()}, vectorizer.idf_)
+
+    def from_state(self, vocabulary: dict[str, int], idf: list[float]) -> Self:
+        return self._set_state({k: int(i) for k, i in vocabulary.items()}, np.asarray(idf, dtype=np.float64))
+
+    def _set_state(self, vocabulary: dict[str, int], idf: np.ndarray) -> Self:
+        self.vocabulary_ = vocabulary
+        self.idf_ = idf.astype(np.float64)
+        self.counter_ = CountVectorizer(
+            vocabulary=vocabulary or None, lowercase=True, ngram_range=_VECTORIZER_PARAMS["ngram_range"]
+        )
+        if vocabulary:
+            self.counter_.fit([""])
+        self.idf_diagonal_ = sparse.diags(self.idf_)
+        return self
 
     def transform(self, texts: pd.Series) -> sparse.csr_matrix:
-        if not self.vocabulary:
+        require_fitted(self, "vocabulary_")
+        if not self.vocabulary_:
             return sparse.csr_matrix((len(texts), 0))
-        counts = self._counter().transform(texts).astype(np.float64)
+        counts = self.counter_.transform(texts).astype(np.float64)
         counts.data = 1.0 + np.log(counts.data)
-        return normalize(counts @ self._idf_diagonal, norm="l2").tocsr()
-
-    def _counter(self) -> CountVectorizer:
-        """Built once per vocabulary: validating a 2,000-term vocabulary costs more than scoring one post."""
-        if self._counter_cache is None:
-            self._counter_cache = CountVectorizer(
-                vocabulary=self.vocabulary, lowercase=True, ngram_range=_VECTORIZER_PARAMS["ngram_range"]
-            ).fit([""])
-            self._idf_diagonal = sparse.diags(self.idf)
-        return self._counter_cache
+        return normalize(counts @ self.idf_diagonal_, norm="l2").tocsr()
 
     @property
     def terms(self) -> list[str]:
-        ordered = [""] * len(self.vocabulary)
-        for term, i in self.vocabulary.items():
+        ordered = [""] * len(self.vocabulary_)
+        for term, i in self.vocabulary_.items():
             ordered[i] = term
         return ordered
 
@@ -64,32 +67,32 @@ class TfidfFeatures:
 
     def __init__(self, max_features: int = 2000) -> None:
         self.max_features = max_features
-        self._fields = {f: _FieldTfidf(max_features) for f in _FIELDS}
 
     def fit(self, posts: pd.DataFrame) -> Self:
-        for field, column in _FIELDS.items():
-            self._fields[field].fit(posts[column])
+        self.fields_ = {f: FieldTfidf(self.max_features).fit(posts[c]) for f, c in _FIELDS.items()}
         return self
 
     def transform(self, posts: pd.DataFrame) -> sparse.csr_matrix:
-        blocks = [self._fields[f].transform(posts[c]) for f, c in _FIELDS.items()]
-        return sparse.hstack(blocks, format="csr")
+        require_fitted(self, "fields_")
+        return sparse.hstack([self.fields_[f].transform(posts[c]) for f, c in _FIELDS.items()], format="csr")
 
     @property
     def feature_names(self) -> list[str]:
-        return [f"tfidf_{f}_{safe_name(t) or 'term'}" for f, vec in self._fields.items() for t in vec.terms]
+        require_fitted(self, "fields_")
+        return [f"tfidf_{f}_{safe_name(t) or 'term'}" for f, vec in self.fields_.items() for t in vec.terms]
 
     def to_dict(self) -> dict[str, Any]:
+        require_fitted(self, "fields_")
         return {
             "max_features": self.max_features,
-            "fields": {f: {"vocabulary": v.vocabulary, "idf": v.idf.tolist()} for f, v in self._fields.items()},
+            "fields": {f: {"vocabulary": v.vocabulary_, "idf": v.idf_.tolist()} for f, v in self.fields_.items()},
         }
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Self:
         group = cls(max_features=state["max_features"])
-        for field, saved in state["fields"].items():
-            group._fields[field].vocabulary = {k: int(i) for k, i in saved["vocabulary"].items()}
-            group._fields[field].idf = np.asarray(saved["idf"], dtype=np.float64)
-            group._fields[field]._counter_cache = None
+        group.fields_ = {
+            f: FieldTfidf(group.max_features).from_state(saved["vocabulary"], saved["idf"])
+            for f, saved in state["fields"].items()
+        }
         return group

@@ -1,8 +1,10 @@
 """LLMClient: one place for caching, retries, re-asks, validation and usage accounting.
 
-Backends are small classes that make one raw call; everything else lives here (instructor-style).
-Transient errors (timeouts, connection errors, 429, 5xx) are retried with exponential backoff and
-jitter; a reply that fails schema validation gets one re-ask quoting the error, then is a failure."""
+Backends are small classes that make one raw call; everything else lives here (instructor-style):
+`structured(messages, response_model)` is the one validated call, `assess` and `embed` are built on it
+and on the cache. Transient errors (timeouts, connection errors, 408/409/429, 5xx) are retried with
+exponential backoff and jitter, honouring a server's `retry-after`; a reply that fails validation gets
+one re-ask quoting the error and the schema, then is a counted failure, never a clamped value."""
 
 from __future__ import annotations
 
@@ -10,58 +12,23 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, TypeVar
 
 import httpx
 import numpy as np
 from pydantic import BaseModel, ValidationError
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
 from hybrid_scorer.llm.cache import LLMCache, cache_key
 from hybrid_scorer.llm.prompts import PostText, PromptTemplate
-from hybrid_scorer.llm.schema import PostAssessment, assessment_schema, schema_text
+from hybrid_scorer.llm.protocol import Backend
+from hybrid_scorer.llm.schema import PostAssessment
 from hybrid_scorer.llm.usage import Usage, UsageLedger
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RawReply:
-    """What a backend returns for one chat call."""
-
-    text: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    server_ms: float = 0.0  # time the server reports spending (Ollama's total_duration), when it does
-    expected: dict[str, float] = field(default_factory=dict)  # probability-weighted ratings, if available
-
-
-@dataclass
-class RawEmbedding:
-    vector: np.ndarray
-    prompt_tokens: int = 0
-
-
-class Backend(Protocol):
-    """One raw call each; raise the library's own exceptions (the client classifies them)."""
-
-    name: str
-    model: str
-    is_local: bool  # local backends cost 0 and run one call at a time in-process
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """Everything besides prompt and post that changes an assessment (sampling, decoding)."""
-        ...
-
-    @property
-    def embedding_params(self) -> dict[str, Any]:
-        """Everything besides the text that changes an embedding (model, pooling, truncation)."""
-        ...
-
-    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply: ...
-
-    def embed(self, text: str) -> RawEmbedding: ...
+M = TypeVar("M", bound=BaseModel)
+TRANSIENT_STATUS = {408, 409, 429}
+MAX_RETRY_AFTER_S = 60.0
 
 
 class Provenance(BaseModel):
@@ -91,11 +58,18 @@ class EmbeddingResult(BaseModel):
     error: str | None = None
 
 
+@dataclass
+class StructuredResult(Generic[M]):
+    """A validated reply (or the error that prevented one) and what it cost."""
+
+    value: M | None
+    usage: Usage
+    expected: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+
+
 class ReplyValidationError(ValueError):
-    """The reply did not match the schema (bad JSON or a value out of range)."""
-
-
-TRANSIENT_STATUS = {408, 409, 429}
+    """The reply did not match the schema (bad JSON, a missing field or a value out of range)."""
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -112,6 +86,7 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def failure_kind(exc: BaseException) -> str:
+    """timeout | validation | transient (retries exhausted) | error (not worth retrying: 4xx, a bug)."""
     if isinstance(exc, ReplyValidationError):
         return "validation"
     if isinstance(exc, TimeoutError | httpx.TimeoutException) or "Timeout" in type(exc).__name__:
@@ -119,13 +94,36 @@ def failure_kind(exc: BaseException) -> str:
     return "transient" if is_transient(exc) else "error"
 
 
-def parse_assessment(text: str) -> PostAssessment:
+def retry_after_s(exc: BaseException | None) -> float | None:
+    """A server's `retry-after` (seconds form) from an HTTP error response, when it sent one."""
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    value = headers.get("retry-after") if headers is not None else None
     try:
-        return PostAssessment.model_validate(json.loads(text))
-    except (json.JSONDecodeError, ValidationError, TypeError) as exc:
-        raise ReplyValidationError(
-            str(exc).splitlines()[0] if isinstance(exc, json.JSONDecodeError) else str(exc)
-        ) from exc
+        return min(float(value), MAX_RETRY_AFTER_S) if value is not None else None
+    except ValueError:
+        return None
+
+
+def parse_reply(text: str, response_model: type[M]) -> M:
+    try:
+        return response_model.model_validate(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise ReplyValidationError(f"not valid JSON ({exc})") from exc
+    except (ValidationError, TypeError) as exc:
+        raise ReplyValidationError(str(exc)) from exc
+
+
+def reask_message(error: ReplyValidationError, schema: dict[str, Any]) -> str:
+    """The follow-up after an invalid reply: the validation error itself and the schema to meet."""
+    return (
+        f"That reply is invalid: {error}\nAnswer again with only a JSON object that matches this JSON schema:"
+        f" {json.dumps(schema, sort_keys=True)}"
+    )
+
+
+def _error_text(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
 
 
 class LLMClient:
@@ -143,7 +141,7 @@ class LLMClient:
         self.backend = backend
         self.prompt = prompt
         self.cache = cache
-        self.ledger = ledger if ledger is not None else UsageLedger(backend.name)
+        self.ledger = ledger if ledger is not None else UsageLedger(f"{backend.name}:{backend.model}")
         self.max_retries = max_retries
         self.backoff_s = backoff_s
 
@@ -155,91 +153,98 @@ class LLMClient:
     def provenance(self) -> Provenance:
         return Provenance(backend=self.backend.name, model=self.backend.model, prompt_version=self.prompt.version)
 
-    def assessment_key(self, post: PostText) -> str:
+    def request_key(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> str:
+        """Hash of the exact request the backend receives (rendered messages, the schema as sent) and of
+        the backend's identity (model, weights, runtime, decoding): change any of them and the key misses."""
         return cache_key(
             "assess",
             backend=self.backend.name,
-            model=self.backend.model,
-            prompt=self.prompt.sha256,
-            schema=schema_text(),
-            params=self.backend.params,
-            title=post.title,
-            body=post.body,
+            identity=self.backend.identity(),
+            messages=messages,
+            schema=self.backend.request_schema(response_model),
         )
+
+    def assessment_key(self, post: PostText) -> str:
+        return self.request_key(self.prompt.messages(post), PostAssessment)
 
     def embedding_key(self, post: PostText) -> str:
         return cache_key(
-            "embed",
-            backend=self.backend.name,
-            model=self.backend.model,
-            params=self.backend.embedding_params,
-            text=post.embedding_input(),
+            "embed", backend=self.backend.name, identity=self.backend.embedding_identity(), text=post.embedding_input()
         )
 
-    def _retrying(self) -> Retrying:
-        return Retrying(
-            retry=retry_if_exception(is_transient),
-            stop=stop_after_attempt(self.max_retries + 1),
-            wait=wait_exponential(multiplier=self.backoff_s, max=30.0) + wait_random(0, self.backoff_s),
-            reraise=True,
-        )
+    def _wait(self, state: RetryCallState) -> float:
+        after = retry_after_s(state.outcome.exception() if state.outcome else None)
+        if after is not None:
+            return after
+        return float((wait_exponential(multiplier=self.backoff_s, max=30.0) + wait_random(0, self.backoff_s))(state))
 
     def _call(self, fn: Any, usage: Usage, *args: Any) -> Any:
         """Run a backend call under the retry policy, counting every attempt in `usage`."""
-        for attempt in self._retrying():
+        for attempt in Retrying(
+            retry=retry_if_exception(is_transient),
+            stop=stop_after_attempt(self.max_retries + 1),
+            wait=self._wait,
+            reraise=True,
+        ):
             with attempt:
                 usage.attempts += 1
                 return fn(*args)
         raise AssertionError("unreachable: tenacity reraises")
 
-    def assess(self, post: PostText) -> AssessmentResult:
-        key = self.assessment_key(post)
+    def structured(self, messages: list[dict[str, str]], response_model: type[M]) -> StructuredResult[M]:
+        """One validated structured call through the cache: the model instance, or a counted failure."""
+        key = self.request_key(messages, response_model)
         cached = self.cache.get_json(key) if self.cache is not None else None
         if cached is not None:
-            result = AssessmentResult.model_validate(cached)
-            # the cache is keyed by content: two posts with the same text share an entry, not an identity
-            result.post_id = post.post_id
             # keep what producing it cost (tokens, ms) but mark it as served from the cache
-            result.usage = result.usage.model_copy(update={"cache_hit": True})
-            self.ledger.record(result.usage)
-            return result
+            usage = Usage.model_validate(cached["usage"]).model_copy(update={"cache_hit": True})
+            self.ledger.record(usage)
+            return StructuredResult(response_model.model_validate(cached["value"]), usage, cached["expected"])
         usage = Usage(kind="assess")
         started = time.perf_counter()
-        result = AssessmentResult(post_id=post.post_id, usage=usage, provenance=self.provenance)
+        result: StructuredResult[M] = StructuredResult(None, usage)
         try:
-            result.assessment, result.expected = self._assess_with_reask(post, usage)
+            result.value, result.expected = self._with_reask(messages, response_model, usage)
         except Exception as exc:  # one bad post never kills a batch: it becomes a counted failure
             usage.failure = failure_kind(exc)
-            result.error = f"{type(exc).__name__}: {exc}"[:500]
-            log.warning("assessment of %s failed (%s): %s", post.post_id, usage.failure, result.error)
+            result.error = _error_text(exc)
+            log.warning("structured call failed (%s): %s", usage.failure, result.error)
         usage.latency_ms = (time.perf_counter() - started) * 1000
         self.ledger.record(usage)
-        if self.cache is not None and result.assessment is not None:
-            self.cache.set_json(key, result.model_dump(mode="json"))
+        if self.cache is not None and result.value is not None:
+            value = result.value.model_dump(mode="json")
+            self.cache.set_json(key, {"value": value, "expected": result.expected, "usage": usage.model_dump()})
         return result
 
-    def _assess_with_reask(self, post: PostText, usage: Usage) -> tuple[PostAssessment, dict[str, float]]:
-        messages = self.prompt.messages(post)
+    def _with_reask(
+        self, messages: list[dict[str, str]], response_model: type[M], usage: Usage
+    ) -> tuple[M, dict[str, float]]:
         for reask in (False, True):
-            reply = self._call(self.backend.complete, usage, messages, assessment_schema())
+            reply = self._call(self.backend.complete, usage, messages, response_model)
             usage.prompt_tokens += reply.prompt_tokens
             usage.completion_tokens += reply.completion_tokens
-            usage.server_ms += reply.server_ms
             try:
-                return parse_assessment(reply.text), reply.expected
+                return parse_reply(reply.text, response_model), reply.expected
             except ReplyValidationError as exc:
                 if reask:
                     raise
                 messages = [
                     *messages,
                     {"role": "assistant", "content": reply.text},
-                    {
-                        "role": "user",
-                        "content": f"That reply is invalid: {exc}. Answer again with only the JSON"
-                        " object, every rating an integer from 1 to 5.",
-                    },
+                    {"role": "user", "content": reask_message(exc, response_model.model_json_schema())},
                 ]
         raise AssertionError("unreachable")
+
+    def assess(self, post: PostText) -> AssessmentResult:
+        reply = self.structured(self.prompt.messages(post), PostAssessment)
+        return AssessmentResult(
+            post_id=post.post_id,  # the cache is keyed by content: twins share an entry, not an identity
+            assessment=reply.value,
+            expected=reply.expected,
+            usage=reply.usage,
+            provenance=self.provenance,
+            error=reply.error,
+        )
 
     def embed(self, post: PostText) -> EmbeddingResult:
         key = self.embedding_key(post)
@@ -255,13 +260,13 @@ class LLMClient:
         try:
             raw = self._call(self.backend.embed, usage, post.embedding_input())
             usage.prompt_tokens = raw.prompt_tokens
-            result.vector = np.asarray(raw.vector, dtype=np.float32)
-            if not np.all(np.isfinite(result.vector)):
-                raise ReplyValidationError("embedding contains NaN or inf")
-        except Exception as exc:
+            vector = np.asarray(raw.vector, dtype=np.float32)
+            if vector.ndim != 1 or vector.size == 0 or not np.all(np.isfinite(vector)):
+                raise ReplyValidationError(f"embedding of shape {vector.shape} is empty or holds NaN/inf")
+            result.vector = vector
+        except Exception as exc:  # as for assessments: a counted failure, never a crashed batch
             usage.failure = failure_kind(exc)
-            result.vector = None
-            result.error = f"{type(exc).__name__}: {exc}"[:500]
+            result.error = _error_text(exc)
             log.warning("embedding of %s failed (%s): %s", post.post_id, usage.failure, result.error)
         usage.latency_ms = (time.perf_counter() - started) * 1000
         self.ledger.record(usage)

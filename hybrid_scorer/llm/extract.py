@@ -1,11 +1,13 @@
-"""Batch extraction over many posts: progress bar, concurrency for remote backends, resumable.
+"""Batch extraction over many posts: progress bar, concurrency for remote backends, resumable, loud.
 
 The cache is the checkpoint: every finished post is written as soon as it is done, so an interrupted
-run loses at most the posts in flight and a rerun recomputes nothing."""
+run loses at most the posts in flight and a rerun sends requests only for posts not yet done (failures
+are never cached). A run whose failure share passes a threshold is a failed run, not an empty table."""
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -15,12 +17,25 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from hybrid_scorer.llm.client import AssessmentResult, LLMClient
+from hybrid_scorer.llm.client import AssessmentResult, EmbeddingResult, LLMClient
 from hybrid_scorer.llm.prompts import PostText
 from hybrid_scorer.llm.schema import RATING_FIELDS
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+DEFAULT_MAX_FAILURE_RATE = 0.05
+CALL_LABELS = {"assess": "assessments", "embed": "embeddings"}
+FIXES = {
+    "error": "the endpoint rejected the request (4xx): check the model name, the API key and the response format",
+    "timeout": "calls timed out: raise HYBRID_SCORER_LLM_TIMEOUT_S or lower --concurrency",
+    "transient": "the endpoint kept failing or rate-limiting after retries: rerun later (only failed posts are"
+    " sent again) or lower --concurrency",
+    "validation": "the model's replies do not match the schema even after a re-ask: use a larger model",
+}
+
+
+class ExtractionFailedError(ValueError):
+    """Too many posts without LLM features: fitting on them would learn from missing values."""
 
 
 def post_texts(posts: pd.DataFrame) -> list[PostText]:
@@ -45,8 +60,34 @@ def assessment_row(result: AssessmentResult) -> dict[str, object]:
 
 @dataclass
 class Extraction:
+    """Per post: its assessment row and/or embedding; every call's result, failures included."""
+
     assessments: pd.DataFrame | None = None
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
+    results: list[AssessmentResult | EmbeddingResult] = field(default_factory=list)
+
+    def failure_summary(self, max_failure_rate: float, labels: dict[str, str] | None = None) -> str | None:
+        """One line per call kind whose failure share exceeds the threshold: counts by failure kind, the
+        first error and what to fix. None when the run did its job."""
+        problems = []
+        for kind, label in (labels or CALL_LABELS).items():
+            calls = [r for r in self.results if r.usage.kind == kind]
+            failed = [r for r in calls if r.usage.failure]
+            if calls and len(failed) / len(calls) > max_failure_rate:
+                by_kind = Counter(r.usage.failure or "error" for r in failed)
+                first = failed[0]
+                fix = FIXES.get(by_kind.most_common(1)[0][0], "see the first error")
+                problems.append(
+                    f"{len(failed)}/{len(calls)} {label} failed ({', '.join(f'{k}: {n}' for k, n in by_kind.items())})"
+                    f" > {max_failure_rate:.0%} allowed; first error (post {first.post_id}): {first.error}; fix: {fix}"
+                )
+        return "\n".join(problems) or None
+
+    def check(self, max_failure_rate: float, labels: dict[str, str] | None = None) -> None:
+        """Raise ExtractionFailedError when too many posts have no LLM features."""
+        summary = self.failure_summary(max_failure_rate, labels)
+        if summary:
+            raise ExtractionFailedError(f"LLM extraction failed: {summary}")
 
 
 def _map(fn: Callable[[PostText], T], items: list[PostText], concurrency: int, desc: str, progress: bool) -> list[T]:
@@ -82,9 +123,11 @@ def extract(
     workers = 1 if client.backend.is_local else concurrency
     out = Extraction()
     if embeddings:
-        results = _map(client.embed, items, workers, "embed", progress)
-        out.embeddings = {r.post_id: r.vector for r in results if r.vector is not None}
+        embedded = _map(client.embed, items, workers, "embed", progress)
+        out.embeddings = {r.post_id: r.vector for r in embedded if r.vector is not None}
+        out.results += embedded
     if assessments:
-        rows = [assessment_row(r) for r in _map(client.assess, items, workers, "assess", progress)]
-        out.assessments = pd.DataFrame(rows)
+        assessed = _map(client.assess, items, workers, "assess", progress)
+        out.assessments = pd.DataFrame([assessment_row(r) for r in assessed])
+        out.results += assessed
     return out

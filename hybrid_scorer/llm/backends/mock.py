@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import BaseModel
 
-from hybrid_scorer.llm.client import RawEmbedding, RawReply
+from hybrid_scorer.config import Settings
+from hybrid_scorer.llm.protocol import RawEmbedding, RawReply
 from hybrid_scorer.llm.schema import RATING_FIELDS, Topic
 
 _KEYWORDS = {
@@ -28,19 +30,30 @@ def _digest(text: str) -> bytes:
 
 
 class MockBackend:
-    name = "mock"
-    model = "mock-v1"
-    is_local = True
+    """`mock`: answers PostAssessment from a hash of the post; embeds words into 16 buckets."""
 
-    @property
-    def params(self) -> dict[str, Any]:
-        return {}
+    name: ClassVar[str] = "mock"
+    is_local: ClassVar[bool] = True
+    model: ClassVar[str] = "mock-v1"
+    embedding_model: ClassVar[str] = "mock-v1"
 
-    @property
-    def embedding_params(self) -> dict[str, Any]:
-        return {"dim": EMBEDDING_DIM}
+    @classmethod
+    def from_spec(cls, model: str, settings: Settings) -> MockBackend:
+        return cls()
 
-    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply:
+    def identity(self) -> dict[str, Any]:
+        return {"model": self.model}
+
+    def embedding_identity(self) -> dict[str, Any]:
+        return {"model": self.embedding_model, "dim": EMBEDDING_DIM}
+
+    def request_schema(self, response_model: type[BaseModel]) -> dict[str, Any]:
+        return response_model.model_json_schema()
+
+    def warm(self) -> None:
+        """Nothing to load."""
+
+    def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply:
         text = messages[-1]["content"]
         digest = _digest(text)
         lowered = text.lower()
@@ -61,3 +74,6 @@ class MockBackend:
             vector[_digest(word)[0] % EMBEDDING_DIM] += 1.0
         norm = float(np.linalg.norm(vector))
         return RawEmbedding(vector / norm if norm else vector, prompt_tokens=len(text.split()))
+
+
+BACKEND = MockBackend

@@ -1,66 +1,100 @@
-"""OpenAI or any OpenAI-compatible server (OPENAI_BASE_URL): Structured Outputs, logprobs, embeddings.
+"""`openai:<model>`: OpenAI, or any OpenAI-compatible server (OPENAI_BASE_URL). Structured Outputs with
+OpenAI's strict schema, token logprobs for the rating expectations, embeddings.
 
-`response_format="json_object"` sends {"type": "json_object", "schema": ...} for servers without
-json_schema support (llama-cpp-python's server is one)."""
+The strict schema is derived by the SDK's own transformation (the one `chat.completions.parse` uses):
+OpenAI's strict mode rejects pydantic's plain schema (a `description` beside a `$ref`, for one), and the
+SDK tracks those rules as they change. `HYBRID_SCORER_OPENAI_RESPONSE_FORMAT=json_object` sends
+{"type": "json_object", "schema": ...} instead, for servers without json_schema (llama-cpp-python's)."""
 
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
+from pydantic import BaseModel
 
-from hybrid_scorer.llm.client import RawEmbedding, RawReply
+from hybrid_scorer.config import Settings
+from hybrid_scorer.llm.protocol import RawEmbedding, RawReply, require_model
 from hybrid_scorer.llm.ratings import expectations_from_token_logprobs
 
 TOP_LOGPROBS = 5
+ResponseFormat = Literal["json_schema", "json_object"]
+
+
+def strict_response_format(response_model: type[BaseModel]) -> dict[str, Any]:
+    """{"type": "json_schema", "json_schema": {"name", "schema", "strict": True}} as the SDK builds it."""
+    from openai.lib._parsing._completions import type_to_response_format_param
+
+    return dict(type_to_response_format_param(response_model))  # type: ignore[arg-type]
 
 
 class OpenAIBackend:
-    name = "openai"
-    is_local = False
+    name: ClassVar[str] = "openai"
+    is_local: ClassVar[bool] = False
 
     def __init__(
         self,
         model: str,
         timeout_s: float = 60.0,
-        response_format: Literal["json_schema", "json_object"] = "json_schema",
+        response_format: ResponseFormat = "json_schema",
         embedding_model: str | None = None,
         client: Any = None,
     ) -> None:
-        self.model = model
-        self.embedding_model = embedding_model or model
+        self._model = model
+        self._embedding_model = embedding_model or model
         self.response_format = response_format
-        self._base_url = os.environ.get("OPENAI_BASE_URL", "")
+        self.base_url = os.environ.get("OPENAI_BASE_URL", "")
         if client is None:
             from openai import OpenAI
 
-            base_url = os.environ.get("OPENAI_BASE_URL")
-            api_key = os.environ.get("OPENAI_API_KEY") or ("not-needed" if base_url else None)
+            api_key = os.environ.get("OPENAI_API_KEY") or ("not-needed" if self.base_url else None)
             if api_key is None:
                 raise ValueError("openai backend: set OPENAI_API_KEY, or OPENAI_BASE_URL for a local compatible server")
             # Retries are the client's job (one policy for every backend), so the SDK's own are off.
-            client = OpenAI(base_url=base_url, api_key=api_key, timeout=timeout_s, max_retries=0)
+            client = OpenAI(base_url=self.base_url or None, api_key=api_key, timeout=timeout_s, max_retries=0)
         self.client = client
 
-    @property
-    def params(self) -> dict[str, Any]:
-        return {"temperature": 0, "response_format": self.response_format, "base_url": self._base_url}
+    @classmethod
+    def from_spec(cls, model: str, settings: Settings) -> OpenAIBackend:
+        require_model(cls.name, model, "gpt-4o-mini")
+        return cls(
+            model,
+            timeout_s=settings.llm_timeout_s,
+            response_format=settings.openai_response_format,
+            embedding_model=settings.embedding_model,
+        )
 
     @property
-    def embedding_params(self) -> dict[str, Any]:
-        return {"embedding_model": self.embedding_model, "base_url": self._base_url}
+    def model(self) -> str:
+        return self._model
 
-    def _format(self, schema: dict[str, Any]) -> dict[str, Any]:
+    @property
+    def embedding_model(self) -> str:
+        return self._embedding_model
+
+    def identity(self) -> dict[str, Any]:
+        return {"model": self._model, "base_url": self.base_url, "temperature": 0, "top_logprobs": TOP_LOGPROBS}
+
+    def embedding_identity(self) -> dict[str, Any]:
+        return {"model": self._embedding_model, "base_url": self.base_url}
+
+    def _response_format(self, response_model: type[BaseModel]) -> dict[str, Any]:
         if self.response_format == "json_object":
-            return {"type": "json_object", "schema": schema}
-        return {"type": "json_schema", "json_schema": {"name": "PostAssessment", "schema": schema, "strict": True}}
+            return {"type": "json_object", "schema": response_model.model_json_schema()}
+        return strict_response_format(response_model)
 
-    def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> RawReply:
+    def request_schema(self, response_model: type[BaseModel]) -> dict[str, Any]:
+        return self._response_format(response_model)
+
+    def warm(self) -> None:
+        self.client.models.list()
+
+    def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply:
         response = self.client.chat.completions.create(
-            model=self.model,
+            model=self._model,
             messages=messages,
-            response_format=self._format(schema),
+            response_format=self._response_format(response_model),
             temperature=0,
             logprobs=True,
             top_logprobs=TOP_LOGPROBS,
@@ -77,8 +111,11 @@ class OpenAIBackend:
         )
 
     def embed(self, text: str) -> RawEmbedding:
-        response = self.client.embeddings.create(model=self.embedding_model, input=text)
+        response = self.client.embeddings.create(model=self._embedding_model, input=text)
         return RawEmbedding(
             np.asarray(response.data[0].embedding, dtype=np.float32),
             prompt_tokens=getattr(response.usage, "prompt_tokens", 0) or 0,
         )
+
+
+BACKEND = OpenAIBackend

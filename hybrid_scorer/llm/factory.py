@@ -1,0 +1,31 @@
+"""A ready LLMClient from a spec string and the settings: backend, prompt, on-disk cache, priced ledger."""
+
+from __future__ import annotations
+
+from hybrid_scorer.config import Settings
+from hybrid_scorer.llm.backends import make_backend
+from hybrid_scorer.llm.cache import LLMCache
+from hybrid_scorer.llm.client import LLMClient
+from hybrid_scorer.llm.prompts import load_prompt
+from hybrid_scorer.llm.usage import UsageLedger
+
+
+def make_client(spec: str, settings: Settings | None = None) -> LLMClient:
+    """Chat calls are priced with the chat model's price, embeddings with the embedding model's."""
+    settings = settings or Settings()
+    backend = make_backend(spec, settings)
+    prices = settings.prices_per_million
+    free = (0.0, 0.0)
+    return LLMClient(
+        backend,
+        load_prompt(settings.prompt),
+        cache=LLMCache(settings.cache_dir),
+        ledger=UsageLedger(
+            f"{backend.name}:{backend.model}",
+            {
+                "assess": prices.get(f"{backend.name}:{backend.model}", free),
+                "embed": prices.get(f"{backend.name}:{backend.embedding_model}", free),
+            },
+        ),
+        max_retries=settings.llm_max_retries,
+    )

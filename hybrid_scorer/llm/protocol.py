@@ -1,0 +1,80 @@
+"""What every LLM backend is: one raw chat call and one raw embedding call behind a small protocol.
+
+Backends know their transport and nothing else; caching, retries, re-asks, validation and the ledger
+live in `LLMClient`. A backend's `identity()` is everything about it that can change an answer (the
+model, its weights' hash, the runtime, decoding parameters): it goes into every cache key and into the
+model manifest, so a changed backend can never be served a stale answer or a mismatched model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+from pydantic import BaseModel
+
+from hybrid_scorer.config import Settings
+
+
+@dataclass
+class RawReply:
+    """What a backend returns for one chat call."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    expected: dict[str, float] = field(default_factory=dict)  # probability-weighted ratings, if available
+
+
+@dataclass
+class RawEmbedding:
+    vector: np.ndarray
+    prompt_tokens: int = 0
+
+
+class Backend(Protocol):
+    """One raw call each; raise the library's own exceptions (the client classifies them)."""
+
+    name: ClassVar[str]
+    is_local: ClassVar[bool]  # local backends cost 0 and run one call at a time in-process
+
+    @classmethod
+    def from_spec(cls, model: str, settings: Settings) -> Backend:
+        """Build from the part of the spec after `name:` and the settings (timeouts, base URLs)."""
+        ...
+
+    @property
+    def model(self) -> str:
+        """The chat model's name, as shown in provenance and priced in the settings' table."""
+        ...
+
+    @property
+    def embedding_model(self) -> str:
+        """The embedding model's name (priced separately from the chat model)."""
+        ...
+
+    def identity(self) -> dict[str, Any]:
+        """Everything besides the request that changes an assessment (model, weights, decoding)."""
+        ...
+
+    def embedding_identity(self) -> dict[str, Any]:
+        """Everything besides the text that changes an embedding (model, weights, pooling)."""
+        ...
+
+    def request_schema(self, response_model: type[BaseModel]) -> dict[str, Any]:
+        """The JSON schema exactly as this backend sends it (providers differ in what they accept)."""
+        ...
+
+    def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply: ...
+
+    def embed(self, text: str) -> RawEmbedding: ...
+
+    def warm(self) -> None:
+        """Load the model (local) or check the endpoint answers (remote); raise if it cannot serve."""
+        ...
+
+
+def require_model(backend: str, model: str, example: str) -> None:
+    """Remote backends have no default model: say how to name one."""
+    if not model:
+        raise ValueError(f"LLM spec {backend!r} needs a model name, e.g. '{backend}:{example}'")

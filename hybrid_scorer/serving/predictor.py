@@ -1,0 +1,336 @@
+"""`predict(post)`: validation, the LLM under a latency budget and a bounded queue, fallback, and a log.
+
+The hybrid model needs the LLM's outputs for the post. If the LLM fails, does not answer within the
+latency budget, or is too busy to answer within it, the content model (trained without LLM features,
+saved next to the hybrid) scores the post instead and the prediction says so (`fallback=True`, with the
+reason). Anything else that goes wrong is a bug and raises. Every prediction is one JSON line in a
+size-bounded, rotating log that `hybrid-scorer monitor` reads."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import ValidationError
+
+from hybrid_scorer.config import Settings
+from hybrid_scorer.data import clean
+from hybrid_scorer.features.meta import normalize_flair
+from hybrid_scorer.llm.client import LLMClient
+from hybrid_scorer.llm.extract import Extraction
+from hybrid_scorer.llm.prompts import PostText
+from hybrid_scorer.llm.usage import cost_usd
+from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.monitoring import SIGNAL_COLUMNS
+from hybrid_scorer.pipeline import client_for, llm_columns
+from hybrid_scorer.serving.predictlog import PredictionLog
+from hybrid_scorer.serving.schemas import PostInput, Prediction, PredictionInputError
+
+log = logging.getLogger(__name__)
+WARMUP_POST = PostText("warmup", "Why is the sky blue?", "And why not violet?")
+
+
+class ModelMismatchError(ValueError):
+    """The LLM serving would call is not the one the hybrid model was trained with."""
+
+
+class LLMUnavailableError(RuntimeError):
+    """The LLM could not give this post its features (failed, too slow or too busy): fall back."""
+
+    def __init__(self, reason: str, failure: str) -> None:
+        super().__init__(reason)
+        self.failure = failure  # timeout | busy | validation | transient | error
+
+
+def post_frame(post: PostInput) -> pd.DataFrame:
+    """One cleaned row shaped like the training data; an unknown flair stays None (the model averages
+    over the flairs it was trained on), a post published without one has ""."""
+    created = post.created_utc or datetime.now(UTC)
+    post_id = "live-" + hashlib.sha256(f"{post.title}\x00{post.body}".encode()).hexdigest()[:12]
+    row = {"post_id": post_id, "title": post.title, "body": post.body, "flair": post.flair}
+    return clean(pd.DataFrame([{**row, "created_utc": pd.Timestamp(created), "score": np.nan}]))
+
+
+@dataclass
+class LLMCall:
+    """What the LLM did for one prediction (filled in as it happens, so a failure is still recorded)."""
+
+    called: bool = False
+    latency_ms: float = 0.0
+    tokens: int = 0
+    cost_usd: float = 0.0
+    cache_hit: bool = False
+    failure: str | None = None  # timeout | busy | validation | transient | error
+
+    def account(self, extraction: Extraction, client: LLMClient) -> None:
+        usages = [r.usage for r in extraction.results]
+        live = [u for u in usages if not u.cache_hit]
+        self.tokens = sum(u.prompt_tokens + u.completion_tokens for u in live)
+        self.cost_usd = cost_usd(live, client.ledger.prices)
+        self.cache_hit = bool(usages) and all(u.cache_hit for u in usages)
+
+
+class LLMQueue:
+    """Admission control for live LLM work. One embedded model serves one call at a time, so requests
+    queue behind each other; a request whose expected wait (queue length x recent call time) would
+    already exceed the budget is refused at once (the caller falls back, flagged "busy") instead of
+    joining a queue that only grows. Timed-out work is cancelled if it has not started."""
+
+    def __init__(self, workers: int, budget_ms: float) -> None:
+        self.workers = workers
+        self.budget_ms = budget_ms
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm")
+        self._lock = threading.Lock()
+        self._pending = 0
+        self._call_ms = 0.0  # moving average of recent call durations (0 until the first one)
+
+    def admit(self) -> bool:
+        with self._lock:
+            expected_wait_ms = (self._pending // self.workers) * self._call_ms
+            if expected_wait_ms + self._call_ms > self.budget_ms and self._pending >= self.workers:
+                return False
+            self._pending += 1
+            return True
+
+    def done(self, elapsed_ms: float | None) -> None:
+        with self._lock:
+            self._pending -= 1
+            if elapsed_ms is not None:
+                self._call_ms = elapsed_ms if self._call_ms == 0 else 0.8 * self._call_ms + 0.2 * elapsed_ms
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+
+class Predictor:
+    """Loads the trained models once (thread-safe) and scores posts.
+
+    `client` is the LLM to call for the hybrid; by default the one named in the hybrid's manifest
+    (`llm="none"` serves the content model only). Loading checks that client against the manifest."""
+
+    def __init__(
+        self,
+        model_dir: Path | None = None,
+        settings: Settings | None = None,
+        client: LLMClient | None = None,
+        llm: str | None = None,
+        log_path: Path | None = None,
+        llm_budget_ms: float | None = None,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.model_dir = Path(model_dir or self.settings.model_dir)
+        self.llm = llm
+        self.client = client
+        self.llm_budget_ms = llm_budget_ms if llm_budget_ms is not None else self.settings.predict_llm_budget_ms
+        self.log = PredictionLog(
+            Path(log_path or self.settings.log_dir / "predictions.jsonl"), self.settings.prediction_log_max_bytes
+        )
+        self._lock = threading.Lock()
+        self._loaded = False
+        self.hybrid: HybridScorer | None = None
+        self.content: HybridScorer | None = None
+        self.queue: LLMQueue | None = None
+
+    def load(self) -> Predictor:
+        """Load both models and the LLM client, and check they belong together (idempotent)."""
+        with self._lock:
+            if self._loaded:
+                return self
+            content_dir, hybrid_dir = self.model_dir / "content", self.model_dir / "hybrid"
+            if not content_dir.is_dir():
+                raise FileNotFoundError(
+                    f"no trained model in {self.model_dir}: run `make run` or `hybrid-scorer train` first"
+                )
+            self.content = HybridScorer.load(content_dir)
+            if hybrid_dir.is_dir() and self.llm != "none":
+                hybrid = HybridScorer.load(hybrid_dir)
+                manifest = hybrid.manifest_
+                assert manifest is not None  # load() always reads one
+                self.client = self.client or client_for(self.llm or manifest.llm_spec, self.settings)
+                if self.client is not None:
+                    check_client(hybrid, self.client)
+                    self.hybrid = hybrid
+                    workers = 1 if self.client.backend.is_local else 4
+                    self.queue = LLMQueue(workers, self.llm_budget_ms)
+            self._loaded = True
+        return self
+
+    def warm(self) -> Predictor:
+        """Load everything, including the LLM itself, and check its embedding width: after this the
+        first request is served like any other (nothing loads inside its latency budget)."""
+        self.load()
+        if self.hybrid is not None and self.client is not None:
+            self.client.backend.warm()
+            vector = self.client.embed(WARMUP_POST).vector
+            width = self.hybrid.embedding_width()
+            if vector is not None and width is not None and len(vector) != width:
+                raise ModelMismatchError(
+                    f"{self.client.spec} embeds into {len(vector)} dimensions but the hybrid model was trained on"
+                    f" {width}: serve with the LLM the model was trained with, or retrain with this one"
+                )
+            self.client.assess(WARMUP_POST)
+        return self
+
+    @property
+    def ready(self) -> bool:
+        return self._loaded
+
+    @staticmethod
+    def version(model: HybridScorer) -> str:
+        manifest = model.manifest_
+        return f"{'+'.join(manifest.feature_groups)}@{manifest.training_data_hash[:10]}" if manifest else "unknown"
+
+    def _llm_frame(self, frame: pd.DataFrame, call: LLMCall) -> pd.DataFrame:
+        """The post with the hybrid's LLM columns, within the budget; LLMUnavailableError otherwise."""
+        assert self.hybrid is not None and self.client is not None and self.queue is not None
+        if not self.queue.admit():
+            call.failure = "busy"
+            raise LLMUnavailableError(f"LLM busy: {self.queue.pending} calls queued", "busy")
+        started = time.perf_counter()
+        finished = False
+        try:
+            columns = llm_columns(
+                frame,
+                self.hybrid.groups,
+                self.client,
+                concurrency=1,
+                progress=False,
+                max_failure_rate=None,
+                timeout_s=self.llm_budget_ms / 1000,
+                executor=self.queue.executor,
+            )
+            finished = True
+        except TimeoutError as exc:
+            call.failure = "timeout"
+            raise LLMUnavailableError(str(exc), "timeout") from exc
+        finally:
+            call.latency_ms = (time.perf_counter() - started) * 1000
+            self.queue.done(call.latency_ms if finished else None)
+        call.account(columns.extraction, self.client)
+        failed = [r for r in columns.extraction.results if r.error]
+        if failed:
+            call.failure = failed[0].usage.failure or "error"
+            raise LLMUnavailableError(f"LLM failed: {failed[0].error}", call.failure)
+        return columns.posts
+
+    def predict(self, post: dict[str, Any] | PostInput, explain: bool = False) -> Prediction:
+        started = time.perf_counter()
+        valid = validate_post(post)
+        self.load()
+        frame = post_frame(valid)
+        model, call, reason = self.content, LLMCall(), None
+        if self.hybrid is not None:
+            call.called = True
+            try:
+                frame = self._llm_frame(frame, call)
+                model = self.hybrid
+            except LLMUnavailableError as exc:
+                reason = f"{exc.failure}: {exc}"[:300]
+                log.info("falling back to the content model: %s", reason)
+        assert model is not None
+        log_score = float(model.predict_log(frame)[0])
+        prediction = Prediction(
+            score=float(max(np.expm1(log_score), 0.0)),
+            log_score=log_score,
+            model_version=self.version(model),
+            latency_ms=(time.perf_counter() - started) * 1000,
+            llm_latency_ms=call.latency_ms,
+            llm_tokens=call.tokens,
+            llm_cost_usd=call.cost_usd,
+            cache_hit=call.cache_hit,
+            fallback=reason is not None,
+            fallback_reason=reason,
+            contributions=model.contributions_by_group(frame).iloc[0].to_dict() if explain else None,
+        )
+        self._log(frame, prediction, call)
+        return prediction
+
+    def predict_batch(
+        self, posts: list[dict[str, Any]], explain: bool = False
+    ) -> list[Prediction | PredictionInputError]:
+        """Score many posts; an invalid post yields its PredictionInputError in place, not an exception."""
+        out: list[Prediction | PredictionInputError] = []
+        for post in posts:
+            try:
+                out.append(self.predict(post, explain))
+            except PredictionInputError as exc:
+                out.append(exc)
+        return out
+
+    def _log(self, frame: pd.DataFrame, prediction: Prediction, call: LLMCall) -> None:
+        row = frame.iloc[0]
+        features = {
+            "title_chars": len(row["title_clean"]),
+            "body_chars": len(row["body_clean"]),
+            "flair": normalize_flair(row["flair"]) if row["flair"] is not None else "unknown",
+            "llm_out_of_range": call.failure == "validation",
+        }
+        features.update({c: row[c] for c in SIGNAL_COLUMNS if c in frame})
+        self.log.write(
+            {
+                "timestamp": datetime.now(UTC).isoformat(),
+                **prediction.model_dump(exclude={"contributions"}),
+                "log_prediction": prediction.log_score,
+                "llm_called": call.called,
+                "llm_failure": call.failure,
+                "features": features,
+            }
+        )
+
+
+def validate_post(post: object) -> PostInput:
+    if isinstance(post, PostInput):
+        return post
+    if not isinstance(post, dict):
+        raise PredictionInputError(f"a post must be a dict with a 'title', got {type(post).__name__}")
+    try:
+        return PostInput.model_validate(post)
+    except ValidationError as exc:
+        raise PredictionInputError.from_validation(exc) from exc
+
+
+def check_client(model: HybridScorer, client: LLMClient) -> None:
+    """Refuse to serve a hybrid with an LLM other than the one it was trained with (its columns would
+    mean something else): same backend and model, same prompt text."""
+    manifest = model.manifest_
+    assert manifest is not None
+    trained_prompt = manifest.prompt_version
+    serving_prompt = f"{client.prompt.version}@{client.prompt.sha256[:12]}"
+    trained_spec = manifest.llm_spec or "?"
+    problems = []
+    if manifest.llm_model != client.spec:
+        problems.append(f"the model was trained with LLM {manifest.llm_model!r}, serving would call {client.spec!r}")
+    if trained_prompt != serving_prompt:
+        problems.append(f"the model was trained with prompt {trained_prompt}, serving has {serving_prompt}")
+    if problems:
+        raise ModelMismatchError(
+            "; ".join(problems) + f": serve with --llm {trained_spec} (and the prompt it was trained with), or"
+            " retrain with `hybrid-scorer train --llm <spec>`"
+        )
+
+
+_default: Predictor | None = None
+_default_lock = threading.Lock()
+
+
+def default_predictor() -> Predictor:
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Predictor()
+        return _default
+
+
+def predict(post: dict[str, Any]) -> Prediction:
+    """Score one post ({'title': ..., 'body': ...}, optional 'flair', 'created_utc') with models/current."""
+    return default_predictor().predict(post)

@@ -1,0 +1,77 @@
+"""The named feature-group configurations: what the served models are and what the ablation compares.
+
+Training, serving, the ablation and the benches all read these, so the served model's definition is not
+an experiment's detail. `key` is a stable, queryable name (metric keys, tags); `name` is for people."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+from hybrid_scorer.baselines import MedianBaseline, RandomForestBaseline
+from hybrid_scorer.config import Settings
+from hybrid_scorer.evaluation import LogScoreEstimator
+from hybrid_scorer.features.matrix import CONTENT_GROUPS
+from hybrid_scorer.model import HybridScorer
+
+
+@dataclass(frozen=True)
+class Config:
+    key: str
+    name: str
+    groups: tuple[str, ...] = ()
+    estimator: Literal["lightgbm", "median", "random_forest"] = "lightgbm"
+
+    def make(self, settings: Settings) -> LogScoreEstimator:
+        if self.estimator == "median":
+            return MedianBaseline()
+        if self.estimator == "random_forest":
+            return RandomForestBaseline(seed=settings.seed)
+        return self.make_scorer(settings)
+
+    def make_scorer(self, settings: Settings) -> HybridScorer:
+        """The LightGBM model of this configuration (baselines have none)."""
+        if self.estimator != "lightgbm":
+            raise ValueError(f"{self.name} is a {self.estimator} baseline, not a HybridScorer")
+        return HybridScorer(
+            self.groups,
+            seed=settings.seed,
+            feature_options={"llm_embedding": {"n_components": settings.embedding_components, "seed": settings.seed}},
+        )
+
+    @property
+    def uses_llm(self) -> bool:
+        return any(g.startswith("llm_") for g in self.groups)
+
+
+MEDIAN = Config("median", "median baseline", estimator="median")
+RANDOM_FOREST = Config("tfidf_random_forest", "TF-IDF + RandomForest baseline", estimator="random_forest")
+CONTENT = Config("content", "content (text_stats+tfidf+meta)", CONTENT_GROUPS)
+TIME_TREND = Config("content_time_trend", "content + time_trend (sampling artifact)", (*CONTENT_GROUPS, "time_trend"))
+FULL_HYBRID = Config(
+    "full_hybrid", "full hybrid (content + LLM ratings + embedding)", (*CONTENT_GROUPS, "llm_ratings", "llm_embedding")
+)
+
+EVALUATE_CONFIGS = [MEDIAN, RANDOM_FOREST, CONTENT, TIME_TREND]
+ABLATION_CONFIGS = [
+    MEDIAN,
+    RANDOM_FOREST,
+    Config("text_stats", "text_stats", ("text_stats",)),
+    Config("tfidf", "tfidf", ("tfidf",)),
+    Config("text_stats_tfidf", "text_stats + tfidf", ("text_stats", "tfidf")),
+    CONTENT,
+    Config("llm_ratings", "LLM ratings alone", ("llm_ratings",)),
+    Config("content_llm_ratings", "content + LLM ratings", (*CONTENT_GROUPS, "llm_ratings")),
+    Config("text_stats_llm_embedding", "text_stats + LLM embedding (no TF-IDF)", ("text_stats", "llm_embedding")),
+    Config("content_llm_embedding", "content + LLM embedding", (*CONTENT_GROUPS, "llm_embedding")),
+    FULL_HYBRID,
+    TIME_TREND,
+]
+# What `train` saves and `predict()` serves: the hybrid, and the content model it falls back to.
+SERVED = {"content": CONTENT, "hybrid": FULL_HYBRID}
+
+
+def groups_of(configs: Iterable[Config]) -> list[str]:
+    """Every feature group these configurations read (to know which LLM columns to extract)."""
+    return sorted({g for c in configs for g in c.groups})

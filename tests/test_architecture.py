@@ -1,0 +1,101 @@
+"""The layering the design promises, checked on the source: imports only run downwards, never in a cycle,
+and no module imports the package root. data -> llm -> features -> model -> evaluation/serving -> cli."""
+
+from __future__ import annotations
+
+import ast
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "hybrid_scorer"
+
+# Lower layers first; a module may import its own layer (without cycles) and any layer below it.
+LAYERS: list[tuple[str, ...]] = [
+    ("version", "config"),
+    ("data", "llm.schema", "llm.ratings", "llm.prompts", "llm.protocol", "llm.cache", "llm.usage"),
+    ("llm.client", "llm.backends"),
+    ("llm.factory", "llm.extract"),
+    ("features",),
+    ("model", "baselines", "evaluation"),
+    ("specs", "monitoring", "tracking", "pipeline"),
+    ("report", "training", "serving"),
+    ("ablation",),
+    ("cli",),
+]
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _rank(module: str) -> int:
+    for rank, layer in enumerate(LAYERS):
+        if any(module == prefix or module.startswith(prefix + ".") for prefix in layer):
+            return rank
+    raise AssertionError(f"hybrid_scorer.{module} is in no layer of tests/test_architecture.py: place it")
+
+
+def _imports(path: Path) -> set[str]:
+    """Every hybrid_scorer module this file imports, at module level or inside functions."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "hybrid_scorer":
+            found.add(node.module.removeprefix("hybrid_scorer").lstrip("."))
+        elif isinstance(node, ast.Import):
+            found |= {
+                a.name.removeprefix("hybrid_scorer").lstrip(".")
+                for a in node.names
+                if a.name.startswith("hybrid_scorer")
+            }
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    return {
+        _module_name(p): _imports(p)
+        for p in PACKAGE.rglob("*.py")
+        if _module_name(p)  # the package root itself is the public facade, above everything
+    }
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    return [
+        f"{module} (layer {_rank(module)}) imports {target} (layer {_rank(target)})"
+        for module, imported in graph.items()
+        for target in imported
+        if target and _rank(target) > _rank(module)
+    ]
+
+
+def import_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    # `from hybrid_scorer.llm.backends import x` inside llm/backends/foo.py names its own package: no cycle
+    edges = {m: {t for t in ts if t and t != m and not m.startswith(t + ".")} for m, ts in graph.items()}
+    try:
+        list(TopologicalSorter(edges).static_order())
+    except CycleError as exc:
+        return list(exc.args[1])
+    return None
+
+
+def test_no_submodule_imports_the_package_root() -> None:
+    offenders = [m for m, imported in _graph().items() if "" in imported]
+    assert not offenders, f"these modules import hybrid_scorer itself (use hybrid_scorer.version etc.): {offenders}"
+
+
+def test_imports_only_run_downwards() -> None:
+    upward = upward_imports(_graph())
+    assert not upward, "imports that run upward:\n" + "\n".join(upward)
+
+
+def test_there_is_no_import_cycle() -> None:
+    cycle = import_cycle(_graph())
+    assert cycle is None, f"import cycle: {' -> '.join(cycle or [])}"
+
+
+def test_the_checks_catch_what_they_are_for() -> None:
+    """The old shapes these checks exist to prevent: the ablation <-> report cycle, training importing
+    the served configurations from the ablation, and the LLM layer reaching into the model."""
+    assert import_cycle({"ablation": {"report"}, "report": {"ablation"}}) is not None
+    assert upward_imports({"training": {"ablation"}}) and upward_imports({"llm.client": {"model"}})
+    assert not upward_imports({"ablation": {"report", "specs"}, "features.llm": {"llm.schema"}})

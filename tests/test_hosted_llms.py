@@ -1,0 +1,190 @@
+"""The OpenAI and Ollama backends over real HTTP, against local stand-ins that validate like the real
+services (tests/standins.py): strict schemas, error bodies, logprobs, retries, loud failures, reruns."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybrid_scorer.cli import main
+from hybrid_scorer.llm.schema import PostAssessment
+from tests.standins import (
+    OllamaStandIn,
+    OpenAIStandIn,
+    SchemaRejected,
+    check_strict,
+    fault_plan,
+    running,
+)
+
+RATINGS = ["question_clarity", "novelty", "predicted_interest"]
+
+
+@pytest.fixture
+def openai_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("HYBRID_SCORER_EMBEDDING_MODEL", "text-embedding-3-small")
+    monkeypatch.setenv("HYBRID_SCORER_LLM_TIMEOUT_S", "0.5")
+
+
+def _extract(csv: Path, spec: str, limit: int, tmp_path: Path, *extra: str) -> int:
+    args = ["extract", "--data", str(csv), "--llm", spec, "--limit", str(limit), "-q"]
+    return main([*args, "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "ex"), *extra])
+
+
+def _table(tmp_path: Path) -> pd.DataFrame:
+    return pd.read_csv(tmp_path / "ex" / "assessments.csv")
+
+
+# --- the strict-mode rules themselves -------------------------------------------------------------
+
+
+def test_strict_rules_reject_what_openai_rejects() -> None:
+    plain = PostAssessment.model_json_schema()  # pydantic's own: a description beside topic's $ref
+    with pytest.raises(SchemaRejected, match=r"context=\(properties.topic\), \$ref cannot have keywords"):
+        check_strict(plain)
+    loose = {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}
+    with pytest.raises(SchemaRejected, match="additionalProperties"):
+        check_strict(loose)
+    with pytest.raises(SchemaRejected, match="Missing 'a'"):
+        check_strict({**loose, "additionalProperties": False, "required": []})
+    with pytest.raises(SchemaRejected, match="'allOf' is not permitted"):
+        check_strict({**loose, "additionalProperties": False, "allOf": [{}]})
+    check_strict({**loose, "additionalProperties": False})  # a valid one passes
+
+
+def test_openai_standin_answers_a_strict_violation_with_openais_400(openai_env: None) -> None:
+    import openai
+
+    with running(OpenAIStandIn(None, 1.0, 0)) as server:
+        client = openai.OpenAI(base_url=server.url + "/v1", api_key="sk-test", max_retries=0)
+        plain = {"name": "PostAssessment", "schema": PostAssessment.model_json_schema(), "strict": True}
+        with pytest.raises(openai.BadRequestError) as info:
+            client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "hi"}],
+                response_format={"type": "json_schema", "json_schema": plain},
+            )
+    assert info.value.status_code == 400
+    assert "Invalid schema for response_format 'PostAssessment'" in info.value.message
+    assert info.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+
+
+# --- the project's backends end to end ------------------------------------------------------------
+
+
+def test_extract_through_strict_openai_standin(
+    csv_path: Path, tmp_path: Path, openai_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running(OpenAIStandIn(None, 1.0, 0)) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+        assert _extract(csv_path, "openai:gpt-4o-mini", 20, tmp_path) == 0
+    table = _table(tmp_path)
+    assert len(table) == 20 and table["failure"].isna().all()
+    assert table[RATINGS].isin(range(1, 6)).all().all()
+    expected = table[[f"{r}_expected" for r in RATINGS]].to_numpy()
+    assert np.isfinite(expected).all() and ((expected >= 1) & (expected <= 5)).all()  # from logprobs
+    assert server.traffic.paths["/v1/chat/completions"] == 20 and server.traffic.paths["/v1/embeddings"] == 20
+    ledger = json.loads((tmp_path / "ex" / "ledger.json").read_text())["total"]
+    cost = ledger["produced_cost_by_kind_usd"]
+    assert cost["assess"] > 0 and cost["embed"] > 0  # gpt-4o-mini and text-embedding-3-small, priced apart
+
+
+def test_extract_through_ollama_standin(csv_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HYBRID_SCORER_EMBEDDING_MODEL", "nomic-embed-text")
+    with running(OllamaStandIn(None, 1.0, 0)) as server:
+        monkeypatch.setenv("OLLAMA_HOST", server.url)
+        assert _extract(csv_path, "ollama:qwen2.5:7b", 20, tmp_path) == 0
+    table = _table(tmp_path)
+    assert len(table) == 20 and table["failure"].isna().all() and table[RATINGS].isin(range(1, 6)).all().all()
+    assert np.isfinite(table[[f"{r}_expected" for r in RATINGS]].to_numpy()).all()
+    assert server.traffic.paths["/api/chat"] == 20 and server.traffic.paths["/api/embed"] == 20
+
+
+def test_ollama_standin_refuses_formats_ollama_refuses() -> None:
+    """Raw HTTP (the ollama client itself refuses a bad format before sending it)."""
+    import httpx
+    import ollama
+
+    chat = {"model": "qwen2.5:7b", "messages": [{"role": "user", "content": "x"}], "stream": False}
+    with running(OllamaStandIn(None, 1.0, 0)) as server:
+        bad = httpx.post(server.url + "/api/chat", json={**chat, "format": "yaml"})
+        assert bad.status_code == 400 and 'expected "json" or a valid JSON Schema object' in bad.json()["error"]
+        dangling = {"type": "object", "properties": {"t": {"$ref": "#/$defs/Missing"}}}
+        assert httpx.post(server.url + "/api/chat", json={**chat, "format": dangling}).status_code == 400
+        with pytest.raises(ollama.ResponseError, match="not found") as info:
+            ollama.Client(host=server.url).chat(model="llama9", messages=[{"role": "user", "content": "x"}])
+        assert info.value.status_code == 404
+
+
+# --- faults over HTTP -----------------------------------------------------------------------------
+
+
+def test_faults_are_retried_reasked_or_counted_and_a_rerun_resends_only_failures(
+    csv_path: Path, tmp_path: Path, openai_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """30% of posts get a fault on their first request (500, 503, 429 + retry-after, a stall past the
+    timeout, truncated JSON, an out-of-range rating); one post fails on every request."""
+    posts = pd.read_csv(csv_path).drop_duplicates("url").head(40)
+    doomed = str(posts["title"].iloc[7])
+    plan = fault_plan(0.3, persistent={doomed})
+    with running(OpenAIStandIn(plan, stall_s=1.0, retry_after_s=0)) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+        assert _extract(csv_path, "openai:gpt-4o-mini", 40, tmp_path) == 0  # 1 failure in 40 is within 5%
+        faults = dict(server.traffic.faults)
+        table = _table(tmp_path)
+        server.plan = None  # the endpoint recovers; the same endpoint, so the same cache keys
+        sent = server.traffic.paths["/v1/chat/completions"]
+        assert _extract(csv_path, "openai:gpt-4o-mini", 40, tmp_path) == 0
+        resent = server.traffic.paths["/v1/chat/completions"] - sent
+    assessed = table["failure"].isna()
+    assert assessed.sum() >= 38 and set(faults) >= {"500", "429", "stall", "truncated", "out_of_range"}
+    assert table.loc[assessed, RATINGS].isin(range(1, 6)).all().all()  # nothing out of range was kept
+    assert table.loc[~assessed, RATINGS].isna().all().all()  # a failure is NaN, never a made-up value
+    assert table.loc[~assessed, "failure"].tolist() == ["transient"]
+    assert resent == 1  # only the post that failed is sent again
+    assert _table(tmp_path)["failure"].isna().all()
+
+
+def test_a_failing_run_exits_non_zero_and_train_refuses_the_group(
+    csv_path: Path,
+    tmp_path: Path,
+    openai_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The bug this issue was filed for: pydantic's plain schema sent in strict mode is refused by OpenAI
+    for every post. The run must say so and exit 1, and `train` must refuse to fit on the gap."""
+    import hybrid_scorer.llm.backends.openai as openai_backend
+
+    def plain(model: type) -> dict:
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": "PostAssessment", "schema": model.model_json_schema(), "strict": True},
+        }
+
+    monkeypatch.setattr(openai_backend, "strict_response_format", plain)
+    with running(OpenAIStandIn(None, 1.0, 0)) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+        assert _extract(csv_path, "openai:gpt-4o-mini", 20, tmp_path) == 1
+        err = capsys.readouterr().err
+        assert "20/20 assessments failed (error: 20)" in err and "$ref cannot have keywords" in err
+        assert "fix: the endpoint rejected the request" in err
+        args = [
+            "train",
+            "--data",
+            str(csv_path),
+            "--llm",
+            "openai:gpt-4o-mini",
+            "-q",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+        assert main([*args, "--out", str(tmp_path / "models")]) == 2
+    err = capsys.readouterr().err
+    assert "feature group 'llm_ratings'" in err and "(error: " in err
+    assert not (tmp_path / "models" / "hybrid").exists()

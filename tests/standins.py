@@ -13,6 +13,7 @@ Each runs a real HTTP server on 127.0.0.1 (a free port) in a thread; the project
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -170,10 +171,8 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError):  # the client gave up first (a stall past its timeout)
             self.wfile.write(data)
-        except BrokenPipeError:  # the client gave up first (a stall past its timeout): as on a real server
-            pass
 
     def _body(self) -> dict[str, Any]:
         length = int(self.headers.get("content-length") or 0)

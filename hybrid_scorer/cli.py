@@ -149,6 +149,27 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from hybrid_scorer.serving.app import create_app
+    from hybrid_scorer.serving.predictor import Predictor
+
+    settings = get_settings()
+    predictor = Predictor(model_dir=args.model_dir, settings=settings, llm=args.llm, log_path=args.log)
+    app = create_app(predictor, settings.serve_max_batch, settings.serve_max_body_bytes)
+    print(f"serving on http://{args.host}:{args.port} (docs at /docs; ready when /readyz says so)", file=sys.stderr)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        workers=1,
+        log_level="warning",
+        timeout_graceful_shutdown=int(settings.serve_shutdown_grace_s),
+    )
+    return 0
+
+
 def cmd_monitor(args: argparse.Namespace) -> int:
     from hybrid_scorer.monitoring import monitor_report
 
@@ -241,6 +262,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-dir", type=Path, help="default: models/current")
     p.add_argument("--llm", help="override the LLM spec stored in the model manifest")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser(
+        "serve",
+        help="serve predictions over HTTP (FastAPI; /v1/predict, /healthz, /readyz, /metrics)",
+        epilog=EPILOG,
+        description="Start the HTTP service: POST /v1/predict and /v1/predict/batch, GET /v1/model, /healthz, "
+        "/readyz (503 until the models are loaded and the LLM is warm), /metrics (Prometheus). One worker "
+        "process; SIGTERM lets in-flight requests finish. OpenAPI docs at /docs.",
+    )
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--model-dir", type=Path, help="default: models/current")
+    p.add_argument("--llm", help="override the LLM spec stored in the model manifest ('none': content model only)")
+    p.add_argument("--log", type=Path, help="prediction log (default: <log dir>/predictions.jsonl)")
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
         "monitor",

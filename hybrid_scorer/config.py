@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     llm_max_retries: int = 4
     predict_llm_budget_ms: float = 2000.0
     prediction_log_max_bytes: int = 5_000_000
+    serve_max_batch: int = 64  # posts per /v1/predict/batch request
+    serve_max_body_bytes: int = 2_000_000
+    serve_shutdown_grace_s: float = 30.0  # in-flight requests get this long to finish on SIGTERM
     monitor: MonitorThresholds = MonitorThresholds()
     # USD per 1M tokens (prompt, completion) for cost estimates; local backends cost 0.
     prices_per_million: dict[str, tuple[float, float]] = {

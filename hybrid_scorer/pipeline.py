@@ -66,9 +66,11 @@ def llm_columns(
     else:
         if executor is None:
             raise ValueError("a timeout needs the executor the LLM work runs on")
+        future = executor.submit(run)
         try:
-            extraction = executor.submit(run).result(timeout=timeout_s)
+            extraction = future.result(timeout=timeout_s)
         except FutureTimeout as exc:
+            future.cancel()  # still queued: dropped; already running: it finishes and fills the cache
             raise TimeoutError(f"LLM exceeded the {timeout_s * 1000:.0f} ms budget") from exc
     if max_failure_rate is not None:
         extraction.check(max_failure_rate, GROUP_OF_CALL)

@@ -103,3 +103,22 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """MLflow and relative paths stay inside the test's tmp dir."""
     monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Trained once per session (content + hybrid with the mock LLM): training is the slow part.
+    Its LLM cache is at ../cache, its training posts at ../posts.csv."""
+    from hybrid_scorer.pipeline import Job
+    from hybrid_scorer.training import train_and_save
+
+    root = tmp_path_factory.mktemp("trained")
+    csv = root / "posts.csv"
+    synthetic_frame().to_csv(csv, index=False)
+    settings = Settings(data_path=csv, cache_dir=root / "cache", embedding_components=4)
+    posts, report = prepare_posts(csv)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", (root / "mlruns").as_uri())
+        lines = list(train_and_save(Job(posts, report, settings, "mock", progress=False), root / "models"))
+    assert any("hybrid" in line for line in lines) and (root / "models" / "reference.json").is_file()
+    return root / "models"

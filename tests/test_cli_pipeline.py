@@ -75,11 +75,11 @@ def test_mlflow_run_is_logged_with_metrics(tmp_path: Path) -> None:
     assert run.data.metrics["content.spearman"] == 0.4 and run.data.params["a"] == "1"
 
 
-def test_llm_defaults_to_settings_then_embedded(csv_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hybrid_scorer.cli import _job
-
-    assert build_parser().parse_args(["evaluate"]).llm == "none"
-    args = build_parser().parse_args(["ablate", "--data", str(csv_path)])
-    assert _job(args).llm == "embedded"
+def test_the_llm_comes_from_settings_when_no_flag_names_it(
+    csv_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("HYBRID_SCORER_LLM", "mock")
-    assert _job(args).llm == "mock"
+    assert main(["extract", "--data", str(csv_path), "--limit", "3", "--out", "ex", "-q"]) == 0
+    table = (tmp_path / "ex" / "assessments.csv").read_text()
+    assert "mock,mock-v1" in table  # the backend the extraction really used
+    assert build_parser().parse_args(["evaluate"]).llm == "none"  # evaluate is content-only unless asked

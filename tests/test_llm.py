@@ -64,14 +64,6 @@ def test_schema_rejects_out_of_range_and_extra_fields() -> None:
     assert set(schema["required"]) == {"topic", "question_clarity", "novelty", "predicted_interest"}
 
 
-def test_mock_assessment_is_deterministic_and_valid(tmp_path: Path) -> None:
-    client = LLMClient(MockBackend(), load_prompt())
-    first, second = client.assess(POST), client.assess(POST)
-    assert first.assessment is not None and first.assessment == second.assessment
-    assert set(first.expected) == {"question_clarity", "novelty", "predicted_interest"}
-    assert first.provenance.prompt_version == "assessment_v1" and first.provenance.backend == "mock"
-
-
 def test_cache_hit_makes_no_call_and_prompt_change_invalidates(tmp_path: Path) -> None:
     backend = ScriptedBackend([GOOD, GOOD])
     client = client_for(backend, tmp_path)

@@ -12,11 +12,12 @@ import hashlib
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ from hybrid_scorer.serving.predictlog import PredictionLog
 from hybrid_scorer.serving.schemas import PostInput, Prediction, PredictionInputError
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 WARMUP_POST = PostText("warmup", "Why is the sky blue?", "And why not violet?")
 
 
@@ -79,37 +81,54 @@ class LLMCall:
         self.cache_hit = bool(usages) and all(u.cache_hit for u in usages)
 
 
-class LLMQueue:
-    """Admission control for live LLM work. One embedded model serves one call at a time, so requests
-    queue behind each other; a request whose expected wait (queue length x recent call time) would
-    already exceed the budget is refused at once (the caller falls back, flagged "busy") instead of
-    joining a queue that only grows. Timed-out work is cancelled if it has not started."""
+class QueueFullError(RuntimeError):
+    """Live LLM work would wait longer than the latency budget: the request is not queued."""
 
-    def __init__(self, workers: int, budget_ms: float) -> None:
+
+class LLMQueue(Executor):
+    """The executor live LLM work runs on, with admission control. One embedded model serves one call
+    at a time, so requests queue behind each other; work whose expected wait (calls ahead of it x the
+    recent call time) would already exceed the budget is refused at once (QueueFullError: the caller
+    falls back, flagged "busy") instead of joining a queue that only grows. A call counts as pending
+    until it has really finished, so work that timed out still holds its place while it runs."""
+
+    def __init__(self, workers: int, budget_ms: float, max_pending: int = 64) -> None:
         self.workers = workers
         self.budget_ms = budget_ms
-        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm")
+        self.max_pending = max_pending
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm")
         self._lock = threading.Lock()
         self._pending = 0
-        self._call_ms = 0.0  # moving average of recent call durations (0 until the first one)
+        self.call_ms = 0.0  # moving average of recent call durations (0 until one is known)
 
-    def admit(self) -> bool:
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
         with self._lock:
-            expected_wait_ms = (self._pending // self.workers) * self._call_ms
-            if expected_wait_ms + self._call_ms > self.budget_ms and self._pending >= self.workers:
-                return False
+            rounds_ahead = self._pending // self.workers
+            expected_ms = (rounds_ahead + 1) * self.call_ms
+            if self._pending >= self.max_pending or (self._pending >= self.workers and expected_ms > self.budget_ms):
+                raise QueueFullError(f"LLM busy: {self._pending} calls pending, ~{expected_ms:.0f} ms to answer")
             self._pending += 1
-            return True
+        return self._executor.submit(self._timed, fn, *args, **kwargs)
 
-    def done(self, elapsed_ms: float | None) -> None:
+    def _timed(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        started = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.record((time.perf_counter() - started) * 1000)
+
+    def record(self, elapsed_ms: float) -> None:
+        """A call finished: it leaves the queue and updates the average call time."""
         with self._lock:
-            self._pending -= 1
-            if elapsed_ms is not None:
-                self._call_ms = elapsed_ms if self._call_ms == 0 else 0.8 * self._call_ms + 0.2 * elapsed_ms
+            self._pending = max(self._pending - 1, 0)
+            self.call_ms = elapsed_ms if self.call_ms == 0 else 0.8 * self.call_ms + 0.2 * elapsed_ms
 
     @property
     def pending(self) -> int:
         return self._pending
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._executor.shutdown(wait, cancel_futures=cancel_futures)
 
 
 class Predictor:
@@ -171,6 +190,7 @@ class Predictor:
         self.load()
         if self.hybrid is not None and self.client is not None:
             self.client.backend.warm()
+            started = time.perf_counter()
             vector = self.client.embed(WARMUP_POST).vector
             width = self.hybrid.embedding_width()
             if vector is not None and width is not None and len(vector) != width:
@@ -179,6 +199,8 @@ class Predictor:
                     f" {width}: serve with the LLM the model was trained with, or retrain with this one"
                 )
             self.client.assess(WARMUP_POST)
+            if self.queue is not None:  # seed the queue's estimate of a call's time with the warm-up's
+                self.queue.call_ms = (time.perf_counter() - started) * 1000
         return self
 
     @property
@@ -193,11 +215,7 @@ class Predictor:
     def _llm_frame(self, frame: pd.DataFrame, call: LLMCall) -> pd.DataFrame:
         """The post with the hybrid's LLM columns, within the budget; LLMUnavailableError otherwise."""
         assert self.hybrid is not None and self.client is not None and self.queue is not None
-        if not self.queue.admit():
-            call.failure = "busy"
-            raise LLMUnavailableError(f"LLM busy: {self.queue.pending} calls queued", "busy")
         started = time.perf_counter()
-        finished = False
         try:
             columns = llm_columns(
                 frame,
@@ -207,15 +225,16 @@ class Predictor:
                 progress=False,
                 max_failure_rate=None,
                 timeout_s=self.llm_budget_ms / 1000,
-                executor=self.queue.executor,
+                executor=self.queue,
             )
-            finished = True
+        except QueueFullError as exc:
+            call.failure = "busy"
+            raise LLMUnavailableError(str(exc), "busy") from exc
         except TimeoutError as exc:
             call.failure = "timeout"
             raise LLMUnavailableError(str(exc), "timeout") from exc
         finally:
             call.latency_ms = (time.perf_counter() - started) * 1000
-            self.queue.done(call.latency_ms if finished else None)
         call.account(columns.extraction, self.client)
         failed = [r for r in columns.extraction.results if r.error]
         if failed:
@@ -248,6 +267,8 @@ class Predictor:
             llm_tokens=call.tokens,
             llm_cost_usd=call.cost_usd,
             cache_hit=call.cache_hit,
+            llm_called=call.called,
+            llm_failure=call.failure,
             fallback=reason is not None,
             fallback_reason=reason,
             contributions=model.contributions_by_group(frame).iloc[0].to_dict() if explain else None,
@@ -281,8 +302,6 @@ class Predictor:
                 "timestamp": datetime.now(UTC).isoformat(),
                 **prediction.model_dump(exclude={"contributions"}),
                 "log_prediction": prediction.log_score,
-                "llm_called": call.called,
-                "llm_failure": call.failure,
                 "features": features,
             }
         )

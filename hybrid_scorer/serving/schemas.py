@@ -4,7 +4,9 @@ The same models validate `predict()` calls and HTTP bodies and generate the serv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
 
@@ -35,16 +37,21 @@ class PostInput(BaseModel):
         return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
+def describe_errors(errors: Sequence[Any]) -> str:
+    """One message naming every offending field, what is wrong with it, and the shape expected."""
+    problems = [f"'{'.'.join(str(p) for p in e['loc']) or 'post'}': {e['msg']}" for e in errors]
+    return (
+        "invalid post: " + "; ".join(problems) + " (expected {'title': non-empty str, 'body': str,"
+        " optional 'flair': str, optional 'created_utc': ISO datetime})"
+    )
+
+
 class PredictionInputError(ValueError):
     """Bad input; the message names each offending field and what it should be."""
 
     @classmethod
     def from_validation(cls, exc: ValidationError) -> PredictionInputError:
-        problems = [f"'{'.'.join(str(p) for p in e['loc']) or 'post'}': {e['msg']}" for e in exc.errors()]
-        return cls(
-            "invalid post: " + "; ".join(problems) + " (expected {'title': non-empty str, 'body': str,"
-            " optional 'flair': str, optional 'created_utc': ISO datetime})"
-        )
+        return cls(describe_errors(exc.errors()))
 
 
 class Prediction(BaseModel):
@@ -56,6 +63,8 @@ class Prediction(BaseModel):
     llm_tokens: int = 0
     llm_cost_usd: float = 0.0
     cache_hit: bool = False
+    llm_called: bool = False
+    llm_failure: str | None = Field(default=None, description="timeout | busy | validation | transient | error")
     fallback: bool = False
     fallback_reason: str | None = None
     contributions: dict[str, float] | None = Field(

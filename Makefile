@@ -31,12 +31,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## The main job: LLM extraction (cached) -> ablation report -> final hybrid + content models.
+## The main job: LLM extraction (cached) -> ablation report (and the results tables of README and
+## DISCUSSION, re-rendered from it) -> final hybrid + content models, registered in MLflow -> champion.
 run: install
 	$(BIN)/hybrid-scorer extract --data $(DATA) --llm $(LLM) --out reports/extraction
-	$(BIN)/hybrid-scorer ablate --data $(DATA) --llm $(LLM) --out reports
+	$(BIN)/hybrid-scorer ablate --data $(DATA) --llm $(LLM) --out reports --docs README.md DISCUSSION.md
 	$(BIN)/hybrid-scorer train --data $(DATA) --llm $(LLM)
-	@echo "report: reports/ablation.md   models: models/current/{hybrid,content}   try: make predict"
+	$(BIN)/hybrid-scorer promote --llm $(LLM)
+	@echo "report: reports/ablation.md   models: models/current/{hybrid,content} (registry: models:/hybrid-scorer@champion)"
+	@echo "try: $(BIN)/hybrid-scorer predict --title 'Why is the sky blue?'   or   $(BIN)/hybrid-scorer serve"
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -53,6 +56,8 @@ bench: install
 	$(BIN)/python bench/train.py --data $(DATA)
 	$(BIN)/python bench/extract.py --data $(DATA)
 	$(BIN)/python bench/predict.py --data $(DATA)
+	$(BIN)/python bench/flair.py --data $(DATA)
+	$(BIN)/python bench/load.py --data $(DATA)
 
 clean:
-	rm -rf $(VENV) cache models mlruns logs
+	rm -rf $(VENV) cache models mlruns mlflow.db logs

@@ -18,7 +18,7 @@ from hybrid_scorer.evaluation import METRICS, CVResult, bootstrap_intervals, cro
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.pipeline import Job
-from hybrid_scorer.report import Row, write_report
+from hybrid_scorer.report import Results, Row, sync_docs, write_report
 from hybrid_scorer.specs import ABLATION_CONFIGS, CONTENT, FULL_HYBRID, Config, groups_of
 from hybrid_scorer.tracking import log_run
 from hybrid_scorer.version import __version__
@@ -66,7 +66,7 @@ def _predict_latency_ms(model: HybridScorer, posts: pd.DataFrame, seed: int, n: 
     return float(np.median(timings))
 
 
-def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000) -> Path:
+def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] | None = None) -> Path:
     """Every configuration on the same folds, bootstrap statistics, the report and an MLflow run."""
     settings = job.settings
     client = job.client()
@@ -83,7 +83,8 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000) -> Path:
         intervals, delta = bootstrap_intervals(y_log, result.oof_log, content_oof, n_boot, settings.seed)
         model = served.get(config)
         predict_ms = _predict_latency_ms(model, enriched, settings.seed) if model else float("nan")
-        rows.append(Row(result, intervals, delta, *_llm_cost(client, config.groups, len(enriched)), predict_ms))
+        cost = _llm_cost(client, config.groups, len(enriched))
+        rows.append(Row(config.key, result, intervals, delta, *cost, predict_ms))
     final_model = served[final]
     print(f"ablation: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     prompt = f"{client.spec} (prompt {client.prompt.version}, sha256 {client.prompt.sha256[:12]})" if client else "none"
@@ -97,10 +98,13 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000) -> Path:
         "git commit": _git_state(),
     }
     path = write_report(out_dir, rows, enriched, final, final_model, header)
+    if docs:
+        sync_docs(docs, Results.model_validate_json((out_dir / "ablation.json").read_text()))
     log_run(
         "ablate",
         params={"data_sha256": job.report.sha256, "llm": job.llm, "seed": settings.seed, "n_boot": n_boot},
-        metrics={f"{r.result.name}.{m}": r.intervals[m][0] for r in rows for m in METRICS},
-        artifact_paths=[path, *sorted(out_dir.glob("*.png"))],
+        metrics={f"ablation.{r.key}.{m}": r.intervals[m][0] for r in rows for m in METRICS},
+        artifact_paths=[path, out_dir / "ablation.json", *sorted(out_dir.glob("*.png"))],
+        tags={f"label.{r.key}": r.result.name for r in rows},
     )
     return path

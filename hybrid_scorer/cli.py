@@ -16,6 +16,7 @@ from hybrid_scorer.llm.backends import spec_help
 from hybrid_scorer.llm.extract import DEFAULT_MAX_FAILURE_RATE
 from hybrid_scorer.pipeline import Job
 
+MODEL_HELP = "model directory, or a registry URI such as models:/hybrid-scorer@champion (default: models/current)"
 EPILOG = "Settings can also come from HYBRID_SCORER_* environment variables (and ASKSCIENCE_CSV for the data)."
 
 
@@ -111,7 +112,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     log_run(
         "evaluate",
         params={"data_sha256": job.report.sha256, "llm": job.llm, "n_posts": len(enriched)},
-        metrics={f"{r.name}.{m}": r.mean(m) for r in results for m in METRICS},
+        metrics={f"evaluate.{c.key}.{m}": r.mean(m) for c, r in zip(configs, results, strict=True) for m in METRICS},
+        tags={f"label.{c.key}": c.name for c in configs},
         text_artifacts={"evaluate.md": table},
     )
     return 0
@@ -121,8 +123,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     from hybrid_scorer.training import train_and_save
 
     job = _job(args)
-    for line in train_and_save(job, Path(args.out) if args.out else job.settings.model_dir):
+    out = Path(args.out) if args.out else job.settings.model_dir
+    for line in train_and_save(job, out, register_version=not args.no_register):
         print(line)
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from hybrid_scorer.registry import PromotionRefusedError, promote
+
+    settings = get_settings()
+    try:
+        print(promote(args.version, args.llm or settings.llm, settings.prompt, force=args.force))
+    except PromotionRefusedError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -130,7 +145,11 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     from hybrid_scorer.ablation import run_ablation
 
     job = _job(args)
-    print(f"report written to {run_ablation(job, args.out or job.settings.report_dir, n_boot=args.n_boot)}")
+    path = run_ablation(job, args.out or job.settings.report_dir, n_boot=args.n_boot, docs=args.docs)
+    print(
+        f"report written to {path}"
+        + (f"; results tables in {', '.join(map(str, args.docs))} updated" if args.docs else "")
+    )
     return 0
 
 
@@ -237,7 +256,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _common(p)
     p.add_argument("--out", help="model directory (default: models/current)")
+    p.add_argument("--no-register", action="store_true", help="do not register the models in the MLflow registry")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser(
+        "promote",
+        help="make a registered model version the champion that serving loads (with a gate)",
+        epilog=EPILOG,
+        description="Move the 'champion' alias of the registered model 'hybrid-scorer' to a version, only if it"
+        " was trained with the LLM and prompt serving uses and its CV Spearman is not below the lower end of"
+        " the current champion's 95% bootstrap interval. Rollback: promote the previous version with --force.",
+    )
+    p.add_argument("--version", type=int, help="the version to promote (default: the newest)")
+    p.add_argument("--llm", help="the LLM spec serving will use (default: $HYBRID_SCORER_LLM, else embedded)")
+    p.add_argument("--force", action="store_true", help="skip the Spearman comparison (rollback); the LLM check stays")
+    p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser(
         "ablate",
@@ -248,6 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--out", type=Path, help="report directory (default: $HYBRID_SCORER_REPORT_DIR, else reports)")
     p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples for intervals")
+    p.add_argument(
+        "--docs",
+        type=Path,
+        nargs="+",
+        help="markdown files whose results block (between the results markers) is re-rendered from the report",
+    )
     p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser(
@@ -259,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--body", default="")
     p.add_argument("--flair")
     p.add_argument("--created-utc", help="ISO time of posting (UTC); default now")
-    p.add_argument("--model-dir", type=Path, help="default: models/current")
+    p.add_argument("--model-dir", "--model", help=MODEL_HELP)
     p.add_argument("--llm", help="override the LLM spec stored in the model manifest")
     p.set_defaults(func=cmd_predict)
 
@@ -273,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--model-dir", type=Path, help="default: models/current")
+    p.add_argument("--model-dir", "--model", help=MODEL_HELP)
     p.add_argument("--llm", help="override the LLM spec stored in the model manifest ('none': content model only)")
     p.add_argument("--log", type=Path, help="prediction log (default: <log dir>/predictions.jsonl)")
     p.set_defaults(func=cmd_serve)

@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 
 from hybrid_scorer.data import grouped_folds
-from hybrid_scorer.evaluation import METRICS, cross_validate
+from hybrid_scorer.evaluation import METRICS, bootstrap_intervals, cross_validate
 from hybrid_scorer.features.meta import normalize_flair
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS, build_reference
 from hybrid_scorer.pipeline import Job
+from hybrid_scorer.registry import CHAMPION, REGISTERED_NAME, register
 from hybrid_scorer.specs import SERVED, Config, groups_of
 from hybrid_scorer.tracking import log_run
 
@@ -48,7 +49,7 @@ def describe_llm(model: HybridScorer, client: LLMClient, spec: str | None) -> No
     model.manifest_.embedding_identity = client.backend.embedding_identity()
 
 
-def train_and_save(job: Job, out_dir: Path) -> Iterator[str]:
+def train_and_save(job: Job, out_dir: Path, register_version: bool = True) -> Iterator[str]:
     """Cross-validate then fit on all posts: `content/` always, `hybrid/` when an LLM is given.
     Yields one human-readable line per saved model."""
     settings, report = job.settings, job.report
@@ -61,7 +62,13 @@ def train_and_save(job: Job, out_dir: Path) -> Iterator[str]:
         cv = cross_validate(config.name, partial(config.make, settings), enriched, folds, job.progress)
         model = config.make_scorer(settings).fit(enriched)
         assert model.manifest_ is not None
+        y_log = np.log1p(enriched["score"].to_numpy(np.float64))
+        spearman = bootstrap_intervals(y_log, cv.oof_log, n_boot=1000, seed=settings.seed)[0]["spearman"]
         model.manifest_.metrics = {f"cv_{m}": cv.mean(m) for m in METRICS}
+        # the pooled out-of-fold Spearman and its 95% bootstrap interval: what the promotion gate compares
+        model.manifest_.metrics |= dict(
+            zip(("cv_spearman_oof", "cv_spearman_ci_low", "cv_spearman_ci_high"), spearman, strict=True)
+        )
         model.manifest_.extra = {"data_sha256": report.sha256, "cv": f"{settings.n_folds}-fold grouped"}
         if config.uses_llm and client is not None:
             describe_llm(model, client, job.llm)
@@ -84,3 +91,9 @@ def train_and_save(job: Job, out_dir: Path) -> Iterator[str]:
     reference = build_reference(_reference_frame(enriched, oof_of_served))
     (out_dir / "reference.json").write_text(json.dumps(reference))
     yield f"saved {out_dir / 'reference.json'} (drift reference for `hybrid-scorer monitor`)"
+    if register_version:
+        version = register(out_dir, report.sha256)
+        yield (
+            f"registered as version {version} of '{REGISTERED_NAME}' (MLflow);"
+            f" `hybrid-scorer promote --version {version}` makes it the {CHAMPION}"
+        )

@@ -98,10 +98,16 @@ def settings(tmp_path: Path, csv_path: Path) -> Settings:
     )
 
 
+@pytest.fixture(scope="session")
+def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One SQLite tracking store for the session (creating its tables takes seconds; tests share it)."""
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
 @pytest.fixture(autouse=True)
-def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """MLflow and relative paths stay inside the test's tmp dir."""
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
+def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mlflow_store: str) -> None:
+    """MLflow and relative paths stay inside the test's tmp dirs."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)
     monkeypatch.chdir(tmp_path)
 
 
@@ -118,7 +124,8 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     settings = Settings(data_path=csv, cache_dir=root / "cache", embedding_components=4)
     posts, report = prepare_posts(csv)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MLFLOW_TRACKING_URI", (root / "mlruns").as_uri())
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        patch.chdir(root)
         lines = list(train_and_save(Job(posts, report, settings, "mock", progress=False), root / "models"))
     assert any("hybrid" in line for line in lines) and (root / "models" / "reference.json").is_file()
     return root / "models"

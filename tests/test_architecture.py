@@ -18,8 +18,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("features",),
     ("model", "baselines", "evaluation"),
     ("specs", "monitoring", "tracking", "pipeline"),
-    ("report", "training", "serving"),
-    ("ablation",),
+    ("report", "training", "serving", "registry"),
+    ("ablation", "registry_pyfunc"),
     ("cli",),
 ]
 

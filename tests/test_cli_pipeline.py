@@ -50,8 +50,18 @@ def test_extract_train_predict_smoke(csv_path: Path, tmp_path: Path, capsys: pyt
 
 
 def test_ablate_writes_report_and_plots(csv_path: Path, tmp_path: Path) -> None:
-    assert main(["ablate", "--data", str(csv_path), "--llm", "mock", "--out", "rep", "--n-boot", "20", "-q"]) == 0
+    from hybrid_scorer.report import MARKERS, Results
+
+    doc = tmp_path / "README.md"
+    doc.write_text(f"# Title\n\n{MARKERS[0]}\nstale numbers\n{MARKERS[1]}\n\nmore text\n")
+    args = ["ablate", "--data", str(csv_path), "--llm", "mock", "--out", "rep", "--n-boot", "20", "-q"]
+    assert main([*args, "--docs", str(doc)]) == 0
     report = (tmp_path / "rep" / "ablation.md").read_text()
+    results = Results.model_validate_json((tmp_path / "rep" / "ablation.json").read_text())
+    content = next(r for r in results.rows if r.key == "content")
+    text = doc.read_text()
+    assert "stale numbers" not in text and text.endswith("more text\n")
+    assert f"| {content.name} | {content.intervals['spearman'][0]:.3f} [" in text
     for needle in (
         "full hybrid",
         "LLM ratings alone",
@@ -69,10 +79,10 @@ def test_ablate_writes_report_and_plots(csv_path: Path, tmp_path: Path) -> None:
 def test_mlflow_run_is_logged_with_metrics(tmp_path: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    run_id = log_run("unit", params={"a": 1}, metrics={"content.spearman": 0.4}, text_artifacts={"t.md": "hi"})
+    run_id = log_run("unit", params={"a": 1}, metrics={"evaluate.content.spearman": 0.4}, text_artifacts={"t.md": "hi"})
     assert run_id is not None
     run = MlflowClient().get_run(run_id)
-    assert run.data.metrics["content.spearman"] == 0.4 and run.data.params["a"] == "1"
+    assert run.data.metrics["evaluate.content.spearman"] == 0.4 and run.data.params["a"] == "1"
 
 
 def test_the_llm_comes_from_settings_when_no_flag_names_it(

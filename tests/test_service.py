@@ -40,16 +40,17 @@ class Service:
     stderr: Path
 
 
-def _start(model_dir: Path, tmp: Path, *extra: str, wait_ready: bool = True) -> Service:
+def _start(
+    model: Path | str, tmp: Path, *extra: str, cache_dir: Path | None = None, wait_ready: bool = True
+) -> Service:
+    """`hybrid-scorer serve` for a model directory or registry URI; the LLM cache defaults to the one
+    the session's trained model was made with (next to its directory)."""
     port = _free_port()
-    env = {
-        **os.environ,
-        "HYBRID_SCORER_CACHE_DIR": str(model_dir.parent / "cache"),
-        "HYBRID_SCORER_EMBEDDING_COMPONENTS": "4",
-    }
+    cache = cache_dir or Path(model).parent / "cache"
+    env = {**os.environ, "HYBRID_SCORER_CACHE_DIR": str(cache)}
     stderr = tmp / f"serve-{port}.log"
     log = tmp / "logs" / "predictions.jsonl"
-    command = [sys.executable, "-m", "hybrid_scorer.cli", "serve", "--port", str(port), "--model-dir", str(model_dir)]
+    command = [sys.executable, "-m", "hybrid_scorer.cli", "serve", "--port", str(port), "--model", str(model)]
     process = subprocess.Popen([*command, "--log", str(log), *extra], env=env, stderr=stderr.open("w"))
     service = Service(f"http://127.0.0.1:{port}", process, log, stderr)
     deadline = time.monotonic() + 60

@@ -39,6 +39,3 @@ class LLMCache:
 
     def set_vector(self, key: str, vector: np.ndarray) -> None:
         self._cache.set(key, np.asarray(vector, dtype=np.float32).tobytes())
-
-    def close(self) -> None:
-        self._cache.close()

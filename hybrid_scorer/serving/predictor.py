@@ -33,6 +33,7 @@ from hybrid_scorer.llm.usage import cost_usd
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS
 from hybrid_scorer.pipeline import client_for, llm_columns
+from hybrid_scorer.registry import resolve_model_dir
 from hybrid_scorer.serving.predictlog import PredictionLog
 from hybrid_scorer.serving.schemas import PostInput, Prediction, PredictionInputError
 
@@ -139,7 +140,7 @@ class Predictor:
 
     def __init__(
         self,
-        model_dir: Path | None = None,
+        model_dir: Path | str | None = None,
         settings: Settings | None = None,
         client: LLMClient | None = None,
         llm: str | None = None,
@@ -147,7 +148,7 @@ class Predictor:
         llm_budget_ms: float | None = None,
     ) -> None:
         self.settings = settings or Settings()
-        self.model_dir = Path(model_dir or self.settings.model_dir)
+        self.model_ref = model_dir or self.settings.model_dir  # a directory or models:/hybrid-scorer@champion
         self.llm = llm
         self.client = client
         self.llm_budget_ms = llm_budget_ms if llm_budget_ms is not None else self.settings.predict_llm_budget_ms
@@ -165,10 +166,11 @@ class Predictor:
         with self._lock:
             if self._loaded:
                 return self
-            content_dir, hybrid_dir = self.model_dir / "content", self.model_dir / "hybrid"
+            model_dir = resolve_model_dir(self.model_ref)
+            content_dir, hybrid_dir = model_dir / "content", model_dir / "hybrid"
             if not content_dir.is_dir():
                 raise FileNotFoundError(
-                    f"no trained model in {self.model_dir}: run `make run` or `hybrid-scorer train` first"
+                    f"no trained model in {model_dir}: run `make run` or `hybrid-scorer train` first"
                 )
             self.content = HybridScorer.load(content_dir)
             if hybrid_dir.is_dir() and self.llm != "none":

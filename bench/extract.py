@@ -3,21 +3,27 @@
 For N posts (no cache), measures posts/s and tokens/s of `LLMClient.assess` and `LLMClient.embed`,
 then the limit: llama.cpp evaluating exactly the same token streams (shared system prefix kept in the
 KV cache, then each post's tokens plus its JSON answer in one batch) with none of our code around it.
-Target: assess throughput >= 80% of raw."""
+Target: assess throughput >= 80% of raw. With --engine ray: the whole extraction in this process vs on
+Ray Data with 1 and 2 actors (python bench/extract.py --engine ray -n 60)."""
 
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-from hybrid_scorer.config import get_settings
+from hybrid_scorer.config import Settings, get_settings
 from hybrid_scorer.data import prepare_posts
 from hybrid_scorer.llm.backends.embedded import EmbeddedBackend
 from hybrid_scorer.llm.client import LLMClient
-from hybrid_scorer.llm.extract import post_texts
-from hybrid_scorer.llm.prompts import load_prompt
+from hybrid_scorer.llm.engines import extract_with_ray
+from hybrid_scorer.llm.extract import extract, post_texts
+from hybrid_scorer.llm.factory import make_client
+from hybrid_scorer.llm.prompts import PostText, load_prompt
+from hybrid_scorer.llm.store import MemoryStore
 
 
 def _rate(label: str, n_posts: int, tokens: int, seconds: float) -> float:
@@ -25,13 +31,43 @@ def _rate(label: str, n_posts: int, tokens: int, seconds: float) -> float:
     return n_posts / seconds
 
 
+def engines(texts: list[PostText], settings: Settings) -> None:
+    """Posts/s of the whole extraction (assessment + embedding, nothing cached) in this process and on
+    Ray Data with 1 and 2 actors on this machine, and what Ray adds per post."""
+    import ray
+
+    started = time.perf_counter()
+    extract(make_client("embedded", settings, store=MemoryStore()), texts, progress=False)
+    local_s = time.perf_counter() - started
+    print(f"{'local engine (one process, all cores)':<44} {len(texts) / local_s:7.2f} posts/s ({local_s:.1f} s)")
+    for actors in (1, 2):
+        ray.init(num_cpus=actors, include_dashboard=False, log_to_driver=False)
+        started = time.perf_counter()
+        run = extract_with_ray(texts, "embedded", settings, Path(tempfile.mkdtemp()), actors=actors)
+        ray_s = time.perf_counter() - started
+        ray.shutdown()
+        assert run.sent == len(texts)
+        llm_s = run.ledger.summary().llm_seconds  # time the actors spent in LLM calls
+        overhead_ms = (ray_s * actors - llm_s) / len(texts) * 1000
+        print(
+            f"{f'ray engine, {actors} actor(s), 1 thread each':<44} {len(texts) / ray_s:7.2f} posts/s ({ray_s:.1f} s;"
+            f" {llm_s / len(texts) * 1000:.0f} ms of LLM per post, ~{overhead_ms:.0f} ms of Ray per post and actor,"
+            " start-up included)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", help="CSV (default: $ASKSCIENCE_CSV or data/askscience_data.csv)")
     parser.add_argument("-n", type=int, default=100, help="posts to sample (default 100)")
+    parser.add_argument("--engine", choices=("local", "ray"), default="local", help="ray: compare the engines")
     args = parser.parse_args()
-    posts, _ = prepare_posts(get_settings(data_path=args.data).data_path)
+    settings = get_settings(data_path=args.data)
+    posts, _ = prepare_posts(settings.data_path)
     texts = post_texts(posts.sample(args.n, random_state=0))
+    if args.engine == "ray":
+        engines(texts, settings)
+        return
     backend = EmbeddedBackend()
     client = LLMClient(backend, load_prompt())  # no cache: every call is live
     client.assess(texts[0])  # load the model and the shared prefix outside the timing

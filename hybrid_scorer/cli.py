@@ -24,6 +24,9 @@ def _common(parser: argparse.ArgumentParser, llm_default: str | None = None) -> 
     parser.add_argument("--data", type=Path, help="CSV of posts (default: $ASKSCIENCE_CSV or data/askscience_data.csv)")
     parser.add_argument("--cache-dir", type=Path, help="on-disk LLM cache (default: cache/)")
     parser.add_argument(
+        "--features", type=Path, help="read and write LLM results in this Parquet feature store instead of the cache"
+    )
+    parser.add_argument(
         "--llm",
         default=llm_default,
         help=f"LLM spec: {spec_help()}, or 'none' for content features only"
@@ -43,7 +46,7 @@ def _common(parser: argparse.ArgumentParser, llm_default: str | None = None) -> 
 
 def _job(args: argparse.Namespace, limit: int | None = None) -> Job:
     """Settings from the environment and flags, and the prepared posts (with the data report on stderr)."""
-    settings = get_settings(data_path=args.data, cache_dir=args.cache_dir, seed=args.seed)
+    settings = get_settings(data_path=args.data, cache_dir=args.cache_dir, features=args.features, seed=args.seed)
     posts, report = prepare_posts(settings.data_path)
     print(report.summary(), file=sys.stderr)
     llm = args.llm if args.llm is not None else settings.llm
@@ -63,8 +66,11 @@ def cmd_extract(args: argparse.Namespace) -> int:
     from hybrid_scorer.llm.factory import make_client
 
     job = _job(args, args.limit)
-    client = make_client(job.llm or "embedded", job.settings)
+    spec = job.llm or "embedded"
     started = time.perf_counter()
+    if args.engine == "ray":
+        _extract_with_ray(job, spec, args)
+    client = make_client(spec, job.settings)
     try:
         result = extract(
             client,
@@ -94,6 +100,35 @@ def cmd_extract(args: argparse.Namespace) -> int:
         )
         return 1
     return 0
+
+
+def _extract_with_ray(job: Job, spec: str, args: argparse.Namespace) -> None:
+    """The Ray engine fills the feature store; the local pass that follows reads it back (all hits) and
+    writes the same table and ledger a local run writes."""
+    from hybrid_scorer.llm.engines import extract_with_ray
+    from hybrid_scorer.llm.extract import post_texts
+
+    if job.settings.features is None:
+        raise ValueError(
+            "the ray engine writes a Parquet feature store: pass --features DIR (a shared path on a cluster)"
+        )
+    run = extract_with_ray(
+        post_texts(job.posts),
+        spec,
+        job.settings,
+        job.settings.features,
+        assessments=not args.no_assess,
+        embeddings=not args.no_embed,
+        actors=args.actors,
+        address=args.address,
+        batch_size=args.batch_size,
+    )
+    print(
+        f"ray: {run.sent} of {len(job.posts)} posts were missing from {job.settings.features};"
+        f" sent to {args.actors} actor(s)"
+    )
+    if run.sent:
+        print(run.ledger.summary().render())
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -156,7 +191,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from hybrid_scorer.serving import PredictionInputError, Predictor
 
-    predictor = Predictor(model_dir=args.model_dir, llm=args.llm)
+    predictor = Predictor(model_dir=args.model_dir, settings=get_settings(features=args.features), llm=args.llm)
     predictor.warm()
     post = {"title": args.title, "body": args.body, "flair": args.flair, "created_utc": args.created_utc}
     try:
@@ -174,7 +209,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from hybrid_scorer.serving.app import create_app
     from hybrid_scorer.serving.predictor import Predictor
 
-    settings = get_settings()
+    settings = get_settings(features=args.features)
     predictor = Predictor(model_dir=args.model_dir, settings=settings, llm=args.llm, log_path=args.log)
     app = create_app(predictor, settings.serve_max_batch, settings.serve_max_body_bytes)
     print(f"serving on http://{args.host}:{args.port} (docs at /docs; ready when /readyz says so)", file=sys.stderr)
@@ -233,6 +268,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, help="only the first N posts (after deduplication)")
     p.add_argument("--no-assess", action="store_true", help="skip the JSON assessments")
     p.add_argument("--no-embed", action="store_true", help="skip the hidden-state embeddings")
+    p.add_argument(
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process (threads for remote backends); ray: an actor pool on Ray Data, writing the"
+        " --features store (needs the [cluster] extra)",
+    )
+    p.add_argument(
+        "--address", help="ray: the cluster to join (e.g. ray://head:10001 or auto); default: start one here"
+    )
+    p.add_argument("--actors", type=int, default=2, help="ray: actors, each with its own LLM (default 2)")
+    p.add_argument("--batch-size", type=int, default=8, help="ray: posts per batch, the most a killed actor loses")
     p.add_argument("--out", help="where to write the table and ledger (default: <report dir>/extraction)")
     p.set_defaults(func=cmd_extract)
 
@@ -299,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--flair")
     p.add_argument("--created-utc", help="ISO time of posting (UTC); default now")
     p.add_argument("--model-dir", "--model", help=MODEL_HELP)
+    p.add_argument(
+        "--features", type=Path, help="read LLM results from this Parquet feature store instead of the cache"
+    )
     p.add_argument("--llm", help="override the LLM spec stored in the model manifest")
     p.set_defaults(func=cmd_predict)
 
@@ -313,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1; 0.0.0.0 for all)")
     p.add_argument("--port", type=int, default=8000)
     p.add_argument("--model-dir", "--model", help=MODEL_HELP)
+    p.add_argument(
+        "--features", type=Path, help="read LLM results from this Parquet feature store instead of the cache"
+    )
     p.add_argument("--llm", help="override the LLM spec stored in the model manifest ('none': content model only)")
     p.add_argument("--log", type=Path, help="prediction log (default: <log dir>/predictions.jsonl)")
     p.set_defaults(func=cmd_serve)

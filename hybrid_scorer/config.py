@@ -29,6 +29,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("data_path", "ASKSCIENCE_CSV", "HYBRID_SCORER_DATA_PATH"),
     )
     cache_dir: Path = Path("cache")
+    features: Path | None = None  # a Parquet feature store (e.g. written by `extract --engine ray`) instead
     model_dir: Path = Path("models/current")
     report_dir: Path = Path("reports")
     log_dir: Path = Path("logs")

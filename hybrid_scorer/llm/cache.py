@@ -39,3 +39,9 @@ class LLMCache:
 
     def set_vector(self, key: str, vector: np.ndarray) -> None:
         self._cache.set(key, np.asarray(vector, dtype=np.float32).tobytes())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._cache
+
+    def flush(self) -> None:
+        """Every set is already durable (SQLite underneath)."""

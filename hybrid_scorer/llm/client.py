@@ -19,10 +19,11 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
-from hybrid_scorer.llm.cache import LLMCache, cache_key
+from hybrid_scorer.llm.cache import cache_key
 from hybrid_scorer.llm.prompts import PostText, PromptTemplate
 from hybrid_scorer.llm.protocol import Backend
 from hybrid_scorer.llm.schema import PostAssessment
+from hybrid_scorer.llm.store import FeatureStore
 from hybrid_scorer.llm.usage import Usage, UsageLedger
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ class LLMClient:
         self,
         backend: Backend,
         prompt: PromptTemplate,
-        cache: LLMCache | None = None,
+        cache: FeatureStore | None = None,
         ledger: UsageLedger | None = None,
         max_retries: int = 4,
         backoff_s: float = 0.5,

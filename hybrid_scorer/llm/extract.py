@@ -122,12 +122,16 @@ def extract(
     items = post_texts(posts) if isinstance(posts, pd.DataFrame) else list(posts)
     workers = 1 if client.backend.is_local else concurrency
     out = Extraction()
-    if embeddings:
-        embedded = _map(client.embed, items, workers, "embed", progress)
-        out.embeddings = {r.post_id: r.vector for r in embedded if r.vector is not None}
-        out.results += embedded
-    if assessments:
-        assessed = _map(client.assess, items, workers, "assess", progress)
-        out.assessments = pd.DataFrame([assessment_row(r) for r in assessed])
-        out.results += assessed
+    try:
+        if embeddings:
+            embedded = _map(client.embed, items, workers, "embed", progress)
+            out.embeddings = {r.post_id: r.vector for r in embedded if r.vector is not None}
+            out.results += embedded
+        if assessments:
+            assessed = _map(client.assess, items, workers, "assess", progress)
+            out.assessments = pd.DataFrame([assessment_row(r) for r in assessed])
+            out.results += assessed
+    finally:  # interrupted or not, what finished is kept
+        if client.cache is not None:
+            client.cache.flush()
     return out

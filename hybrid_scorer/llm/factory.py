@@ -1,17 +1,19 @@
-"""A ready LLMClient from a spec string and the settings: backend, prompt, on-disk cache, priced ledger."""
+"""A ready LLMClient from a spec string and the settings: backend, prompt, result store, priced ledger."""
 
 from __future__ import annotations
 
 from hybrid_scorer.config import Settings
 from hybrid_scorer.llm.backends import make_backend
-from hybrid_scorer.llm.cache import LLMCache
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.prompts import load_prompt
+from hybrid_scorer.llm.store import FeatureStore, open_store
 from hybrid_scorer.llm.usage import UsageLedger
 
 
-def make_client(spec: str, settings: Settings | None = None) -> LLMClient:
-    """Chat calls are priced with the chat model's price, embeddings with the embedding model's."""
+def make_client(spec: str, settings: Settings | None = None, store: FeatureStore | None = None) -> LLMClient:
+    """Results are read from and written to `store` (default: the Parquet feature store when the settings
+    name one, else the diskcache). Chat calls are priced with the chat model's price, embeddings with the
+    embedding model's."""
     settings = settings or Settings()
     backend = make_backend(spec, settings)
     prices = settings.prices_per_million
@@ -19,7 +21,7 @@ def make_client(spec: str, settings: Settings | None = None) -> LLMClient:
     return LLMClient(
         backend,
         load_prompt(settings.prompt),
-        cache=LLMCache(settings.cache_dir),
+        cache=store if store is not None else open_store(settings.cache_dir, settings.features),
         ledger=UsageLedger(
             f"{backend.name}:{backend.model}",
             {

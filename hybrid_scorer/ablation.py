@@ -83,8 +83,22 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] |
         intervals, delta = bootstrap_intervals(y_log, result.oof_log, content_oof, n_boot, settings.seed)
         model = served.get(config)
         predict_ms = _predict_latency_ms(model, enriched, settings.seed) if model else float("nan")
-        cost = _llm_cost(client, config.groups, len(enriched))
-        rows.append(Row(config.key, result, intervals, delta, *cost, predict_ms))
+        tokens, seconds, usd = _llm_cost(client, config.groups, len(enriched))
+        rows.append(
+            Row(
+                key=config.key,
+                name=config.name,
+                intervals=intervals,
+                delta_vs_content=delta,
+                fold_spearman_mean=result.mean("spearman"),
+                fold_spearman_std=result.std("spearman"),
+                llm_tokens_per_1k=tokens,
+                llm_seconds_per_1k=seconds,
+                llm_usd_per_1k=usd,
+                result=result,
+                predict_ms=predict_ms,
+            )
+        )
     final_model = served[final]
     print(f"ablation: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     prompt = f"{client.spec} (prompt {client.prompt.version}, sha256 {client.prompt.sha256[:12]})" if client else "none"
@@ -105,6 +119,6 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] |
         params={"data_sha256": job.report.sha256, "llm": job.llm, "seed": settings.seed, "n_boot": n_boot},
         metrics={f"ablation.{r.key}.{m}": r.intervals[m][0] for r in rows for m in METRICS},
         artifact_paths=[path, out_dir / "ablation.json", *sorted(out_dir.glob("*.png"))],
-        tags={f"label.{r.key}": r.result.name for r in rows},
+        tags={f"label.{r.key}": r.name for r in rows},
     )
     return path

@@ -16,6 +16,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
+from scipy import sparse
 
 from hybrid_scorer.features.base import require_fitted
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, FeatureMatrix
@@ -105,35 +106,41 @@ class HybridScorer:
         )
         return self
 
-    def _expand_unknown_flair(self, posts: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-        """Rows whose flair is None (unknown to the caller) become one row per trained flair level;
-        returns the rows, each row's weight and the index of the post it stands for."""
-        owner = np.arange(len(posts))
-        weights = np.ones(len(posts))
+    def _design(self, posts: pd.DataFrame) -> tuple[sparse.csr_matrix | np.ndarray, np.ndarray, np.ndarray]:
+        """The booster's input rows, each row's weight and the post it stands for. A post whose flair is
+        None (unknown to the caller) becomes one row per trained flair level, weighted by the level's
+        share of the training posts: its features are built once and only the flair columns differ."""
+        unknown = posts["flair"].isna().to_numpy() if "flair" in posts else np.zeros(len(posts), dtype=bool)
         meta = self.features_.group("meta")
-        unknown = posts["flair"].isna().to_numpy() if "flair" in posts else np.zeros(len(posts), bool)
         if meta is None or not unknown.any():
-            return posts, weights, owner
+            return self.features_.transform(posts), np.ones(len(posts)), np.arange(len(posts))
+        dense = self.features_.transform(posts.assign(flair=posts["flair"].fillna(""))).toarray()
         levels = meta.unknown_flair_weights()  # type: ignore[attr-defined]
-        known = posts[~unknown]
-        copies = [posts[unknown].assign(flair=level) for level in levels]
-        expanded = pd.concat([known, *copies], ignore_index=True)
-        owner = np.concatenate([owner[~unknown], *[owner[unknown]] * len(levels)])
-        weights = np.concatenate([weights[~unknown], *[np.full(unknown.sum(), w) for w in levels.values()]])
-        return expanded, weights, owner
+        offset = self.features_.column_offset("meta")
+        flair_columns = slice(offset, offset + len(meta.flairs_))  # type: ignore[attr-defined]
+        level_columns = [offset + meta.flairs_.index(level) for level in levels]  # type: ignore[attr-defined]
+        expanded = np.repeat(dense[unknown], len(levels), axis=0)
+        expanded[:, flair_columns] = 0.0
+        expanded[np.arange(len(expanded)), np.tile(level_columns, int(unknown.sum()))] = 1.0
+        rows = np.vstack([dense[~unknown], expanded])
+        owner = np.concatenate([np.flatnonzero(~unknown), np.repeat(np.flatnonzero(unknown), len(levels))])
+        weights = np.concatenate([np.ones(int((~unknown).sum())), np.tile(list(levels.values()), int(unknown.sum()))])
+        return rows, weights, owner
 
-    def _average(self, values: np.ndarray, weights: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
-        """Weighted mean per post of per-row values (rows of a post with an unknown flair)."""
+    @staticmethod
+    def _average(values: np.ndarray, weights: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+        """Weighted mean per post of per-row values (several rows only for posts with an unknown flair)."""
+        shape = (-1, *[1] * (values.ndim - 1))
         total = np.zeros((n, *values.shape[1:]))
-        np.add.at(total, owner, values * weights.reshape(-1, *[1] * (values.ndim - 1)))
-        return total / np.bincount(owner, weights=weights, minlength=n).reshape(-1, *[1] * (values.ndim - 1))
+        np.add.at(total, owner, values * weights.reshape(shape))
+        return total / np.bincount(owner, weights=weights, minlength=n).reshape(shape)
 
     def predict_log(self, posts: pd.DataFrame) -> np.ndarray:
         """Predictions of log1p(score). A post with flair None (unknown) gets the average prediction over
         the flairs of the training posts, weighted by their shares, rather than the "no flair" level."""
         require_fitted(self, "booster_")
-        rows, weights, owner = self._expand_unknown_flair(posts)
-        raw = np.asarray(self.booster_.predict(self.features_.transform(rows)), dtype=np.float64)
+        rows, weights, owner = self._design(posts)
+        raw = np.asarray(self.booster_.predict(rows, num_threads=1), dtype=np.float64)
         return self._average(raw, weights, owner, len(posts))
 
     def predict(self, posts: pd.DataFrame) -> np.ndarray:
@@ -144,10 +151,10 @@ class HybridScorer:
         """Each feature group's contribution to log1p(score) per post (LightGBM's pred_contrib summed over
         the group's columns, plus `bias`, the expected value); a row sums to predict_log."""
         require_fitted(self, "booster_")
-        rows, weights, owner = self._expand_unknown_flair(posts)
+        rows, weights, owner = self._design(posts)
         # dense in, dense out: for sparse input LightGBM returns its contributions as a sparse matrix
-        dense = self.features_.transform(rows).toarray()
-        contrib = np.asarray(self.booster_.predict(dense, pred_contrib=True))
+        dense = rows if isinstance(rows, np.ndarray) else rows.toarray()
+        contrib = np.asarray(self.booster_.predict(dense, pred_contrib=True, num_threads=1))
         contrib = self._average(contrib, weights, owner, len(posts))
         columns = pd.DataFrame(contrib[:, :-1], columns=self.features_.feature_groups)
         by_group = columns.T.groupby(level=0, sort=False).sum().T

@@ -38,6 +38,17 @@ def _requirements() -> list[str]:
     return [r for r in requires if "extra ==" not in r]
 
 
+def _signature():  # type: ignore[no-untyped-def]
+    """Posts in, scores out, as registry_pyfunc.py reads and writes them (for MLflow's UI and checks)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    optional = [ColSpec("string", name, required=False) for name in ("body", "flair", "created_utc")]
+    outputs = [ColSpec("double", "score"), ColSpec("double", "log_score"), ColSpec("string", "model_version")]
+    outputs += [ColSpec("boolean", "fallback"), ColSpec("string", "error", required=False)]
+    return ModelSignature(inputs=Schema([ColSpec("string", "title"), *optional]), outputs=Schema(outputs))
+
+
 def register(model_dir: Path, data_sha256: str) -> int:
     """Log `model_dir` (content/ and hybrid/) as a new version of the registered model; returns it.
     The version's tags carry the lineage and the numbers the promotion gate reads."""
@@ -52,6 +63,7 @@ def register(model_dir: Path, data_sha256: str) -> int:
             artifacts={"models": str(model_dir)},
             registered_model_name=REGISTERED_NAME,
             pip_requirements=_requirements(),
+            signature=_signature(),
         )
     version = int(info.registered_model_version)
     tags = {

@@ -10,9 +10,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from hybrid_scorer.config import get_settings
+from hybrid_scorer.config import MonitorThresholds, get_settings
 from hybrid_scorer.data import prepare_posts
-from hybrid_scorer.monitoring import MonitorThresholds, monitor_report
+from hybrid_scorer.monitoring import monitor_report
 from hybrid_scorer.serving import Predictor
 
 

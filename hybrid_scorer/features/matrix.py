@@ -38,7 +38,12 @@ class FeatureMatrix:
         self.options = options
 
     def fit(self, posts: pd.DataFrame) -> Self:
-        self.fitted_ = [make_group(name, self.options).fit(posts) for name in self.groups]
+        return self._set_fitted([make_group(name, self.options).fit(posts) for name in self.groups])
+
+    def _set_fitted(self, fitted: list[FeatureGroup]) -> Self:
+        self.fitted_ = fitted
+        # which group each column belongs to, computed once (feature names cost a regex per TF-IDF term)
+        self.column_groups_ = [g.name for g in fitted for _ in g.feature_names]
         return self
 
     def transform(self, posts: pd.DataFrame) -> sparse.csr_matrix:
@@ -54,6 +59,11 @@ class FeatureMatrix:
         require_fitted(self, "fitted_")
         return next((g for g in self.fitted_ if g.name == name), None)
 
+    def column_offset(self, name: str) -> int:
+        """Index of the first column of group `name` in the matrix."""
+        require_fitted(self, "fitted_")
+        return self.column_groups_.index(name)
+
     @property
     def feature_names(self) -> list[str]:
         require_fitted(self, "fitted_")
@@ -63,7 +73,7 @@ class FeatureMatrix:
     def feature_groups(self) -> list[str]:
         """The group of each column, aligned with feature_names."""
         require_fitted(self, "fitted_")
-        return [g.name for g in self.fitted_ for _ in g.feature_names]
+        return list(self.column_groups_)
 
     def to_dict(self) -> dict[str, Any]:
         require_fitted(self, "fitted_")
@@ -76,8 +86,9 @@ class FeatureMatrix:
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Self:
         matrix = cls(state["groups"], state["options"])
-        matrix.fitted_ = [GROUPS[n].from_dict(s) for n, s in zip(state["groups"], state["state"], strict=True)]
-        return matrix
+        return matrix._set_fitted(
+            [GROUPS[n].from_dict(s) for n, s in zip(state["groups"], state["state"], strict=True)]
+        )
 
 
 def _as_sparse(block: sparse.spmatrix | np.ndarray) -> sparse.csr_matrix:

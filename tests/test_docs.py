@@ -1,0 +1,23 @@
+"""The numbers in README and DISCUSSION cannot drift from the committed report: their results blocks
+must be exactly what `hybrid-scorer ablate --docs` renders from reports/ablation.json."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hybrid_scorer.report import MARKERS, Results, render_summary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("doc", ["README.md", "DISCUSSION.md"])
+def test_results_block_is_rendered_from_the_committed_report(doc: str) -> None:
+    text = (ROOT / doc).read_text()
+    start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
+    results = Results.model_validate_json((ROOT / "reports" / "ablation.json").read_text())
+    assert text[start:end].strip() == render_summary(results).strip(), (
+        f"{doc}'s results block differs from reports/ablation.json: rerun"
+        " `hybrid-scorer ablate --llm embedded --docs README.md DISCUSSION.md` (make run) instead of editing it"
+    )

@@ -211,7 +211,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = get_settings(features=args.features)
     predictor = Predictor(model_dir=args.model_dir, settings=settings, llm=args.llm, log_path=args.log)
-    app = create_app(predictor, settings.serve_max_batch, settings.serve_max_body_bytes)
+    app = create_app(predictor, settings.serve_max_batch, settings.serve_max_body_bytes, settings.serve_threads)
     print(f"serving on http://{args.host}:{args.port} (docs at /docs; ready when /readyz says so)", file=sys.stderr)
     uvicorn.run(
         app,

@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     prediction_log_max_bytes: int = 5_000_000
     serve_max_batch: int = 64  # posts per /v1/predict/batch request
     serve_max_body_bytes: int = 2_000_000
+    serve_threads: int = 4  # requests handled at once: 2 may wait on the LLM, 2 score; more only fight for the GIL
     serve_shutdown_grace_s: float = 30.0  # in-flight requests get this long to finish on SIGTERM
     monitor: MonitorThresholds = MonitorThresholds()
     # USD per 1M tokens (prompt, completion) for cost estimates; local backends cost 0.

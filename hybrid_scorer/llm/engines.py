@@ -92,7 +92,9 @@ def extract_with_ray(
     if not todo:
         return RayRun(0, ledger)
     if not ray.is_initialized():
-        options: dict[str, Any] = {"address": address} if address else {"num_cpus": actors}
+        # locally: a CPU per actor plus one logical CPU, so shards are written while the actors work
+        # (with every CPU held by an actor, Ray Data holds the writes back until the end)
+        options: dict[str, Any] = {"address": address} if address else {"num_cpus": actors + 1}
         ray.init(**options, include_dashboard=False, log_to_driver=False)
     # each actor's llama.cpp uses the CPU the actor reserves, not every core of the node
     actor_settings = settings.model_copy(update={"llm_threads": 1}) if client.backend.is_local else settings

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import anyio
 from fastapi import FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -70,7 +71,7 @@ class BodySizeLimit:
         await self.app(scope, receive, send)
 
 
-def create_app(predictor: Predictor, max_batch: int = 64, max_body_bytes: int = 2_000_000) -> FastAPI:
+def create_app(predictor: Predictor, max_batch: int = 64, max_body_bytes: int = 2_000_000, threads: int = 4) -> FastAPI:
     """The service around one predictor (already configured; loaded and warmed at startup)."""
     metrics = ServiceMetrics()
     readiness = Readiness()
@@ -94,6 +95,8 @@ def create_app(predictor: Predictor, max_batch: int = 64, max_body_bytes: int = 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Scoring is CPU-bound Python: a few threads keep the cores busy, forty only fight over the GIL.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         task = asyncio.create_task(asyncio.to_thread(warm))
         yield
         task.cancel()

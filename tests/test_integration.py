@@ -39,9 +39,9 @@ def _gguf() -> Path:
 
 @pytest.fixture(scope="module")
 def embedded_client() -> LLMClient:
-    from hybrid_scorer.llm.backends.embedded import EmbeddedBackend
+    from hybrid_scorer.llm.backends.embedded import EmbeddedBackend, EmbeddedOptions
 
-    return LLMClient(EmbeddedBackend(_gguf()), load_prompt())
+    return LLMClient(EmbeddedBackend(EmbeddedOptions(model_path=_gguf())), load_prompt())
 
 
 def test_embedded_assessments_are_valid_with_expectations(embedded_client: LLMClient) -> None:
@@ -147,11 +147,11 @@ def llama_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 def test_openai_backend_against_real_llama_cpp_server(llama_server: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hybrid_scorer.llm.backends.openai import OpenAIBackend
+    from hybrid_scorer.llm.backends.openai import OpenAIBackend, OpenAIOptions
 
     monkeypatch.setenv("OPENAI_BASE_URL", llama_server)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    backend = OpenAIBackend("smollm2", response_format="json_object", timeout_s=120)
+    backend = OpenAIBackend(OpenAIOptions(model="smollm2", response_format="json_object", timeout_s=120))
     client = LLMClient(backend, load_prompt(), max_retries=1)
     result = client.assess(POSTS[0])
     # A 135M model under llama.cpp's grammar may still produce an out-of-range number: then the result

@@ -11,8 +11,8 @@ from pydantic import BaseModel, Field
 
 from hybrid_scorer.llm.backends import make_backend
 from hybrid_scorer.llm.backends.mock import MockBackend
-from hybrid_scorer.llm.backends.ollama import OllamaBackend
-from hybrid_scorer.llm.backends.openai import OpenAIBackend
+from hybrid_scorer.llm.backends.ollama import OllamaBackend, OllamaOptions
+from hybrid_scorer.llm.backends.openai import OpenAIBackend, OpenAIOptions
 from hybrid_scorer.llm.cache import LLMCache
 from hybrid_scorer.llm.client import LLMClient, is_transient
 from hybrid_scorer.llm.extract import extract
@@ -29,6 +29,7 @@ class ScriptedBackend(MockBackend):
     """Replies from a script: strings are replies, exceptions are raised. Records every call."""
 
     def __init__(self, script: list[Any]) -> None:
+        super().__init__()
         self.script = list(script)
         self.calls: list[list[dict[str, str]]] = []
 
@@ -197,7 +198,7 @@ class FakeOllama:
 
 def test_ollama_sends_schema_and_parses_usage() -> None:
     fake = FakeOllama()
-    backend = OllamaBackend("qwen2.5:7b", client=fake)
+    backend = OllamaBackend(OllamaOptions(model="qwen2.5:7b"), client=fake)
     reply = backend.complete([{"role": "user", "content": "hi"}], PostAssessment)
     assert fake.kwargs["format"] == PostAssessment.model_json_schema() and fake.kwargs["model"] == "qwen2.5:7b"
     assert fake.kwargs["options"]["temperature"] == 0
@@ -242,7 +243,8 @@ class FakeOpenAI:
 
 def test_openai_structured_outputs_strict_schema() -> None:
     fake = FakeOpenAI()
-    reply = OpenAIBackend("gpt-4o-mini", client=fake).complete([{"role": "user", "content": "x"}], PostAssessment)
+    backend = OpenAIBackend(OpenAIOptions(model="gpt-4o-mini"), client=fake)
+    reply = backend.complete([{"role": "user", "content": "x"}], PostAssessment)
     fmt = fake.kwargs["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
     topic = fmt["json_schema"]["schema"]["properties"]["topic"]
@@ -254,7 +256,7 @@ def test_openai_structured_outputs_strict_schema() -> None:
 
 def test_openai_json_object_compat_and_missing_logprobs() -> None:
     fake = FakeOpenAI(with_logprobs=False)
-    backend = OpenAIBackend("local", client=fake, response_format="json_object")
+    backend = OpenAIBackend(OpenAIOptions(model="local", response_format="json_object"), client=fake)
     reply = backend.complete([{"role": "user", "content": "x"}], PostAssessment)
     assert fake.kwargs["response_format"] == {"type": "json_object", "schema": PostAssessment.model_json_schema()}
     assert reply.expected == {}
@@ -265,7 +267,7 @@ def test_openai_without_key_or_base_url_is_a_clear_error(monkeypatch: pytest.Mon
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(ValueError, match="OPENAI_API_KEY"):
-        OpenAIBackend("gpt-4o-mini")
+        OpenAIBackend(OpenAIOptions(model="gpt-4o-mini"))
 
 
 @pytest.mark.parametrize(
@@ -324,11 +326,11 @@ def test_embedded_identity_is_the_weights_hash_and_runtime(monkeypatch: pytest.M
 
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"weights v1")
-    client = client_for(embedded.EmbeddedBackend(gguf), tmp_path)
+    client = client_for(embedded.EmbeddedBackend(embedded.EmbeddedOptions(model_path=gguf)), tmp_path)
     first = client.assessment_key(POST), client.embedding_key(POST)
     renamed = tmp_path / "renamed.gguf"
     renamed.write_bytes(b"weights v1")
-    same_weights = client_for(embedded.EmbeddedBackend(renamed), tmp_path)
+    same_weights = client_for(embedded.EmbeddedBackend(embedded.EmbeddedOptions(model_path=renamed)), tmp_path)
     assert (same_weights.assessment_key(POST), same_weights.embedding_key(POST)) == first
     monkeypatch.setattr(embedded, "runtime_version", lambda: "llama-cpp-python 9.9.9")
     assert client.assessment_key(POST) != first[0] and client.embedding_key(POST) != first[1]

@@ -37,6 +37,8 @@ class Backend(Protocol):
 
     name: ClassVar[str]
     is_local: ClassVar[bool]  # local backends cost 0 and run one call at a time in-process
+    Options: ClassVar[type[BaseModel]]  # the backend's configuration; its dump is part of identity()
+    options: BaseModel
 
     @classmethod
     def from_spec(cls, model: str, settings: Settings) -> Backend:

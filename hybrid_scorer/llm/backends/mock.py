@@ -7,7 +7,7 @@ import json
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from hybrid_scorer.config import Settings
 from hybrid_scorer.llm.protocol import RawEmbedding, RawReply
@@ -29,20 +29,30 @@ def _digest(text: str) -> bytes:
     return hashlib.sha256(text.encode()).digest()
 
 
+class MockOptions(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str = "mock-v1"
+
+
 class MockBackend:
     """`mock`: answers PostAssessment from a hash of the post; embeds words into 16 buckets."""
 
     name: ClassVar[str] = "mock"
     is_local: ClassVar[bool] = True
+    Options: ClassVar[type[BaseModel]] = MockOptions
     model: ClassVar[str] = "mock-v1"
     embedding_model: ClassVar[str] = "mock-v1"
+
+    def __init__(self, options: MockOptions | None = None) -> None:
+        self.options = options or MockOptions()
 
     @classmethod
     def from_spec(cls, model: str, settings: Settings) -> MockBackend:
         return cls()
 
     def identity(self) -> dict[str, Any]:
-        return {"model": self.model}
+        return self.options.model_dump()
 
     def embedding_identity(self) -> dict[str, Any]:
         return {"model": self.embedding_model, "dim": EMBEDDING_DIM}

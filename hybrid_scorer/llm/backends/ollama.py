@@ -8,7 +8,7 @@ import os
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from hybrid_scorer.config import Settings
 from hybrid_scorer.llm.protocol import RawEmbedding, RawReply, require_model
@@ -22,53 +22,66 @@ def _get(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
+class OllamaOptions(BaseModel):
+    """What configures the Ollama backend. Dumped, it is the backend's identity; the timeout and the
+    embedding model are excluded (the embedding identity names its own model)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    host: str = Field(default_factory=lambda: os.environ.get("OLLAMA_HOST", ""))
+    temperature: int = 0
+    top_logprobs: int = TOP_LOGPROBS
+    embedding_model: str | None = Field(default=None, exclude=True)
+    timeout_s: float = Field(default=60.0, exclude=True)
+
+
 class OllamaBackend:
     name: ClassVar[str] = "ollama"
     is_local: ClassVar[bool] = False
+    Options: ClassVar[type[BaseModel]] = OllamaOptions
 
-    def __init__(
-        self, model: str, timeout_s: float = 60.0, embedding_model: str | None = None, client: Any = None
-    ) -> None:
+    def __init__(self, options: OllamaOptions, client: Any = None) -> None:
         import ollama
 
-        self._model = model
-        self._embedding_model = embedding_model or model
-        self.host = os.environ.get("OLLAMA_HOST", "")
-        self.client = client or ollama.Client(timeout=timeout_s)  # host defaults to $OLLAMA_HOST
+        self.options = options
+        self.client = client or ollama.Client(host=options.host or None, timeout=options.timeout_s)
 
     @classmethod
     def from_spec(cls, model: str, settings: Settings) -> OllamaBackend:
         require_model(cls.name, model, "qwen2.5:7b")
-        return cls(model, timeout_s=settings.llm_timeout_s, embedding_model=settings.embedding_model)
+        return cls(
+            OllamaOptions(model=model, timeout_s=settings.llm_timeout_s, embedding_model=settings.embedding_model)
+        )
 
     @property
     def model(self) -> str:
-        return self._model
+        return self.options.model
 
     @property
     def embedding_model(self) -> str:
-        return self._embedding_model
+        return self.options.embedding_model or self.options.model
 
     def identity(self) -> dict[str, Any]:
-        return {"model": self._model, "host": self.host, "temperature": 0, "top_logprobs": TOP_LOGPROBS}
+        return self.options.model_dump()
 
     def embedding_identity(self) -> dict[str, Any]:
-        return {"model": self._embedding_model, "host": self.host}
+        return {"model": self.embedding_model, "host": self.options.host}
 
     def request_schema(self, response_model: type[BaseModel]) -> dict[str, Any]:
         return response_model.model_json_schema()
 
     def warm(self) -> None:
-        self.client.show(self._model)
+        self.client.show(self.options.model)
 
     def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply:
         response = self.client.chat(
-            model=self._model,
+            model=self.options.model,
             messages=messages,
             format=self.request_schema(response_model),
-            options={"temperature": 0},
+            options={"temperature": self.options.temperature},
             logprobs=True,
-            top_logprobs=TOP_LOGPROBS,
+            top_logprobs=self.options.top_logprobs,
         )
         tokens = [
             (_get(t, "token") or "", {_get(a, "token"): _get(a, "logprob") for a in _get(t, "top_logprobs") or []})
@@ -82,7 +95,7 @@ class OllamaBackend:
         )
 
     def embed(self, text: str) -> RawEmbedding:
-        response = self.client.embed(model=self._embedding_model, input=text)
+        response = self.client.embed(model=self.embedding_model, input=text)
         return RawEmbedding(
             np.asarray(_get(response, "embeddings")[0], dtype=np.float32),
             prompt_tokens=_get(response, "prompt_eval_count") or 0,

@@ -12,7 +12,7 @@ import os
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from hybrid_scorer.config import Settings
 from hybrid_scorer.llm.protocol import RawEmbedding, RawReply, require_model
@@ -29,58 +29,69 @@ def strict_response_format(response_model: type[BaseModel]) -> dict[str, Any]:
     return dict(type_to_response_format_param(response_model))  # type: ignore[arg-type]
 
 
+class OpenAIOptions(BaseModel):
+    """What configures the OpenAI backend. Dumped, it is the backend's identity (model, endpoint,
+    decoding); how the request is formatted is in the schema part of the key, and the timeout and the
+    embedding model are excluded (the embedding identity names its own model)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    base_url: str = Field(default_factory=lambda: os.environ.get("OPENAI_BASE_URL", ""))
+    temperature: int = 0
+    top_logprobs: int = TOP_LOGPROBS
+    response_format: ResponseFormat = Field(default="json_schema", exclude=True)
+    embedding_model: str | None = Field(default=None, exclude=True)
+    timeout_s: float = Field(default=60.0, exclude=True)
+
+
 class OpenAIBackend:
     name: ClassVar[str] = "openai"
     is_local: ClassVar[bool] = False
+    Options: ClassVar[type[BaseModel]] = OpenAIOptions
 
-    def __init__(
-        self,
-        model: str,
-        timeout_s: float = 60.0,
-        response_format: ResponseFormat = "json_schema",
-        embedding_model: str | None = None,
-        client: Any = None,
-    ) -> None:
-        self._model = model
-        self._embedding_model = embedding_model or model
-        self.response_format = response_format
-        self.base_url = os.environ.get("OPENAI_BASE_URL", "")
+    def __init__(self, options: OpenAIOptions, client: Any = None) -> None:
+        self.options = options
         if client is None:
             from openai import OpenAI
 
-            api_key = os.environ.get("OPENAI_API_KEY") or ("not-needed" if self.base_url else None)
+            api_key = os.environ.get("OPENAI_API_KEY") or ("not-needed" if options.base_url else None)
             if api_key is None:
                 raise ValueError("openai backend: set OPENAI_API_KEY, or OPENAI_BASE_URL for a local compatible server")
             # Retries are the client's job (one policy for every backend), so the SDK's own are off.
-            client = OpenAI(base_url=self.base_url or None, api_key=api_key, timeout=timeout_s, max_retries=0)
+            client = OpenAI(
+                base_url=options.base_url or None, api_key=api_key, timeout=options.timeout_s, max_retries=0
+            )
         self.client = client
 
     @classmethod
     def from_spec(cls, model: str, settings: Settings) -> OpenAIBackend:
         require_model(cls.name, model, "gpt-4o-mini")
         return cls(
-            model,
-            timeout_s=settings.llm_timeout_s,
-            response_format=settings.openai_response_format,
-            embedding_model=settings.embedding_model,
+            OpenAIOptions(
+                model=model,
+                timeout_s=settings.llm_timeout_s,
+                response_format=settings.openai_response_format,
+                embedding_model=settings.embedding_model,
+            )
         )
 
     @property
     def model(self) -> str:
-        return self._model
+        return self.options.model
 
     @property
     def embedding_model(self) -> str:
-        return self._embedding_model
+        return self.options.embedding_model or self.options.model
 
     def identity(self) -> dict[str, Any]:
-        return {"model": self._model, "base_url": self.base_url, "temperature": 0, "top_logprobs": TOP_LOGPROBS}
+        return self.options.model_dump()
 
     def embedding_identity(self) -> dict[str, Any]:
-        return {"model": self._embedding_model, "base_url": self.base_url}
+        return {"model": self.embedding_model, "base_url": self.options.base_url}
 
     def _response_format(self, response_model: type[BaseModel]) -> dict[str, Any]:
-        if self.response_format == "json_object":
+        if self.options.response_format == "json_object":
             return {"type": "json_object", "schema": response_model.model_json_schema()}
         return strict_response_format(response_model)
 
@@ -92,12 +103,12 @@ class OpenAIBackend:
 
     def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply:
         response = self.client.chat.completions.create(
-            model=self._model,
+            model=self.options.model,
             messages=messages,
             response_format=self._response_format(response_model),
-            temperature=0,
+            temperature=self.options.temperature,
             logprobs=True,
-            top_logprobs=TOP_LOGPROBS,
+            top_logprobs=self.options.top_logprobs,
         )
         choice = response.choices[0]
         content = getattr(choice.logprobs, "content", None) or []
@@ -111,7 +122,7 @@ class OpenAIBackend:
         )
 
     def embed(self, text: str) -> RawEmbedding:
-        response = self.client.embeddings.create(model=self._embedding_model, input=text)
+        response = self.client.embeddings.create(model=self.embedding_model, input=text)
         return RawEmbedding(
             np.asarray(response.data[0].embedding, dtype=np.float32),
             prompt_tokens=getattr(response.usage, "prompt_tokens", 0) or 0,

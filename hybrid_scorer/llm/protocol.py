@@ -80,3 +80,21 @@ def require_model(backend: str, model: str, example: str) -> None:
     """Remote backends have no default model: say how to name one."""
     if not model:
         raise ValueError(f"LLM spec {backend!r} needs a model name, e.g. '{backend}:{example}'")
+
+
+class RemoteBackend:
+    """What the hosted backends share: their options name a chat model and, optionally, an embedding
+    model, and the options' dump (model, endpoint, decoding) is the backend's identity."""
+
+    options: Any
+
+    @property
+    def model(self) -> str:
+        return str(self.options.model)
+
+    @property
+    def embedding_model(self) -> str:
+        return str(self.options.embedding_model or self.options.model)
+
+    def identity(self) -> dict[str, Any]:
+        return dict(self.options.model_dump())

@@ -11,7 +11,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from hybrid_scorer.config import Settings
-from hybrid_scorer.llm.protocol import RawEmbedding, RawReply, require_model
+from hybrid_scorer.llm.protocol import RawEmbedding, RawReply, RemoteBackend, require_model
 from hybrid_scorer.llm.ratings import expectations_from_token_logprobs
 
 TOP_LOGPROBS = 5
@@ -36,7 +36,7 @@ class OllamaOptions(BaseModel):
     timeout_s: float = Field(default=60.0, exclude=True)
 
 
-class OllamaBackend:
+class OllamaBackend(RemoteBackend):
     name: ClassVar[str] = "ollama"
     is_local: ClassVar[bool] = False
     Options: ClassVar[type[BaseModel]] = OllamaOptions
@@ -53,17 +53,6 @@ class OllamaBackend:
         return cls(
             OllamaOptions(model=model, timeout_s=settings.llm_timeout_s, embedding_model=settings.embedding_model)
         )
-
-    @property
-    def model(self) -> str:
-        return self.options.model
-
-    @property
-    def embedding_model(self) -> str:
-        return self.options.embedding_model or self.options.model
-
-    def identity(self) -> dict[str, Any]:
-        return self.options.model_dump()
 
     def embedding_identity(self) -> dict[str, Any]:
         return {"model": self.embedding_model, "host": self.options.host}

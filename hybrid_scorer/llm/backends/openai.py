@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from hybrid_scorer.config import Settings
-from hybrid_scorer.llm.protocol import RawEmbedding, RawReply, require_model
+from hybrid_scorer.llm.protocol import RawEmbedding, RawReply, RemoteBackend, require_model
 from hybrid_scorer.llm.ratings import expectations_from_token_logprobs
 
 TOP_LOGPROBS = 5
@@ -45,7 +45,7 @@ class OpenAIOptions(BaseModel):
     timeout_s: float = Field(default=60.0, exclude=True)
 
 
-class OpenAIBackend:
+class OpenAIBackend(RemoteBackend):
     name: ClassVar[str] = "openai"
     is_local: ClassVar[bool] = False
     Options: ClassVar[type[BaseModel]] = OpenAIOptions
@@ -75,17 +75,6 @@ class OpenAIBackend:
                 embedding_model=settings.embedding_model,
             )
         )
-
-    @property
-    def model(self) -> str:
-        return self.options.model
-
-    @property
-    def embedding_model(self) -> str:
-        return self.options.embedding_model or self.options.model
-
-    def identity(self) -> dict[str, Any]:
-        return self.options.model_dump()
 
     def embedding_identity(self) -> dict[str, Any]:
         return {"model": self.embedding_model, "base_url": self.options.base_url}

@@ -8,6 +8,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hybrid_scorer.config import MonitorThresholds, get_settings
 from hybrid_scorer.data import DataValidationError, prepare_posts
@@ -15,6 +16,9 @@ from hybrid_scorer.evaluation import METRICS
 from hybrid_scorer.llm.backends import spec_help
 from hybrid_scorer.llm.extract import DEFAULT_MAX_FAILURE_RATE
 from hybrid_scorer.pipeline import Job
+
+if TYPE_CHECKING:
+    from hybrid_scorer.llm.store import FeatureStore
 
 MODEL_HELP = "model directory, or a registry URI such as models:/hybrid-scorer@champion (default: models/current)"
 EPILOG = "Settings can also come from HYBRID_SCORER_* environment variables (and ASKSCIENCE_CSV for the data)."
@@ -68,9 +72,8 @@ def cmd_extract(args: argparse.Namespace) -> int:
     job = _job(args, args.limit)
     spec = job.llm or "embedded"
     started = time.perf_counter()
-    if args.engine == "ray":
-        _extract_with_ray(job, spec, args)
-    client = make_client(spec, job.settings)
+    store = _extract_with_ray(job, spec, args) if args.engine == "ray" else None
+    client = make_client(spec, job.settings, store=store)
     try:
         result = extract(
             client,
@@ -102,9 +105,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
     return 0
 
 
-def _extract_with_ray(job: Job, spec: str, args: argparse.Namespace) -> None:
-    """The Ray engine fills the feature store; the local pass that follows reads it back (all hits) and
-    writes the same table and ledger a local run writes."""
+def _extract_with_ray(job: Job, spec: str, args: argparse.Namespace) -> FeatureStore:
+    """The Ray engine fills the feature store; the local pass that follows reads it (all hits, no second
+    read of the shards) and writes the same table and ledger a local run writes."""
     from hybrid_scorer.llm.engines import extract_with_ray
     from hybrid_scorer.llm.extract import post_texts
 
@@ -129,6 +132,7 @@ def _extract_with_ray(job: Job, spec: str, args: argparse.Namespace) -> None:
     )
     if run.sent:
         print(run.ledger.summary().render())
+    return run.store
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

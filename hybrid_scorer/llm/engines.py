@@ -55,6 +55,7 @@ class ExtractActor:
 class RayRun:
     sent: int  # posts sent to the actors (the rest were in the store already)
     ledger: UsageLedger  # this run's calls, as the actors reported them
+    store: ParquetStore  # the store with this run's shards read in
 
 
 def missing(client: LLMClient, texts: list[PostText], assessments: bool, embeddings: bool) -> list[PostText]:
@@ -90,7 +91,7 @@ def extract_with_ray(
     run_id = f"ray-{uuid.uuid4().hex[:12]}"
     ledger = UsageLedger(client.ledger.backend, client.ledger.prices)
     if not todo:
-        return RayRun(0, ledger)
+        return RayRun(0, ledger, store)
     if not ray.is_initialized():
         # locally: a CPU per actor plus one logical CPU, so shards are written while the actors work
         # (with every CPU held by an actor, Ray Data holds the writes back until the end)
@@ -120,4 +121,4 @@ def extract_with_ray(
     store.reload()
     for record in store.usage_records(run_id):
         ledger.record(Usage.model_validate(record))
-    return RayRun(len(todo), ledger)
+    return RayRun(len(todo), ledger, store)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from hybrid_scorer.config import Settings
 
@@ -80,6 +80,19 @@ def require_model(backend: str, model: str, example: str) -> None:
     """Remote backends have no default model: say how to name one."""
     if not model:
         raise ValueError(f"LLM spec {backend!r} needs a model name, e.g. '{backend}:{example}'")
+
+
+class RemoteOptions(BaseModel):
+    """What configures a hosted backend. Dumped, it is the backend's identity (model, endpoint, decoding);
+    the timeout and the embedding model are excluded (the embedding identity names its own model)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    temperature: int = 0
+    top_logprobs: int = 5
+    embedding_model: str | None = Field(default=None, exclude=True)
+    timeout_s: float = Field(default=60.0, exclude=True)
 
 
 class RemoteBackend:

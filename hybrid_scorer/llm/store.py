@@ -114,15 +114,19 @@ class ParquetStore(MemoryStore):
         self.directory = Path(directory)
         self.flush_every = flush_every
         self._pending = MemoryStore(self.run_id)
+        self._read: set[Path] = set()
         self.reload()
 
     def reload(self) -> None:
-        """Read every shard (a shard cut short by a killed writer is skipped, with a warning)."""
+        """Read the shards not read yet, e.g. those other writers added since (a shard cut short by a
+        killed writer is skipped, with a warning, and read again next time)."""
         import pyarrow.parquet as pq
 
-        for shard in sorted(self.directory.rglob("*.parquet")) if self.directory.is_dir() else []:
+        shards = sorted(self.directory.rglob("*.parquet")) if self.directory.is_dir() else []
+        for shard in (s for s in shards if s not in self._read):
             try:
                 self.load_rows(pq.read_table(shard, columns=list(COLUMNS)).to_pandas())
+                self._read.add(shard)
             except Exception as exc:  # any unreadable shard: its entries are simply recomputed
                 log.warning("skipping unreadable feature-store shard %s: %s", shard, exc)
 
@@ -148,4 +152,5 @@ class ParquetStore(MemoryStore):
         partial = shard.with_suffix(".tmp")
         self._pending.rows().to_parquet(partial, index=False)
         partial.rename(shard)  # a reader never sees half a shard
+        self._read.add(shard)  # its entries are in memory already
         self._pending = MemoryStore(self.run_id)

@@ -29,6 +29,7 @@ from hybrid_scorer.features.meta import normalize_flair
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.extract import Extraction
 from hybrid_scorer.llm.prompts import PostText
+from hybrid_scorer.llm.schema import PostAssessment
 from hybrid_scorer.llm.usage import cost_usd
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS
@@ -191,23 +192,22 @@ class Predictor:
         first request is served like any other (nothing loads inside its latency budget)."""
         self.load()
         if self.hybrid is not None and self.client is not None:
-            self.client.backend.warm()
+            backend = self.client.backend
+            backend.warm()
+            # straight to the backend, past the cache: a cached warm-up would neither exercise the model
+            # nor tell the queue how long a real call takes
             started = time.perf_counter()
-            vector = self.client.embed(WARMUP_POST).vector
+            vector = backend.embed(WARMUP_POST.embedding_input()).vector
+            backend.complete(self.client.prompt.messages(WARMUP_POST), PostAssessment)
+            if self.queue is not None:
+                self.queue.call_ms = (time.perf_counter() - started) * 1000
             width = self.hybrid.embedding_width()
-            if vector is not None and width is not None and len(vector) != width:
+            if width is not None and len(vector) != width:
                 raise ModelMismatchError(
                     f"{self.client.spec} embeds into {len(vector)} dimensions but the hybrid model was trained on"
                     f" {width}: serve with the LLM the model was trained with, or retrain with this one"
                 )
-            self.client.assess(WARMUP_POST)
-            if self.queue is not None:  # seed the queue's estimate of a call's time with the warm-up's
-                self.queue.call_ms = (time.perf_counter() - started) * 1000
         return self
-
-    @property
-    def ready(self) -> bool:
-        return self._loaded
 
     @staticmethod
     def version(model: HybridScorer) -> str:

@@ -8,13 +8,11 @@ import os
 from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from hybrid_scorer.config import Settings
-from hybrid_scorer.llm.protocol import RawEmbedding, RawReply, RemoteBackend, require_model
+from hybrid_scorer.llm.protocol import RawEmbedding, RawReply, RemoteBackend, RemoteOptions, require_model
 from hybrid_scorer.llm.ratings import expectations_from_token_logprobs
-
-TOP_LOGPROBS = 5
 
 
 def _get(obj: Any, name: str) -> Any:
@@ -22,18 +20,8 @@ def _get(obj: Any, name: str) -> Any:
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
-class OllamaOptions(BaseModel):
-    """What configures the Ollama backend. Dumped, it is the backend's identity; the timeout and the
-    embedding model are excluded (the embedding identity names its own model)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str
+class OllamaOptions(RemoteOptions):
     host: str = Field(default_factory=lambda: os.environ.get("OLLAMA_HOST", ""))
-    temperature: int = 0
-    top_logprobs: int = TOP_LOGPROBS
-    embedding_model: str | None = Field(default=None, exclude=True)
-    timeout_s: float = Field(default=60.0, exclude=True)
 
 
 class OllamaBackend(RemoteBackend):

@@ -12,13 +12,12 @@ import os
 from typing import Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from hybrid_scorer.config import Settings
-from hybrid_scorer.llm.protocol import RawEmbedding, RawReply, RemoteBackend, require_model
+from hybrid_scorer.llm.protocol import RawEmbedding, RawReply, RemoteBackend, RemoteOptions, require_model
 from hybrid_scorer.llm.ratings import expectations_from_token_logprobs
 
-TOP_LOGPROBS = 5
 ResponseFormat = Literal["json_schema", "json_object"]
 
 
@@ -29,20 +28,11 @@ def strict_response_format(response_model: type[BaseModel]) -> dict[str, Any]:
     return dict(type_to_response_format_param(response_model))  # type: ignore[arg-type]
 
 
-class OpenAIOptions(BaseModel):
-    """What configures the OpenAI backend. Dumped, it is the backend's identity (model, endpoint,
-    decoding); how the request is formatted is in the schema part of the key, and the timeout and the
-    embedding model are excluded (the embedding identity names its own model)."""
+class OpenAIOptions(RemoteOptions):
+    """How the request is formatted is in the schema part of the cache key, so it is not identity."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model: str
     base_url: str = Field(default_factory=lambda: os.environ.get("OPENAI_BASE_URL", ""))
-    temperature: int = 0
-    top_logprobs: int = TOP_LOGPROBS
     response_format: ResponseFormat = Field(default="json_schema", exclude=True)
-    embedding_model: str | None = Field(default=None, exclude=True)
-    timeout_s: float = Field(default=60.0, exclude=True)
 
 
 class OpenAIBackend(RemoteBackend):

@@ -14,12 +14,12 @@ import pandas as pd
 
 from hybrid_scorer.config import Settings
 from hybrid_scorer.data import grouped_folds
-from hybrid_scorer.evaluation import METRICS, CVResult, bootstrap_intervals, cross_validate
+from hybrid_scorer.evaluation import METRICS, CVResult, bootstrap_intervals, cross_conformal, cross_validate
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.pipeline import Job
-from hybrid_scorer.report import Results, Row, sync_docs, write_report
-from hybrid_scorer.specs import ABLATION_CONFIGS, CONTENT, FULL_HYBRID, Config, groups_of
+from hybrid_scorer.report import Comparison, IntervalRow, Results, Row, sync_docs, write_report
+from hybrid_scorer.specs import ABLATION_CONFIGS, COMPARISONS, CONTENT, SERVED, Config, groups_of
 from hybrid_scorer.tracking import log_run
 from hybrid_scorer.version import __version__
 
@@ -49,8 +49,10 @@ def _llm_cost(client: LLMClient | None, groups: tuple[str, ...], n_posts: int) -
     """Tokens, LLM seconds and dollars per 1,000 posts to produce this config's LLM features."""
     if client is None:
         return 0.0, 0.0, 0.0
-    kinds = {"llm_ratings": "assess", "llm_embedding": "embed"}
-    produced = client.ledger.subset({kinds[g] for g in groups if g in kinds}).summary()
+    # a backend that embeds in the assessment pass spends the pass's tokens and time on the embedding too
+    embedding_kinds = {"assess", "embed"} if client.backend.embeds_in_assessment else {"embed"}
+    kinds = {"llm_ratings": {"assess"}, "llm_embedding": embedding_kinds, "llm_stack": embedding_kinds}
+    produced = client.ledger.subset({k for g in groups for k in kinds.get(g, set())}).summary()
     scale = 1000.0 / max(n_posts, 1)
     return produced.produced_tokens * scale, produced.produced_llm_seconds * scale, produced.produced_cost_usd * scale
 
@@ -76,7 +78,7 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] |
     results = run_configs(enriched, configs, settings, job.progress)
     y_log = np.log1p(job.posts["score"].to_numpy(np.float64))
     content_oof = next(r.oof_log for r in results if r.name == CONTENT.name)
-    final = FULL_HYBRID if client else CONTENT
+    final = SERVED["hybrid"] if client else CONTENT
     served = {c: c.make_scorer(settings).fit(enriched) for c in dict.fromkeys([CONTENT, final])}
     rows = []
     for config, result in zip(configs, results, strict=True):
@@ -100,6 +102,24 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] |
             )
         )
     final_model = served[final]
+    by_key = {c.key: r for c, r in zip(configs, results, strict=True)}
+    comparisons = [
+        Comparison(
+            key=c.key,
+            baseline=b.key,
+            delta=bootstrap_intervals(y_log, by_key[c.key].oof_log, by_key[b.key].oof_log, n_boot, settings.seed)[1],
+        )
+        for c, b in COMPARISONS
+        if c.key in by_key and b.key in by_key
+    ]
+    interval_rows = []
+    folds = grouped_folds(enriched, settings.n_folds, settings.seed)
+    for config in served:
+        check = cross_conformal(
+            partial(config.make, settings), enriched, folds, by_key[config.key].oof_log, settings.n_folds,
+            settings.seed, progress=job.progress,
+        )  # fmt: skip
+        interval_rows += IntervalRow.rows(config, check, y_log)
     print(f"ablation: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     prompt = f"{client.spec} (prompt {client.prompt.version}, sha256 {client.prompt.sha256[:12]})" if client else "none"
     header = {
@@ -111,7 +131,7 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] |
         "package version": __version__,
         "git commit": _git_state(),
     }
-    path = write_report(out_dir, rows, enriched, final, final_model, header)
+    path = write_report(out_dir, rows, enriched, final, final_model, header, comparisons, interval_rows)
     if docs:
         sync_docs(docs, Results.model_validate_json((out_dir / "ablation.json").read_text()))
     log_run(

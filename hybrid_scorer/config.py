@@ -34,7 +34,7 @@ class Settings(BaseSettings):
     report_dir: Path = Path("reports")
     log_dir: Path = Path("logs")
     llm: str = "embedded"
-    prompt: str = "assessment_v1"
+    prompt: str = "assessment_v2"
     seed: int = 42
     n_folds: int = 5
     embedding_components: int = 32

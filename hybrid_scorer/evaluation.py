@@ -11,6 +11,9 @@ import pandas as pd
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
+from hybrid_scorer.data import grouped_folds
+from hybrid_scorer.intervals import LEVELS, ConformalIntervals
+
 METRICS = ("spearman", "rmse", "mae", "r2")
 
 
@@ -100,3 +103,39 @@ def bootstrap_intervals(
 def _percentiles(values: list[float]) -> tuple[float, float]:
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
+
+
+@dataclass
+class IntervalCheck:
+    """Conformal intervals evaluated on outer folds: per post, the bounds each level gave (log scale)."""
+
+    levels: tuple[float, ...]
+    low: dict[float, np.ndarray]
+    high: dict[float, np.ndarray]
+
+
+def cross_conformal(
+    make_estimator: Callable[[], LogScoreEstimator],
+    posts: pd.DataFrame,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    oof_log: np.ndarray,
+    inner_folds: int,
+    seed: int,
+    levels: tuple[float, ...] = LEVELS,
+    progress: bool = True,
+) -> IntervalCheck:
+    """Calibrate the intervals as `train` does (out-of-fold residuals, here of each outer training fold
+    on inner grouped folds) and apply them to that fold's held-out predictions (`oof_log`), so their
+    coverage is measured on posts neither the model nor the calibration saw."""
+    low = {level: np.full(len(posts), np.nan) for level in levels}
+    high = {level: np.full(len(posts), np.nan) for level in levels}
+    for train_idx, test_idx in folds:
+        training = posts.iloc[train_idx]
+        inner = cross_validate(
+            "calibration", make_estimator, training, grouped_folds(training, inner_folds, seed), progress
+        )
+        residuals = np.log1p(training["score"].to_numpy(np.float64)) - inner.oof_log
+        intervals = ConformalIntervals.from_residuals(residuals, levels)
+        for level in levels:
+            low[level][test_idx], high[level][test_idx] = intervals.log_bounds(oof_log[test_idx], level)
+    return IntervalCheck(levels, low, high)

@@ -20,6 +20,7 @@ from scipy import sparse
 
 from hybrid_scorer.features.base import require_fitted
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, FeatureMatrix
+from hybrid_scorer.intervals import ConformalIntervals
 from hybrid_scorer.version import __version__
 
 # Deterministic on one machine: same data, seed and build give bit-identical models (`deterministic`,
@@ -39,7 +40,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "force_row_wise": True,
     "verbosity": -1,
 }
-DEFAULT_ROUNDS = 800  # with the params above: the best of a 6-point sweep (scripts/sweep.py)
+DEFAULT_ROUNDS = 800  # what nested tuning would change: `python scripts/tune.py` (reports/tuning.md)
 
 
 class ModelManifest(BaseModel):
@@ -58,6 +59,7 @@ class ModelManifest(BaseModel):
     prompt_version: str | None = None
     llm_identity: dict[str, Any] | None = None  # the backend's identity(): model, weights hash, decoding
     embedding_identity: dict[str, Any] | None = None
+    intervals: ConformalIntervals | None = None  # from the training posts' out-of-fold residuals (train)
     metrics: dict[str, float] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
 
@@ -147,6 +149,14 @@ class HybridScorer:
         """Predicted scores (expm1 of the log prediction, never below 0)."""
         return np.clip(np.expm1(self.predict_log(posts)), 0.0, None)
 
+    def predict_interval(self, posts: pd.DataFrame, level: float) -> tuple[np.ndarray, np.ndarray]:
+        """(low, high) scores that hold the true score with probability `level` (conformal, marginal
+        over posts; see intervals.py). Only a model saved by `train` has them calibrated."""
+        require_fitted(self, "booster_")
+        if self.manifest_ is None or self.manifest_.intervals is None:
+            raise ValueError("this model has no calibrated intervals: train it with `hybrid-scorer train`")
+        return self.manifest_.intervals.bounds(self.predict_log(posts), level)
+
     def contributions_by_group(self, posts: pd.DataFrame) -> pd.DataFrame:
         """Each feature group's contribution to log1p(score) per post (LightGBM's pred_contrib summed over
         the group's columns, plus `bias`, the expected value); a row sums to predict_log."""
@@ -164,8 +174,11 @@ class HybridScorer:
     def embedding_width(self) -> int | None:
         """Width of the LLM embedding the model was trained on (None without the embedding group)."""
         require_fitted(self, "features_")
-        group = self.features_.group("llm_embedding")
-        return None if group is None else int(group.components_.shape[1])  # type: ignore[attr-defined]
+        embedding = self.features_.group("llm_embedding")
+        if embedding is not None:
+            return int(embedding.components_.shape[1])  # type: ignore[attr-defined]
+        stack = self.features_.group("llm_stack")
+        return None if stack is None else int(stack.state_.coef.shape[0])  # type: ignore[attr-defined]
 
     def gain_importance(self) -> pd.DataFrame:
         require_fitted(self, "booster_")

@@ -21,13 +21,16 @@ from hybrid_scorer.llm.factory import make_client
 
 GROUP_OF_CALL = {
     "assess": "the assessments of feature group 'llm_ratings'",
-    "embed": "the embeddings of feature group 'llm_embedding'",
+    "embed": "the embeddings of feature groups 'llm_embedding' and 'llm_stack'",
 }
+
+
+EMBEDDING_GROUPS = ("llm_embedding", "llm_stack")
 
 
 def needs_llm(groups: Sequence[str]) -> tuple[bool, bool]:
     """(needs assessments, needs embeddings) for these feature groups."""
-    return "llm_ratings" in groups, "llm_embedding" in groups
+    return "llm_ratings" in groups, any(g in groups for g in EMBEDDING_GROUPS)
 
 
 @dataclass

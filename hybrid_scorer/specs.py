@@ -52,6 +52,8 @@ TIME_TREND = Config("content_time_trend", "content + time_trend (sampling artifa
 FULL_HYBRID = Config(
     "full_hybrid", "full hybrid (content + LLM ratings + embedding)", (*CONTENT_GROUPS, "llm_ratings", "llm_embedding")
 )
+CONTENT_EMBEDDING = Config("content_llm_embedding", "content + LLM embedding", (*CONTENT_GROUPS, "llm_embedding"))
+STACKED = Config("full_hybrid_stack", "full hybrid + stacked embedding features", (*FULL_HYBRID.groups, "llm_stack"))
 
 EVALUATE_CONFIGS = [MEDIAN, RANDOM_FOREST, CONTENT, TIME_TREND]
 ABLATION_CONFIGS = [
@@ -64,10 +66,14 @@ ABLATION_CONFIGS = [
     Config("llm_ratings", "LLM ratings alone", ("llm_ratings",)),
     Config("content_llm_ratings", "content + LLM ratings", (*CONTENT_GROUPS, "llm_ratings")),
     Config("text_stats_llm_embedding", "text_stats + LLM embedding (no TF-IDF)", ("text_stats", "llm_embedding")),
-    Config("content_llm_embedding", "content + LLM embedding", (*CONTENT_GROUPS, "llm_embedding")),
+    CONTENT_EMBEDDING,
+    Config("content_llm_stack", "content + stacked embedding features (no PCA)", (*CONTENT_GROUPS, "llm_stack")),
     FULL_HYBRID,
+    STACKED,
     TIME_TREND,
 ]
+# Paired comparisons the report adds to the "vs content" deltas: (configuration, its baseline).
+COMPARISONS = [(STACKED, FULL_HYBRID), (FULL_HYBRID, CONTENT_EMBEDDING)]
 # What `train` saves and `predict()` serves: the hybrid, and the content model it falls back to.
 SERVED = {"content": CONTENT, "hybrid": FULL_HYBRID}
 

@@ -14,6 +14,7 @@ import pandas as pd
 from hybrid_scorer.data import grouped_folds
 from hybrid_scorer.evaluation import METRICS, bootstrap_intervals, cross_validate
 from hybrid_scorer.features.meta import normalize_flair
+from hybrid_scorer.intervals import ConformalIntervals
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS, build_reference
@@ -70,6 +71,8 @@ def train_and_save(job: Job, out_dir: Path, register_version: bool = True) -> It
             zip(("cv_spearman_oof", "cv_spearman_ci_low", "cv_spearman_ci_high"), spearman, strict=True)
         )
         model.manifest_.extra = {"data_sha256": report.sha256, "cv": f"{settings.n_folds}-fold grouped"}
+        # prediction intervals from the same out-of-fold residuals (conformal; see intervals.py)
+        model.manifest_.intervals = ConformalIntervals.from_residuals(y_log - cv.oof_log)
         if config.uses_llm and client is not None:
             describe_llm(model, client, job.llm)
         target = out_dir / name

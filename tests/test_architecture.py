@@ -12,7 +12,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hybrid_scorer"
 # Lower layers first; a module may import its own layer (without cycles) and any layer below it.
 LAYERS: list[tuple[str, ...]] = [
     ("version", "config"),
-    ("data", "llm.schema", "llm.ratings", "llm.prompts", "llm.protocol", "llm.cache", "llm.store", "llm.usage"),
+    (
+        "data",
+        "intervals",
+        "llm.schema",
+        "llm.ratings",
+        "llm.prompts",
+        "llm.protocol",
+        "llm.cache",
+        "llm.store",
+        "llm.usage",
+    ),
     ("llm.client", "llm.backends"),
     ("llm.factory", "llm.extract", "llm.engines"),
     ("features",),

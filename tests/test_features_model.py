@@ -13,8 +13,10 @@ from hybrid_scorer.features.embedding import EmbeddingFeatures
 from hybrid_scorer.features.llm import EMBEDDING_COLUMN
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, FeatureMatrix, make_group
 from hybrid_scorer.features.meta import MetaFeatures, TimeTrendFeatures, normalize_flair
+from hybrid_scorer.features.stacked import EmbeddingStackFeatures
 from hybrid_scorer.features.text import TextStatsFeatures
 from hybrid_scorer.features.tfidf import TfidfFeatures
+from hybrid_scorer.intervals import ConformalIntervals
 from hybrid_scorer.model import HybridScorer
 
 
@@ -221,3 +223,68 @@ def test_contributions_by_group_sum_to_the_prediction(posts: pd.DataFrame) -> No
     contributions = model.contributions_by_group(sample)
     assert list(contributions.columns) == [*CONTENT_GROUPS, "bias"]
     np.testing.assert_allclose(contributions.sum(axis=1), model.predict_log(sample), rtol=1e-6)
+
+
+def _labelled_embeddings(posts: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Embeddings whose first dimension carries the log score, so the stacked features have something
+    to find; the rest is noise."""
+    rng = np.random.default_rng(seed)
+    out = _with_embeddings(posts, dim=6, seed=seed)
+    y = np.log1p(out["score"].to_numpy(float))
+    out[EMBEDDING_COLUMN] = [
+        None if v is None else np.append(y[i] + rng.normal(scale=0.3), v) for i, v in enumerate(out[EMBEDDING_COLUMN])
+    ]
+    return out
+
+
+def test_stacked_features_of_a_training_row_never_see_its_own_label(posts: pd.DataFrame) -> None:
+    """TargetEncoder's contract: fit_transform gives each training row values from inner folds that
+    exclude it, so changing its label changes nothing in its own row; transform uses every row."""
+    frame = _labelled_embeddings(posts)
+    group = EmbeddingStackFeatures(ks=(3, 5), inner_folds=3)
+    stacked = group.fit_transform(frame)
+    assert stacked.shape == (len(frame), 5) and np.isnan(stacked[:3]).all() and np.isfinite(stacked[3:]).all()
+    row = 10
+    relabelled = frame.copy()
+    relabelled.loc[relabelled.index[row], "score"] = 10**6
+    again = EmbeddingStackFeatures(ks=(3, 5), inner_folds=3).fit_transform(relabelled)
+    np.testing.assert_array_equal(again[row], stacked[row])
+    assert not np.allclose(again, stacked, equal_nan=True)  # other rows' features did use that label
+    full = group.transform(frame)
+    assert not np.allclose(full[3:], stacked[3:])  # in-sample values differ from out-of-fold ones
+    y = np.log1p(frame["score"].to_numpy(float))[3:]
+    assert np.corrcoef(stacked[3:, 0], y)[0, 1] > 0.5  # the ridge column found the score direction
+
+
+def test_stacked_features_round_trip_and_train_through_the_matrix(posts: pd.DataFrame) -> None:
+    frame = _labelled_embeddings(posts)
+    group = EmbeddingStackFeatures(ks=(3,), inner_folds=3).fit(frame)
+    restored = EmbeddingStackFeatures.from_dict(json.loads(json.dumps(group.to_dict())))
+    np.testing.assert_array_equal(restored.transform(frame), group.transform(frame))
+    matrix = FeatureMatrix(["text_stats", "llm_stack"], {"llm_stack": {"ks": (3,), "inner_folds": 3}})
+    training = matrix.fit_transform(frame).toarray()
+    ridge = matrix.column_offset("llm_stack")
+    fitted = matrix.group("llm_stack")
+    assert fitted is not None
+    np.testing.assert_array_equal(training[:, ridge], fitted.fit_transform(frame)[:, 0])
+
+
+def test_conformal_half_width_is_the_finite_sample_quantile() -> None:
+    residuals = np.arange(1, 20, dtype=float)  # 19 residuals: the 90% rank is ceil(20 * 0.9) = 18
+    intervals = ConformalIntervals.from_residuals(-residuals, levels=(0.8, 0.9, 0.99))
+    assert intervals.half_widths == {"0.8": 16.0, "0.9": 18.0, "0.99": float("inf")}
+    low, high = intervals.log_bounds(np.array([1.0, 30.0]), 0.8)
+    np.testing.assert_array_equal(low, [0.0, 14.0])  # never below log1p(0)
+    np.testing.assert_array_equal(high, [17.0, 46.0])
+    with pytest.raises(ValueError, match="no 95% interval"):
+        intervals.log_bounds(np.zeros(1), 0.95)
+
+
+def test_conformal_intervals_cover_new_exchangeable_posts() -> None:
+    """On data drawn like the calibration residuals, the 90% interval covers ~90% of new points."""
+    rng = np.random.default_rng(0)
+    intervals = ConformalIntervals.from_residuals(rng.standard_t(3, size=2000))
+    truth = rng.standard_t(3, size=20000) + 5.0
+    low, high = intervals.log_bounds(np.full(len(truth), 5.0), 0.9)
+    coverage = float(np.mean((truth >= low) & (truth <= high)))
+    assert 0.88 <= coverage <= 0.92

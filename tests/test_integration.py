@@ -73,7 +73,7 @@ def test_speculative_decoding_equals_sequential_greedy(embedded_client: LLMClien
                 ("{" if not text else ", ") + json.dumps(name) + ": " + ('"' if isinstance(options[0], str) else "")
             )
             tokens = pending + backend._tokens(segment)
-            logprobs = backend._decode(tokens, [len(tokens) - 1])[len(tokens) - 1]
+            logprobs = backend._decode(tokens, [len(tokens) - 1])[0][len(tokens) - 1]
             if isinstance(options[0], str):
                 value = options[int(np.argmax([logprobs[backend._tokens(o)[0]] for o in options]))]
                 pending = backend._tokens(f'{value}"')

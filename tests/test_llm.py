@@ -337,3 +337,61 @@ def test_embedded_identity_is_the_weights_hash_and_runtime(monkeypatch: pytest.M
     monkeypatch.undo()
     gguf.write_bytes(b"weights v2, same name")
     assert client.assessment_key(POST) != first[0]
+
+
+class OnePassBackend(MockBackend):
+    """Embeds in the assessment pass, like the embedded llama.cpp backend; counts its passes and fails
+    loudly if the client asks it for a separate embedding."""
+
+    embeds_in_assessment = True  # type: ignore[misc]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.passes = 0
+
+    def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply:
+        self.passes += 1
+        reply = super().complete(messages, response_model)
+        reply.embedding = np.full(4, float(len(messages[-1]["content"])), dtype=np.float32)
+        return reply
+
+    def embed(self, text: str) -> Any:
+        raise AssertionError("a one-pass backend is never asked for a separate embedding")
+
+
+def test_one_pass_backend_is_called_once_per_post_for_both_features(tmp_path: Path) -> None:
+    backend = OnePassBackend()
+    client = client_for(backend, tmp_path)
+    posts = [POST, PostText("p2", "Why do cats purr?", ""), PostText("p3", "How far is the moon?", "Roughly.")]
+    out = extract(client, posts, progress=False)
+    assert backend.passes == 3
+    for post in posts:
+        width = len(client.prompt.messages(post)[-1]["content"])
+        np.testing.assert_array_equal(out.embeddings[post.post_id], np.full(4, width, dtype=np.float32))
+    assert out.assessments is not None and out.assessments["failure"].isna().all()
+    embeds = [r for r in client.ledger.records if r.kind == "embed"]
+    assessments = [r for r in client.ledger.records if r.kind == "assess"]
+    # the pass's tokens and time are the assessment's; the embedding added none
+    assert all(r.prompt_tokens > 0 and not r.cache_hit for r in assessments)
+    assert [r.prompt_tokens + r.completion_tokens for r in embeds] == [0, 0, 0]
+    extract(client, posts, progress=False)
+    assert backend.passes == 3  # the rerun is served from the cache
+
+
+def test_one_pass_embedding_alone_runs_the_pass_and_keeps_the_assessment(tmp_path: Path) -> None:
+    backend = OnePassBackend()
+    client = client_for(backend, tmp_path)
+    result = client.embed(POST)
+    assert result.vector is not None and backend.passes == 1
+    assert client.assess(POST).usage.cache_hit and backend.passes == 1
+
+
+def test_one_pass_embedding_key_follows_the_prompt(tmp_path: Path) -> None:
+    """The vector depends on the prompt around the post, so an edited prompt must miss; a backend that
+    embeds the bare text keeps its key when only the prompt changes."""
+    prompt = load_prompt()
+    edited = PromptTemplate(prompt.version, prompt.system + " Be terse.", prompt.user)
+    one_pass = client_for(OnePassBackend(), tmp_path), client_for(OnePassBackend(), tmp_path, edited)
+    separate = client_for(MockBackend(), tmp_path), client_for(MockBackend(), tmp_path, edited)
+    assert one_pass[0].embedding_key(POST) != one_pass[1].embedding_key(POST)
+    assert separate[0].embedding_key(POST) == separate[1].embedding_key(POST)

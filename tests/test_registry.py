@@ -51,12 +51,12 @@ def test_train_register_promote_refuse_load_serve_and_roll_back(
     # a worse candidate is registered but refused, and the champion stays
     _train(csv_path, tmp_path / "v2", tmp_path, shuffle=True)
     with pytest.raises(PromotionRefusedError, match="below the 95% interval of the champion"):
-        promote(2, "mock", "assessment_v1")
+        promote(2, "mock", "assessment_v2")
     assert main(["promote", "--version", "2", "--llm", "mock"]) == 1
     assert "refused:" in capsys.readouterr().err and champion().version == 1  # type: ignore[union-attr]
     # a model trained with one LLM is never promoted for serving with another
     with pytest.raises(PromotionRefusedError, match="trained with mock:mock-v1"):
-        promote(1, "ollama:qwen2.5:7b", "assessment_v1", force=True)
+        promote(1, "ollama:qwen2.5:7b", "assessment_v2", force=True)
 
     # MLflow's own API reads runs and the champion, and the pyfunc scores like predict() does
     assert len(mlflow.search_runs(experiment_names=["hybrid-scorer"])) >= 3

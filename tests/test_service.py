@@ -101,7 +101,7 @@ def test_health_readiness_and_model(service: Service) -> None:
     models = httpx.get(service.url + "/v1/model").json()
     assert set(models) == {"hybrid", "content"}
     hybrid = models["hybrid"]
-    assert hybrid["llm_model"] == "mock:mock-v1" and hybrid["prompt_version"].startswith("assessment_v1@")
+    assert hybrid["llm_model"] == "mock:mock-v1" and hybrid["prompt_version"].startswith("assessment_v2@")
     assert hybrid["feature_groups"][-2:] == ["llm_ratings", "llm_embedding"] and "cv_spearman" in hybrid["metrics"]
     schema = httpx.get(service.url + "/openapi.json").json()["components"]["schemas"]
     assert {"PostInput", "Prediction"} <= set(schema) and "title" in schema["PostInput"]["required"]

@@ -116,7 +116,7 @@ def test_serving_refuses_an_llm_the_model_was_not_trained_with(
         predictor_with(OtherModel(), model_dir, settings, tmp_path).load()
     prompt = load_prompt()
     edited = LLMClient(MockBackend(), PromptTemplate(prompt.version, prompt.system + " Be terse.", prompt.user))
-    with pytest.raises(ModelMismatchError, match="prompt assessment_v1@"):
+    with pytest.raises(ModelMismatchError, match="prompt assessment_v2@"):
         Predictor(model_dir, settings, client=edited, log_path=tmp_path / "p.jsonl").load()
 
 
@@ -252,3 +252,15 @@ def test_train_serve_parity(model_dir: Path, settings: Settings, tmp_path: Path)
     ]
     assert [p.fallback for p in served] == [False] * 8 and all(p.cache_hit for p in served)
     np.testing.assert_allclose([p.log_score for p in served], expected, rtol=0, atol=1e-12)
+
+
+def test_predictions_carry_the_trained_conformal_intervals(predictor: Predictor, model_dir: Path) -> None:
+    """`train` calibrates the intervals on out-of-fold residuals; predict() returns them in score units
+    around the prediction, the 80% inside the 90%."""
+    prediction = predictor.predict(POST)
+    widths = json.loads((model_dir / "hybrid" / "manifest.json").read_text())["intervals"]["half_widths"]
+    assert prediction.interval_80 is not None and prediction.interval_90 is not None
+    (low80, high80), (low90, high90) = prediction.interval_80, prediction.interval_90
+    assert low90 <= low80 <= prediction.score <= high80 <= high90
+    assert high90 == pytest.approx(np.expm1(prediction.log_score + widths["0.9"]), abs=0.1)
+    assert high80 == pytest.approx(np.expm1(prediction.log_score + widths["0.8"]), abs=0.1)

@@ -13,15 +13,24 @@ from hybrid_scorer.features.base import FeatureGroup, require_fitted
 from hybrid_scorer.features.embedding import EmbeddingFeatures
 from hybrid_scorer.features.llm import LLMRatingFeatures
 from hybrid_scorer.features.meta import MetaFeatures, TimeTrendFeatures
+from hybrid_scorer.features.stacked import EmbeddingStackFeatures
 from hybrid_scorer.features.text import TextStatsFeatures
 from hybrid_scorer.features.tfidf import TfidfFeatures
 
 GROUPS: dict[str, type[FeatureGroup]] = {
     cls.name: cls  # type: ignore[misc]
-    for cls in (TextStatsFeatures, TfidfFeatures, MetaFeatures, TimeTrendFeatures, LLMRatingFeatures, EmbeddingFeatures)
+    for cls in (
+        TextStatsFeatures,
+        TfidfFeatures,
+        MetaFeatures,
+        TimeTrendFeatures,
+        LLMRatingFeatures,
+        EmbeddingFeatures,
+        EmbeddingStackFeatures,
+    )
 }
 CONTENT_GROUPS = ("text_stats", "tfidf", "meta")
-LLM_GROUPS = ("llm_ratings", "llm_embedding")
+LLM_GROUPS = ("llm_ratings", "llm_embedding", "llm_stack")
 
 
 def make_group(name: str, options: dict[str, Any] | None = None) -> FeatureGroup:
@@ -52,7 +61,18 @@ class FeatureMatrix:
         return sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((len(posts), 0))
 
     def fit_transform(self, posts: pd.DataFrame) -> sparse.csr_matrix:
-        return self.fit(posts).transform(posts)
+        """The training matrix. A group with its own fit_transform (one that learns from the labels)
+        returns out-of-fold values for the training rows, which fit().transform() would not."""
+        fitted, blocks = [], []
+        for name in self.groups:
+            group = make_group(name, self.options)
+            if hasattr(group, "fit_transform"):
+                blocks.append(group.fit_transform(posts))
+            else:
+                blocks.append(group.fit(posts).transform(posts))
+            fitted.append(group)
+        self._set_fitted(fitted)
+        return sparse.hstack([_as_sparse(b) for b in blocks], format="csr") if blocks else sparse.csr_matrix((len(posts), 0))
 
     def group(self, name: str) -> FeatureGroup | None:
         """The fitted group of that name, if the matrix has it."""

@@ -67,6 +67,7 @@ class StructuredResult(Generic[M]):
     usage: Usage
     expected: dict[str, float] = field(default_factory=dict)
     error: str | None = None
+    embedding: np.ndarray | None = None  # from backends that embed in the same pass (live calls only)
 
 
 class ReplyValidationError(ValueError):
@@ -169,9 +170,12 @@ class LLMClient:
         return self.request_key(self.prompt.messages(post), PostAssessment)
 
     def embedding_key(self, post: PostText) -> str:
-        return cache_key(
-            "embed", backend=self.backend.name, identity=self.backend.embedding_identity(), text=post.embedding_input()
-        )
+        """Keyed by the text embedded, or by the rendered messages when the vector comes from the
+        assessment pass (it then depends on the prompt around the post)."""
+        identity = self.backend.embedding_identity()
+        if self.backend.embeds_in_assessment:
+            return cache_key("embed", backend=self.backend.name, identity=identity, messages=self.prompt.messages(post))
+        return cache_key("embed", backend=self.backend.name, identity=identity, text=post.embedding_input())
 
     def _wait(self, state: RetryCallState) -> float:
         after = retry_after_s(state.outcome.exception() if state.outcome else None)
@@ -192,10 +196,13 @@ class LLMClient:
                 return fn(*args)
         raise AssertionError("unreachable: tenacity reraises")
 
-    def structured(self, messages: list[dict[str, str]], response_model: type[M]) -> StructuredResult[M]:
-        """One validated structured call through the cache: the model instance, or a counted failure."""
+    def structured(
+        self, messages: list[dict[str, str]], response_model: type[M], use_cached: bool = True
+    ) -> StructuredResult[M]:
+        """One validated structured call through the cache: the model instance, or a counted failure.
+        `use_cached=False` makes the call even when its answer is cached (to get what the cache lacks)."""
         key = self.request_key(messages, response_model)
-        cached = self.cache.get_json(key) if self.cache is not None else None
+        cached = self.cache.get_json(key) if self.cache is not None and use_cached else None
         if cached is not None:
             # keep what producing it cost (tokens, ms) but mark it as served from the cache
             usage = Usage.model_validate(cached["usage"]).model_copy(update={"cache_hit": True})
@@ -205,7 +212,7 @@ class LLMClient:
         started = time.perf_counter()
         result: StructuredResult[M] = StructuredResult(None, usage)
         try:
-            result.value, result.expected = self._with_reask(messages, response_model, usage)
+            result.value, result.expected, result.embedding = self._with_reask(messages, response_model, usage)
         except Exception as exc:  # one bad post never kills a batch: it becomes a counted failure
             usage.failure = failure_kind(exc)
             result.error = _error_text(exc)
@@ -219,13 +226,15 @@ class LLMClient:
 
     def _with_reask(
         self, messages: list[dict[str, str]], response_model: type[M], usage: Usage
-    ) -> tuple[M, dict[str, float]]:
+    ) -> tuple[M, dict[str, float], np.ndarray | None]:
+        embedding = None
         for reask in (False, True):
             reply = self._call(self.backend.complete, usage, messages, response_model)
             usage.prompt_tokens += reply.prompt_tokens
             usage.completion_tokens += reply.completion_tokens
+            embedding = embedding if embedding is not None else reply.embedding  # the post's pass, not the re-ask's
             try:
-                return parse_reply(reply.text, response_model), reply.expected
+                return parse_reply(reply.text, response_model), reply.expected, embedding
             except ReplyValidationError as exc:
                 if reask:
                     raise
@@ -237,7 +246,11 @@ class LLMClient:
         raise AssertionError("unreachable")
 
     def assess(self, post: PostText) -> AssessmentResult:
+        """The post's assessment; from a backend that embeds in the same pass, its embedding is cached
+        too (at no extra token or millisecond: `embed` then finds it)."""
         reply = self.structured(self.prompt.messages(post), PostAssessment)
+        if reply.embedding is not None:
+            self._keep_embedding(self.embedding_key(post), reply.embedding, Usage(kind="embed"))
         return AssessmentResult(
             post_id=post.post_id,  # the cache is keyed by content: twins share an entry, not an identity
             assessment=reply.value,
@@ -259,19 +272,36 @@ class LLMClient:
         started = time.perf_counter()
         result = EmbeddingResult(post_id=post.post_id, usage=usage, provenance=self.provenance)
         try:
-            raw = self._call(self.backend.embed, usage, post.embedding_input())
-            usage.prompt_tokens = raw.prompt_tokens
-            vector = np.asarray(raw.vector, dtype=np.float32)
-            if vector.ndim != 1 or vector.size == 0 or not np.all(np.isfinite(vector)):
-                raise ReplyValidationError(f"embedding of shape {vector.shape} is empty or holds NaN/inf")
-            result.vector = vector
+            result.vector = _checked(self._embed_live(post, usage))
         except Exception as exc:  # as for assessments: a counted failure, never a crashed batch
             usage.failure = failure_kind(exc)
             result.error = _error_text(exc)
             log.warning("embedding of %s failed (%s): %s", post.post_id, usage.failure, result.error)
         usage.latency_ms = (time.perf_counter() - started) * 1000
         self.ledger.record(usage)
-        if self.cache is not None and result.vector is not None:
-            self.cache.set_vector(key, result.vector)
-            self.cache.set_json(key + ":usage", usage.model_dump())
+        if result.vector is not None:
+            self._keep_embedding(key, result.vector, usage)
         return result
+
+    def _embed_live(self, post: PostText, usage: Usage) -> np.ndarray:
+        if not self.backend.embeds_in_assessment:
+            raw = self._call(self.backend.embed, usage, post.embedding_input())
+            usage.prompt_tokens = raw.prompt_tokens
+            return np.asarray(raw.vector, dtype=np.float32)
+        # the assessment pass yields the vector; its tokens and time are the assessment's, in the ledger
+        reply = self.structured(self.prompt.messages(post), PostAssessment, use_cached=False)
+        if reply.embedding is None:
+            raise ReplyValidationError(f"the assessment pass returned no embedding: {reply.error}")
+        return reply.embedding
+
+    def _keep_embedding(self, key: str, vector: np.ndarray, usage: Usage) -> None:
+        if self.cache is not None:
+            self.cache.set_vector(key, vector)
+            self.cache.set_json(key + ":usage", usage.model_dump())
+
+
+def _checked(vector: np.ndarray) -> np.ndarray:
+    vector = np.asarray(vector, dtype=np.float32)
+    if vector.ndim != 1 or vector.size == 0 or not np.all(np.isfinite(vector)):
+        raise ReplyValidationError(f"embedding of shape {vector.shape} is empty or holds NaN/inf")
+    return vector

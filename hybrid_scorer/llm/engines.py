@@ -41,10 +41,10 @@ class ExtractActor:
         self.client.cache = store
         for post_id, title, body in zip(batch["post_id"], batch["title"], batch["body"], strict=True):
             post = PostText(post_id, title, body)
+            if self.assessments:  # first, as in `extract`: a one-pass backend caches the embedding with it
+                self._record(store, post_id, self.client.assess(post).usage)
             if self.embeddings:
                 self._record(store, post_id, self.client.embed(post).usage)
-            if self.assessments:
-                self._record(store, post_id, self.client.assess(post).usage)
         return store.rows()
 
     def _record(self, store: MemoryStore, post_id: str, usage: Usage) -> None:

@@ -123,14 +123,14 @@ def extract(
     workers = 1 if client.backend.is_local else concurrency
     out = Extraction()
     try:
+        if assessments:  # first: a backend that embeds in the same pass caches the embeddings on the way
+            assessed = _map(client.assess, items, workers, "assess", progress)
+            out.assessments = pd.DataFrame([assessment_row(r) for r in assessed])
+            out.results += assessed
         if embeddings:
             embedded = _map(client.embed, items, workers, "embed", progress)
             out.embeddings = {r.post_id: r.vector for r in embedded if r.vector is not None}
             out.results += embedded
-        if assessments:
-            assessed = _map(client.assess, items, workers, "assess", progress)
-            out.assessments = pd.DataFrame([assessment_row(r) for r in assessed])
-            out.results += assessed
     finally:  # interrupted or not, what finished is kept
         if client.cache is not None:
             client.cache.flush()

@@ -12,7 +12,7 @@ from pathlib import Path
 from hybrid_scorer.llm.schema import Topic
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
-DEFAULT_PROMPT = "assessment_v1"
+DEFAULT_PROMPT = "assessment_v2"
 MAX_BODY_CHARS = 1000  # ~250 tokens: keeps the prompt short on 2 cores; the title carries most signal.
 _DELIMITERS = ("<post>", "</post>")
 

@@ -24,6 +24,7 @@ class RawReply:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     expected: dict[str, float] = field(default_factory=dict)  # probability-weighted ratings, if available
+    embedding: np.ndarray | None = None  # the post's embedding, from backends that embed in the same pass
 
 
 @dataclass
@@ -53,6 +54,12 @@ class Backend(Protocol):
     @property
     def embedding_model(self) -> str:
         """The embedding model's name (priced separately from the chat model)."""
+        ...
+
+    @property
+    def embeds_in_assessment(self) -> bool:
+        """True when `complete` returns the post's embedding from the same forward pass (`embed` unused):
+        the embedding then depends on the whole prompt, and the client keys it by the messages."""
         ...
 
     def identity(self) -> dict[str, Any]:
@@ -108,6 +115,10 @@ class RemoteBackend:
     @property
     def embedding_model(self) -> str:
         return str(self.options.embedding_model or self.options.model)
+
+    @property
+    def embeds_in_assessment(self) -> bool:
+        return False  # hosted APIs embed with a separate call (and often a separate model)
 
     def identity(self) -> dict[str, Any]:
         return dict(self.options.model_dump())

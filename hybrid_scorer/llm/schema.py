@@ -28,11 +28,15 @@ RATING_FIELDS = ("question_clarity", "novelty", "predicted_interest")
 
 
 class PostAssessment(BaseModel):
-    """An LLM's reading of a post. Out-of-range values fail validation; they are never clamped."""
+    """An LLM's reading of a post. Out-of-range values fail validation; they are never clamped.
+
+    Field order is generation order: the ratings come first and the topic last, so a backend that
+    guesses the ratings (the embedded one) reads every field in the post's own forward pass; the topic,
+    an open choice among 14 values, is only ever read, never fed back."""
 
     model_config = ConfigDict(extra="forbid")
 
-    topic: Topic = Field(description="The scientific field the question belongs to.")
     question_clarity: int = Field(ge=1, le=5, description="1 = vague or confused, 5 = precise and well posed.")
     novelty: int = Field(ge=1, le=5, description="1 = asked all the time, 5 = rarely asked, surprising.")
     predicted_interest: int = Field(ge=1, le=5, description="1 = few readers care, 5 = front-page material.")
+    topic: Topic = Field(description="The scientific field the question belongs to.")

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from hybrid_scorer.config import Settings
 from hybrid_scorer.data import clean
 from hybrid_scorer.features.meta import normalize_flair
+from hybrid_scorer.intervals import LEVELS
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.extract import Extraction
 from hybrid_scorer.llm.prompts import PostText
@@ -197,8 +198,11 @@ class Predictor:
             # straight to the backend, past the cache: a cached warm-up would neither exercise the model
             # nor tell the queue how long a real call takes
             started = time.perf_counter()
-            vector = backend.embed(WARMUP_POST.embedding_input()).vector
-            backend.complete(self.client.prompt.messages(WARMUP_POST), PostAssessment)
+            reply = backend.complete(self.client.prompt.messages(WARMUP_POST), PostAssessment)
+            if reply.embedding is not None:  # embedded in the assessment pass
+                vector = reply.embedding
+            else:
+                vector = backend.embed(WARMUP_POST.embedding_input()).vector
             if self.queue is not None:
                 self.queue.call_ms = (time.perf_counter() - started) * 1000
             width = self.hybrid.embedding_width()
@@ -263,6 +267,7 @@ class Predictor:
         prediction = Prediction(
             score=float(max(np.expm1(log_score), 0.0)),
             log_score=log_score,
+            **_intervals(model, log_score),
             model_version=self.version(model),
             latency_ms=(time.perf_counter() - started) * 1000,
             llm_latency_ms=call.latency_ms,
@@ -307,6 +312,18 @@ class Predictor:
                 "features": features,
             }
         )
+
+
+def _intervals(model: HybridScorer, log_score: float) -> dict[str, tuple[float, float]]:
+    """The served model's 80% and 90% intervals in score units (none for a model trained before them)."""
+    intervals = model.manifest_.intervals if model.manifest_ is not None else None
+    if intervals is None:
+        return {}
+    out = {}
+    for level in LEVELS:
+        low, high = intervals.bounds(np.array([log_score]), level)
+        out[f"interval_{round(level * 100)}"] = (round(float(low[0]), 1), round(float(high[0]), 1))
+    return out
 
 
 def validate_post(post: object) -> PostInput:

@@ -57,6 +57,10 @@ class PredictionInputError(ValueError):
 class Prediction(BaseModel):
     score: float
     log_score: float
+    interval_80: tuple[float, float] | None = Field(
+        default=None, description="scores between which the true score lies with 80% probability (conformal)"
+    )
+    interval_90: tuple[float, float] | None = Field(default=None, description="the same at 90%")
     model_version: str
     latency_ms: float
     llm_latency_ms: float = 0.0

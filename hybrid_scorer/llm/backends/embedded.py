@@ -6,7 +6,14 @@ to the values the schema permits (enum members for `topic`, digits 1-5 for ratin
 is exactly the grammar's, the argmax is the grammar's greedy answer, and we get the probabilities the
 features need (expectation over 1-5) in four forward passes instead of ~40 sampled tokens: measured
 here, llama-cpp-python's grammar path with logprobs took ~4 s per post, this one well under 1 s.
-The shared system-prompt prefix stays in the KV cache between posts (see `_start`)."""
+The shared system-prompt prefix stays in the KV cache between posts (see `_start`).
+
+One forward pass per post: the post's embedding is the mean of the final hidden states over its own
+tokens in the assessment pass (`embedding="assessment-pass"`), not a second run of the text through an
+embedding context. The shipped Q4_1 weights are re-encoded once to Q8_0 (`weights="q8_0"`): llama.cpp
+has fast CPU matrix kernels for Q8_0 and none for Q4_1, so prompt processing runs ~1.5x faster, and the
+re-encoding moves each weight by at most 1/254 of its block's largest value, about 1/17 of a Q4_1 step
+(`python bench/extract.py` prints both rates and the logit difference)."""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import tempfile
 import threading
 from functools import cache
 from pathlib import Path
@@ -28,6 +36,7 @@ from hybrid_scorer.llm.protocol import RawEmbedding, RawReply
 from hybrid_scorer.llm.ratings import DIGITS, digit_expectation
 
 N_CTX = 2048
+WEIGHTS_DIR = Path.home() / ".cache" / "hybrid-scorer" / "gguf"  # re-encoded weights, one file per source hash
 Decoding = Literal[
     "schema-scored-v2"
 ]  # v2: speculative verification; test_speculative_decoding_equals_sequential_greedy
@@ -63,12 +72,38 @@ def _sha256(path: Path, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+@cache
 def runtime_version() -> str:
     """llama.cpp's arithmetic changes between releases, so the bindings' version is part of every key."""
     try:
         return "llama-cpp-python " + importlib.metadata.version("llama-cpp-python")
     except importlib.metadata.PackageNotFoundError:
         return "llama-cpp-python (not installed)"
+
+
+def reencoded_q8_0(source: Path, directory: Path = WEIGHTS_DIR) -> Path:
+    """The GGUF re-encoded to Q8_0 by llama.cpp's own quantizer, made once per source file (~0.5 s) and
+    written atomically, so concurrent workers (Ray actors) never read a half-written file."""
+    import ctypes
+
+    import llama_cpp
+
+    target = directory / f"{file_sha256(source)[:16]}-q8_0.gguf"
+    if target.is_file():
+        return target
+    directory.mkdir(parents=True, exist_ok=True)
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0
+    params.allow_requantize = True
+    with tempfile.NamedTemporaryFile(dir=directory, suffix=".part", delete=False) as handle:
+        partial = Path(handle.name)
+    try:
+        if llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params)) != 0:
+            raise RuntimeError(f"llama.cpp could not re-encode {source} to Q8_0")
+        partial.replace(target)
+    finally:
+        partial.unlink(missing_ok=True)
+    return target
 
 
 def _log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -87,6 +122,8 @@ class EmbeddedOptions(BaseModel):
     n_threads: int | None = Field(default=None, exclude=True)  # default: every core
     decoding: Decoding = "schema-scored-v2"
     n_ctx: int = N_CTX
+    weights: Literal["q8_0", "as-shipped"] = "q8_0"  # run the file as shipped, or re-encoded to Q8_0 (faster)
+    embedding: Literal["assessment-pass", "separate"] = "assessment-pass"  # one pass per post, or a second
 
 
 class EmbeddedBackend:
@@ -95,6 +132,7 @@ class EmbeddedBackend:
     name: ClassVar[str] = "embedded"
     is_local: ClassVar[bool] = True
     Options: ClassVar[type[BaseModel]] = EmbeddedOptions
+    flash_attn: ClassVar[bool] = False  # see `_load`; bench/extract.py measures a subclass with it on
 
     def __init__(self, options: EmbeddedOptions | None = None) -> None:
         self.options = options or EmbeddedOptions()
@@ -121,35 +159,51 @@ class EmbeddedBackend:
     def embedding_model(self) -> str:
         return self.model_path.name
 
+    @property
+    def embeds_in_assessment(self) -> bool:
+        return self.options.embedding == "assessment-pass"
+
     def _weights(self) -> dict[str, Any]:
-        return {"sha256": file_sha256(self.model_path), "runtime": runtime_version()}
+        return {"sha256": file_sha256(self.model_path), "runtime": runtime_version(), "weights": self.options.weights}
 
     def identity(self) -> dict[str, Any]:
         return {**self._weights(), **self.options.model_dump()}
 
     def embedding_identity(self) -> dict[str, Any]:
+        if self.embeds_in_assessment:  # the vector depends on the whole prompt: the client keys it by the messages
+            return {**self._weights(), "source": "assessment-pass", "pooling": "mean of the post's tokens"}
         return {**self._weights(), "pooling": "mean", "n_ctx": N_CTX, "truncate": True}
+
+    def _weights_file(self) -> Path:
+        return reencoded_q8_0(self.model_path) if self.options.weights == "q8_0" else self.model_path
 
     def request_schema(self, response_model: type[BaseModel]) -> dict[str, Any]:
         return response_model.model_json_schema()
 
     def warm(self) -> None:
-        """Load both llama.cpp contexts now rather than inside the first request's latency budget."""
+        """Load the llama.cpp context(s) now rather than inside the first request's latency budget."""
         with self._lock:
             self._llm()
-            self._embedding_llm()
+            if not self.embeds_in_assessment:
+                self._embedding_llm()
 
     def _load(self, embedding: bool) -> Any:
-        from llama_cpp import LLAMA_POOLING_TYPE_MEAN, Llama
+        from llama_cpp import LLAMA_POOLING_TYPE_MEAN, LLAMA_POOLING_TYPE_NONE, Llama
 
-        options: dict[str, Any] = {"embedding": True, "pooling_type": LLAMA_POOLING_TYPE_MEAN} if embedding else {}
+        # the generation context reads per-token hidden states when asked (llama_set_embeddings): no pooling
+        pooling = LLAMA_POOLING_TYPE_MEAN if embedding else LLAMA_POOLING_TYPE_NONE
         return Llama(
-            model_path=str(self.model_path),
+            model_path=str(self._weights_file()),
             n_ctx=N_CTX,
             n_threads=self.n_threads,
             n_threads_batch=self.n_threads,
             verbose=False,
-            **options,
+            embedding=embedding,
+            pooling_type=pooling,
+            # off: on, llama.cpp's CPU attention accumulates in f16 and a token's result depends on how
+            # the tokens around it are batched (`python bench/extract.py` counts the answers that change);
+            # off, splitting a pass changes nothing: the speculative answer is the exact greedy answer
+            flash_attn=self.flash_attn,
         )
 
     def _llm(self) -> Any:
@@ -188,17 +242,24 @@ class EmbeddedBackend:
         llm.n_tokens = boundary
         return tokens[boundary:]
 
-    def _decode(self, tokens: list[int], outputs: list[int]) -> dict[int, np.ndarray]:
+    def _decode(
+        self, tokens: list[int], outputs: list[int], pooled: int = 0
+    ) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
         """Append tokens to the context in batches; log-probs of the next token after each position in
-        `outputs` (indices into `tokens`), computed in the same forward pass."""
+        `outputs` (indices into `tokens`), and with `pooled` > 0 the mean final hidden state of the first
+        `pooled` tokens, all from the same forward pass. llama.cpp makes every token of a batch an output
+        while hidden states are on, so they are switched on only for the batches holding pooled tokens."""
         import llama_cpp
 
         llm = self._generator
         llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens, -1)
         found: dict[int, np.ndarray] = {}
+        total = np.zeros(llm.n_embd(), dtype=np.float64)
         for start in range(0, len(tokens), llm.n_batch):
             chunk = tokens[start : start + llm.n_batch]
-            llm._batch.set_batch(batch=chunk, n_past=llm.n_tokens, logits_all=False)
+            hidden = min(pooled - start, len(chunk))  # pooled tokens in this batch
+            llama_cpp.llama_set_embeddings(llm._ctx.ctx, hidden > 0)
+            llm._batch.set_batch(batch=chunk, n_past=llm.n_tokens, logits_all=hidden > 0)
             wanted = [p - start for p in outputs if start <= p < start + len(chunk)]
             for i in wanted:
                 llm._batch.batch.logits[i] = True
@@ -208,7 +269,10 @@ class EmbeddedBackend:
             for i in wanted:
                 logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, i), shape=(llm.n_vocab(),))
                 found[start + i] = _log_softmax(logits.astype(np.float64))
-        return found
+            for i in range(max(hidden, 0)):
+                total += np.ctypeslib.as_array(llama_cpp.llama_get_embeddings_ith(llm._ctx.ctx, i), shape=total.shape)
+        llama_cpp.llama_set_embeddings(llm._ctx.ctx, False)
+        return found, (total / pooled).astype(np.float32) if pooled > 0 else None
 
     def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply:
         """Greedy schema-constrained answer with speculative verification.
@@ -218,12 +282,15 @@ class EmbeddedBackend:
         answers almost always), reading the distribution at each value position. Values are checked in
         order; at the first wrong guess the context is rolled back to that position and the rest is fed
         again with the corrected value. The result is exactly the sequential greedy answer, in two
-        forward passes instead of one per field (a 6-token pass costs ~60 ms here, measured)."""
+        forward passes instead of one per field (a 6-token pass costs ~60 ms here, measured). The first
+        pass also yields the post's embedding (mean hidden state over its tokens) when configured so."""
         with self._lock:
             self._llm()
             fields = _fields(self.request_schema(response_model))
             pending = self._start(messages)
             n_prompt = self._generator.n_tokens + len(pending)
+            pooled = len(pending) if self.embeds_in_assessment else 0
+            embedding: np.ndarray | None = None
             chosen: list[Any] = []
             expected: dict[str, float] = {}
             start, resumed = 0, False  # after a rollback the context holds everything before field start's value
@@ -232,7 +299,10 @@ class EmbeddedBackend:
                 guesses = chosen + [_guess(options) for _, options in fields[len(chosen) :]]
                 tokens, positions = self._answer_tokens(fields, guesses, start, resumed)
                 open_fields = range(len(chosen), start + len(positions))
-                logprobs = self._decode(pending + tokens, [len(pending) + positions[k - start] for k in open_fields])
+                logprobs, vector = self._decode(
+                    pending + tokens, [len(pending) + positions[k - start] for k in open_fields], pooled
+                )
+                embedding, pooled = vector if vector is not None else embedding, 0
                 for k in open_fields:
                     name, options = fields[k]
                     position = len(pending) + positions[k - start]
@@ -243,7 +313,11 @@ class EmbeddedBackend:
                         break
             text = json.dumps(dict(zip([n for n, _ in fields], chosen, strict=True)))
             return RawReply(
-                text=text, prompt_tokens=n_prompt, completion_tokens=len(self._tokens(text)), expected=expected
+                text=text,
+                prompt_tokens=n_prompt,
+                completion_tokens=len(self._tokens(text)),
+                expected=expected,
+                embedding=embedding,
             )
 
     def _answer_tokens(

@@ -43,6 +43,7 @@ class MockBackend:
     Options: ClassVar[type[BaseModel]] = MockOptions
     model: ClassVar[str] = "mock-v1"
     embedding_model: ClassVar[str] = "mock-v1"
+    embeds_in_assessment: ClassVar[bool] = False
 
     def __init__(self, options: MockOptions | None = None) -> None:
         self.options = options or MockOptions()

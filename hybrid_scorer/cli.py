@@ -138,12 +138,12 @@ def _extract_with_ray(job: Job, spec: str, args: argparse.Namespace) -> FeatureS
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from hybrid_scorer.ablation import run_configs
     from hybrid_scorer.report import render_fold_table
-    from hybrid_scorer.specs import EVALUATE_CONFIGS, FULL_HYBRID, groups_of
+    from hybrid_scorer.specs import EVALUATE_CONFIGS, SERVED, groups_of
     from hybrid_scorer.tracking import log_run
 
     job = _job(args)
     client = job.client()
-    configs = EVALUATE_CONFIGS + ([FULL_HYBRID] if client else [])
+    configs = EVALUATE_CONFIGS + ([SERVED["hybrid"]] if client else [])
     enriched = job.enriched(groups_of(configs), client)
     results = run_configs(enriched, configs, job.settings, job.progress)
     table = render_fold_table(results)

@@ -102,7 +102,8 @@ def test_health_readiness_and_model(service: Service) -> None:
     assert set(models) == {"hybrid", "content"}
     hybrid = models["hybrid"]
     assert hybrid["llm_model"] == "mock:mock-v1" and hybrid["prompt_version"].startswith("assessment_v2@")
-    assert hybrid["feature_groups"][-2:] == ["llm_ratings", "llm_embedding"] and "cv_spearman" in hybrid["metrics"]
+    assert hybrid["feature_groups"][-3:] == ["llm_ratings", "llm_embedding", "llm_stack"]
+    assert "cv_spearman" in hybrid["metrics"] and set(hybrid["intervals"]["half_widths"]) == {"0.8", "0.9"}
     schema = httpx.get(service.url + "/openapi.json").json()["components"]["schemas"]
     assert {"PostInput", "Prediction"} <= set(schema) and "title" in schema["PostInput"]["required"]
 
@@ -113,9 +114,11 @@ def test_predict_and_explain(service: Service) -> None:
     prediction = plain.json()
     assert prediction["score"] >= 0 and not prediction["fallback"] and prediction["llm_called"]
     assert prediction["contributions"] is None
+    low, high = prediction["interval_90"]
+    assert low <= prediction["interval_80"][0] <= prediction["score"] <= prediction["interval_80"][1] <= high
     explained = httpx.post(service.url + "/v1/predict?explain=true", json=POST).json()
     contributions = explained["contributions"]
-    assert {"text_stats", "tfidf", "meta", "llm_ratings", "llm_embedding", "bias"} == set(contributions)
+    assert {"text_stats", "tfidf", "meta", "llm_ratings", "llm_embedding", "llm_stack", "bias"} == set(contributions)
     assert sum(contributions.values()) == pytest.approx(explained["log_score"], abs=1e-6)
 
 

@@ -41,7 +41,7 @@ def test_predict_returns_score_with_mlops_fields(predictor: Predictor) -> None:
     prediction = predictor.predict(POST)
     assert isinstance(prediction, Prediction) and prediction.score >= 0 and not prediction.fallback
     assert prediction.score == pytest.approx(max(np.expm1(prediction.log_score), 0))
-    assert prediction.model_version.startswith("text_stats+tfidf+meta+llm_ratings+llm_embedding@")
+    assert prediction.model_version.startswith("text_stats+tfidf+meta+llm_ratings+llm_embedding+llm_stack@")
     assert prediction.llm_tokens > 0 and not prediction.cache_hit and prediction.latency_ms > 0
     again = predictor.predict(POST)
     assert again.cache_hit and again.llm_tokens == 0 and again.score == prediction.score
@@ -236,12 +236,12 @@ def test_train_serve_parity(model_dir: Path, settings: Settings, tmp_path: Path)
     from hybrid_scorer.llm.factory import make_client
     from hybrid_scorer.model import HybridScorer
     from hybrid_scorer.pipeline import llm_columns
-    from hybrid_scorer.specs import FULL_HYBRID
+    from hybrid_scorer.specs import SERVED
 
     posts, _ = prepare_posts(model_dir.parent / "posts.csv")
     sample = posts.sample(8, random_state=1)
     trained = settings.model_copy(update={"cache_dir": model_dir.parent / "cache"})
-    batch = llm_columns(sample, FULL_HYBRID.groups, make_client("mock", trained), progress=False).posts
+    batch = llm_columns(sample, SERVED["hybrid"].groups, make_client("mock", trained), progress=False).posts
     expected = HybridScorer.load(model_dir / "hybrid").predict_log(batch)
     predictor = Predictor(model_dir, trained, log_path=tmp_path / "p.jsonl")
     served = [

@@ -164,7 +164,10 @@ class EmbeddedBackend:
         return self.options.embedding == "assessment-pass"
 
     def _weights(self) -> dict[str, Any]:
-        return {"sha256": file_sha256(self.model_path), "runtime": runtime_version(), "weights": self.options.weights}
+        """The file's hash and the runtime; re-encoded weights say so (as shipped, the identity is the one
+        from before re-encoding existed, so results cached then still hit)."""
+        weights = {"sha256": file_sha256(self.model_path), "runtime": runtime_version()}
+        return weights if self.options.weights == "as-shipped" else {**weights, "weights": self.options.weights}
 
     def identity(self) -> dict[str, Any]:
         return {**self._weights(), **self.options.model_dump()}

@@ -7,7 +7,7 @@ folds of those training rows only; the chosen parameters are refitted on the out
 scored on its held-out posts, which no choice has looked at. The defaults are scored on the same outer
 folds, and the paired bootstrap gives the difference. Writes reports/tuning.md and reports/tuning.json.
 
-Usage: python scripts/tune.py [--trials 20] [--inner-folds 3] [--llm embedded] [--data CSV]
+Usage: python scripts/tune.py [--trials 12] [--inner-folds 3] [--llm embedded] [--data CSV]
 (LLM features come from the cache: run `make run` or `hybrid-scorer extract` first.)"""
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="CSV (default: $ASKSCIENCE_CSV or data/askscience_data.csv)")
     parser.add_argument("--llm", default="embedded", help="LLM spec whose cached features to use")
-    parser.add_argument("--trials", type=int, default=20, help="optuna trials per outer fold (default 20)")
+    parser.add_argument("--trials", type=int, default=12, help="optuna trials per outer fold (default 12)")
     parser.add_argument("--inner-folds", type=int, default=3, help="inner grouped folds (default 3)")
     parser.add_argument("--out", type=Path, default=Path("reports"))
     args = parser.parse_args()

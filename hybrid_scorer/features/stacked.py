@@ -1,0 +1,154 @@
+"""Target features stacked on the LLM embedding: what a ridge regression on the whole vector, and the
+scores of the most similar training posts, say about a post's score, as a few columns for LightGBM.
+
+PCA keeps the directions of largest variance, not those that predict the score; a ridge on all 576
+dimensions and a nearest-neighbour vote read the score directions directly. Both learn from labels, so
+both follow scikit-learn's TargetEncoder contract: `fit_transform` on the training rows returns
+out-of-fold values from inner folds (grouped by normalized title, as the outer folds are), so no
+training row's feature has seen its own label or a repost's; `transform` on new rows uses the model
+fitted on every training row. Saved as JSON: the ridge's coefficients, and the training vectors
+(float16, base64) with their log scores for the neighbour search."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import RidgeCV
+from sklearn.model_selection import GroupKFold
+
+from hybrid_scorer.data import fold_groups
+from hybrid_scorer.features.base import require_fitted
+from hybrid_scorer.features.embedding import stack_embeddings
+
+
+ALPHAS = tuple(float(a) for a in np.logspace(0, 5, 11))
+
+
+def _unit(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms > 0, norms, 1.0)
+
+
+class _Fitted:
+    """One fitted state: standardizer + ridge, and the neighbour set (unit vectors, log scores)."""
+
+    def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: float,
+                 neighbours: np.ndarray, targets: np.ndarray) -> None:  # fmt: skip
+        self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
+        self.neighbours, self.targets = neighbours, targets
+
+    @classmethod
+    def fit(cls, matrix: np.ndarray, target: np.ndarray, alphas: tuple[float, ...]) -> _Fitted:
+        """The ridge's penalty is chosen among `alphas` by leave-one-out on these rows only (RidgeCV's
+        closed form): a choice made inside the training rows, never on the rows it is scored on."""
+        mean, scale = matrix.mean(axis=0), matrix.std(axis=0)
+        scale = np.where(scale > 0, scale, 1.0)
+        ridge = RidgeCV(alphas=alphas).fit((matrix - mean) / scale, target)
+        neighbours = _unit(matrix).astype(np.float16)  # what is saved: fit and load search the same values
+        return cls(mean, scale, ridge.coef_, float(ridge.intercept_), neighbours, target)
+
+    def features(self, matrix: np.ndarray, ks: tuple[int, ...]) -> np.ndarray:
+        ridge = ((matrix - self.mean) / self.scale) @ self.coef + self.intercept
+        similarity = _unit(matrix) @ self.neighbours.astype(np.float64).T
+        k_max = min(max(ks), similarity.shape[1])
+        nearest = np.argpartition(-similarity, k_max - 1, axis=1)[:, :k_max]
+        order = np.take_along_axis(similarity, nearest, axis=1).argsort(axis=1)[:, ::-1]
+        scores = self.targets[np.take_along_axis(nearest, order, axis=1)]  # most similar first
+        columns = [ridge]
+        for k in ks:
+            columns += [scores[:, :k].mean(axis=1), np.median(scores[:, :k], axis=1)]
+        return np.column_stack(columns)
+
+
+class EmbeddingStackFeatures:
+    """Out-of-fold ridge prediction and k-nearest-neighbour mean/median log score over the embedding."""
+
+    name: ClassVar[str] = "llm_stack"
+
+    def __init__(
+        self, alphas: tuple[float, ...] = ALPHAS, ks: tuple[int, ...] = (10, 30), inner_folds: int = 5
+    ) -> None:
+        self.alphas = tuple(alphas)
+        self.ks = tuple(ks)
+        self.inner_folds = inner_folds
+
+    def _training_rows(self, posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        matrix, present = stack_embeddings(posts)
+        if len(matrix) <= max(self.ks):
+            raise ValueError(
+                f"feature group '{self.name}' needs embeddings for more than {max(self.ks)} training posts;"
+                " run `hybrid-scorer extract` first or drop the group"
+            )
+        return matrix, present, np.log1p(posts["score"].to_numpy(np.float64)[present])
+
+    def fit(self, posts: pd.DataFrame) -> Self:
+        matrix, _, target = self._training_rows(posts)
+        self.state_ = _Fitted.fit(matrix, target, self.alphas)
+        return self
+
+    def fit_transform(self, posts: pd.DataFrame) -> np.ndarray:
+        """Out-of-fold values for the training rows themselves (see the module docstring)."""
+        matrix, present, target = self._training_rows(posts)
+        inner = np.full((len(matrix), len(self.feature_names_for(self.ks))), np.nan)
+        groups = fold_groups(posts[present])
+        for train, held_out in GroupKFold(n_splits=self.inner_folds).split(matrix, groups=groups):
+            inner[held_out] = _Fitted.fit(matrix[train], target[train], self.alphas).features(matrix[held_out], self.ks)
+        self.state_ = _Fitted.fit(matrix, target, self.alphas)
+        out = np.full((len(posts), inner.shape[1]), np.nan)
+        out[present] = inner
+        return out
+
+    def transform(self, posts: pd.DataFrame) -> np.ndarray:
+        require_fitted(self, "state_")
+        out = np.full((len(posts), len(self.feature_names)), np.nan)
+        matrix, present = stack_embeddings(posts)
+        if present.any():
+            if matrix.shape[1] != self.state_.coef.shape[0]:
+                raise ValueError(
+                    f"embedding width {matrix.shape[1]} does not match the trained stack"
+                    f" ({self.state_.coef.shape[0]}); was the model trained with another LLM?"
+                )
+            out[present] = self.state_.features(matrix, self.ks)
+        return out
+
+    @staticmethod
+    def feature_names_for(ks: tuple[int, ...]) -> list[str]:
+        return ["llm_stack_ridge"] + [f"llm_stack_knn{k}_{stat}" for k in ks for stat in ("mean", "median")]
+
+    @property
+    def feature_names(self) -> list[str]:
+        require_fitted(self, "state_")
+        return self.feature_names_for(self.ks)
+
+    def to_dict(self) -> dict[str, Any]:
+        require_fitted(self, "state_")
+        state = self.state_
+        return {
+            "alphas": list(self.alphas),
+            "ks": list(self.ks),
+            "inner_folds": self.inner_folds,
+            "mean": state.mean.tolist(),
+            "scale": state.scale.tolist(),
+            "coef": state.coef.tolist(),
+            "intercept": state.intercept,
+            "neighbours_float16": base64.b64encode(state.neighbours.tobytes()).decode(),
+            "targets": state.targets.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Self:
+        group = cls(alphas=tuple(state["alphas"]), ks=tuple(state["ks"]), inner_folds=state["inner_folds"])
+        coef = np.asarray(state["coef"], dtype=np.float64)
+        neighbours = np.frombuffer(base64.b64decode(state["neighbours_float16"]), dtype=np.float16)
+        group.state_ = _Fitted(
+            np.asarray(state["mean"], dtype=np.float64),
+            np.asarray(state["scale"], dtype=np.float64),
+            coef,
+            float(state["intercept"]),
+            neighbours.reshape(-1, len(coef)),
+            np.asarray(state["targets"], dtype=np.float64),
+        )
+        return group

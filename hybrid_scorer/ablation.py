@@ -50,7 +50,7 @@ def _llm_cost(client: LLMClient | None, groups: tuple[str, ...], n_posts: int) -
     if client is None:
         return 0.0, 0.0, 0.0
     # a backend that embeds in the assessment pass spends the pass's tokens and time on the embedding too
-    embedding_kinds = {"assess", "embed"} if client.backend.embeds_in_assessment else {"embed"}
+    embedding_kinds = {"assess", "embed"} if client.one_pass else {"embed"}
     kinds = {"llm_ratings": {"assess"}, "llm_embedding": embedding_kinds, "llm_stack": embedding_kinds}
     produced = client.ledger.subset({k for g in groups for k in kinds.get(g, set())}).summary()
     scale = 1000.0 / max(n_posts, 1)

@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from hybrid_scorer.llm.store import FeatureStore
 
 MODEL_HELP = "model directory, or a registry URI such as models:/hybrid-scorer@champion (default: models/current)"
+EMBEDDER_HELP = (
+    "LLM spec of a second backend for the embeddings alone, e.g. ollama:nomic-embed-text or"
+    " openai:text-embedding-3-small (default: $HYBRID_SCORER_EMBEDDER, else the --llm backend embeds;"
+    " predict and serve default to the model's own)"
+)
 EPILOG = "Settings can also come from HYBRID_SCORER_* environment variables (and ASKSCIENCE_CSV for the data)."
 
 
@@ -36,6 +41,7 @@ def _common(parser: argparse.ArgumentParser, llm_default: str | None = None) -> 
         help=f"LLM spec: {spec_help()}, or 'none' for content features only"
         f" (default: {llm_default or '$HYBRID_SCORER_LLM, else embedded'})",
     )
+    parser.add_argument("--embedder", help=EMBEDDER_HELP)
     parser.add_argument("--concurrency", type=int, default=4, help="parallel requests for remote LLM backends")
     parser.add_argument(
         "--max-failure-rate",
@@ -50,7 +56,9 @@ def _common(parser: argparse.ArgumentParser, llm_default: str | None = None) -> 
 
 def _job(args: argparse.Namespace, limit: int | None = None) -> Job:
     """Settings from the environment and flags, and the prepared posts (with the data report on stderr)."""
-    settings = get_settings(data_path=args.data, cache_dir=args.cache_dir, features=args.features, seed=args.seed)
+    settings = get_settings(
+        data_path=args.data, cache_dir=args.cache_dir, features=args.features, seed=args.seed, embedder=args.embedder
+    )
     posts, report = prepare_posts(settings.data_path)
     print(report.summary(), file=sys.stderr)
     llm = args.llm if args.llm is not None else settings.llm
@@ -195,7 +203,8 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from hybrid_scorer.serving import PredictionInputError, Predictor
 
-    predictor = Predictor(model_dir=args.model_dir, settings=get_settings(features=args.features), llm=args.llm)
+    settings = get_settings(features=args.features, embedder=args.embedder)
+    predictor = Predictor(model_dir=args.model_dir, settings=settings, llm=args.llm)
     predictor.warm()
     post = {"title": args.title, "body": args.body, "flair": args.flair, "created_utc": args.created_utc}
     try:
@@ -213,7 +222,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from hybrid_scorer.serving.app import create_app
     from hybrid_scorer.serving.predictor import Predictor
 
-    settings = get_settings(features=args.features)
+    settings = get_settings(features=args.features, embedder=args.embedder)
     predictor = Predictor(model_dir=args.model_dir, settings=settings, llm=args.llm, log_path=args.log)
     app = create_app(predictor, settings.serve_max_batch, settings.serve_max_body_bytes, settings.serve_threads)
     print(f"serving on http://{args.host}:{args.port} (docs at /docs; ready when /readyz says so)", file=sys.stderr)
@@ -354,6 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--features", type=Path, help="read LLM results from this Parquet feature store instead of the cache"
     )
     p.add_argument("--llm", help="override the LLM spec stored in the model manifest")
+    p.add_argument("--embedder", help=EMBEDDER_HELP)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser(
@@ -371,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--features", type=Path, help="read LLM results from this Parquet feature store instead of the cache"
     )
     p.add_argument("--llm", help="override the LLM spec stored in the model manifest ('none': content model only)")
+    p.add_argument("--embedder", help=EMBEDDER_HELP)
     p.add_argument("--log", type=Path, help="prediction log (default: <log dir>/predictions.jsonl)")
     p.set_defaults(func=cmd_serve)
 

@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     n_folds: int = 5
     embedding_components: int = 32
     embedding_model: str | None = None  # for ollama/openai when the chat model cannot embed
+    embedder: str | None = None  # an LLM spec for the embeddings alone (default: the chat backend embeds)
     openai_response_format: Literal["json_schema", "json_object"] = "json_schema"
     llm_threads: int | None = None  # llama.cpp threads for the embedded model (default: every core)
     llm_timeout_s: float = 60.0

@@ -59,6 +59,8 @@ class ModelManifest(BaseModel):
     prompt_version: str | None = None
     llm_identity: dict[str, Any] | None = None  # the backend's identity(): model, weights hash, decoding
     embedding_identity: dict[str, Any] | None = None
+    embedder_spec: str | None = None  # `--embedder` as the user gave it; None: the chat backend embedded
+    embedding_model: str | None = None  # resolved backend:embedding model, what serving must embed with
     intervals: ConformalIntervals | None = None  # from the training posts' out-of-fold residuals (train)
     metrics: dict[str, float] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)

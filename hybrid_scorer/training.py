@@ -40,14 +40,16 @@ def _reference_frame(enriched: pd.DataFrame, oof_log: np.ndarray) -> pd.DataFram
     return frame
 
 
-def describe_llm(model: HybridScorer, client: LLMClient, spec: str | None) -> None:
+def describe_llm(model: HybridScorer, client: LLMClient, spec: str | None, embedder: str | None) -> None:
     """Record in the manifest which LLM produced the model's columns, so serving can refuse another one."""
     assert model.manifest_ is not None
     model.manifest_.llm_spec = spec
     model.manifest_.llm_model = client.spec
     model.manifest_.prompt_version = f"{client.prompt.version}@{client.prompt.sha256[:12]}"
     model.manifest_.llm_identity = client.backend.identity()
-    model.manifest_.embedding_identity = client.backend.embedding_identity()
+    model.manifest_.embedding_identity = client.embedder.embedding_identity()
+    model.manifest_.embedder_spec = embedder
+    model.manifest_.embedding_model = client.embedding_spec
 
 
 def train_and_save(job: Job, out_dir: Path, register_version: bool = True) -> Iterator[str]:
@@ -74,7 +76,7 @@ def train_and_save(job: Job, out_dir: Path, register_version: bool = True) -> It
         # prediction intervals from the same out-of-fold residuals (conformal; see intervals.py)
         model.manifest_.intervals = ConformalIntervals.from_residuals(y_log - cv.oof_log)
         if config.uses_llm and client is not None:
-            describe_llm(model, client, job.llm)
+            describe_llm(model, client, job.llm, settings.embedder)
         target = out_dir / name
         model.save(target)
         oof_of_served = cv.oof_log

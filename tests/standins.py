@@ -367,13 +367,26 @@ class OllamaStandIn(_StandIn):
             self.traffic.record(path, None)
             handler._send(404, self.error(404, f"model '{body.get('model')}' not found"))
         elif method == "POST" and path == "/api/show":
-            handler._send(200, {"modelfile": "", "details": {"family": "qwen2"}, "capabilities": ["completion"]})
+            handler._send(200, self._show(str(body.get("model"))))
         elif method == "POST" and path == "/api/chat":
             self._chat(handler, body)
         elif method == "POST" and path == "/api/embed":
             self._embed(handler, body)
         else:
             handler._send(404, "404 page not found")
+
+    @staticmethod
+    def _show(model: str) -> dict[str, Any]:
+        """What `ollama show` answers: the real server always sends `model_info` (the ollama client's
+        ShowResponse requires it) and says whether the model embeds or completes."""
+        embeds = "embed" in model
+        family = "nomic-bert" if embeds else "qwen2"
+        return {
+            "modelfile": "",
+            "details": {"family": family, "format": "gguf"},
+            "model_info": {"general.architecture": family},
+            "capabilities": ["embedding"] if embeds else ["completion"],
+        }
 
     @staticmethod
     def _schema(fmt: Any) -> dict[str, Any] | None:

@@ -188,3 +188,33 @@ def test_a_failing_run_exits_non_zero_and_train_refuses_the_group(
     err = capsys.readouterr().err
     assert "feature group 'llm_ratings'" in err and "(error: " in err
     assert not (tmp_path / "models" / "hybrid").exists()
+
+
+def test_any_chat_llm_with_any_embedder_through_train_and_serving(
+    csv_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--embedder ollama:nomic-embed-text` with the mock chat backend: the embeddings come over HTTP from
+    the Ollama stand-in, the assessments from the chat backend; the model remembers its embedder, serving
+    uses it by default and refuses another one."""
+    from hybrid_scorer.config import get_settings
+    from hybrid_scorer.serving.predictor import ModelMismatchError, Predictor
+
+    with running(OllamaStandIn(None, 1.0, 0)) as server:
+        monkeypatch.setenv("OLLAMA_HOST", server.url)
+        common = ["--data", str(csv_path), "--llm", "mock", "--embedder", "ollama:nomic-embed-text", "-q"]
+        common += ["--cache-dir", str(tmp_path / "cache")]
+        assert main(["extract", *common, "--out", str(tmp_path / "ex")]) == 0
+        embedded = server.traffic.paths["/api/embed"]
+        assert embedded > 30 and server.traffic.paths.get("/api/chat", 0) == 0
+        assert main(["train", *common, "--out", str(tmp_path / "models"), "--no-register"]) == 0
+        assert server.traffic.paths["/api/embed"] == embedded  # training read the cache
+        manifest = json.loads((tmp_path / "models" / "hybrid" / "manifest.json").read_text())
+        assert manifest["embedder_spec"] == "ollama:nomic-embed-text"
+        assert manifest["embedding_model"] == "ollama:nomic-embed-text" and manifest["llm_model"] == "mock:mock-v1"
+        settings = get_settings(cache_dir=tmp_path / "cache", log_dir=tmp_path / "logs")
+        predictor = Predictor(tmp_path / "models", settings).warm()
+        prediction = predictor.predict({"title": "Do whales ever sleep with one eye open?"})
+        assert not prediction.fallback and server.traffic.paths["/api/embed"] > embedded
+        other = get_settings(cache_dir=tmp_path / "cache", embedder="mock")
+        with pytest.raises(ModelMismatchError, match="trained on embeddings of 'ollama:nomic-embed-text'"):
+            Predictor(tmp_path / "models", other).load()

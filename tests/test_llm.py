@@ -395,3 +395,29 @@ def test_one_pass_embedding_key_follows_the_prompt(tmp_path: Path) -> None:
     separate = client_for(MockBackend(), tmp_path), client_for(MockBackend(), tmp_path, edited)
     assert one_pass[0].embedding_key(POST) != one_pass[1].embedding_key(POST)
     assert separate[0].embedding_key(POST) == separate[1].embedding_key(POST)
+
+
+class OtherEmbedder(MockBackend):
+    """A second backend that only embeds, with its own model name and width."""
+
+    embedding_model = "other-embed-v1"  # type: ignore[assignment]
+
+    def embedding_identity(self) -> dict[str, Any]:
+        return {"model": self.embedding_model, "dim": 3}
+
+    def embed(self, text: str) -> Any:
+        from hybrid_scorer.llm.protocol import RawEmbedding
+
+        return RawEmbedding(np.array([1.0, float(len(text)), 2.0], dtype=np.float32), prompt_tokens=3)
+
+
+def test_a_separate_embedder_embeds_even_when_the_chat_backend_could_in_its_pass(tmp_path: Path) -> None:
+    chat = OnePassBackend()
+    client = LLMClient(chat, load_prompt(), cache=LLMCache(tmp_path / "cache"), embedder=OtherEmbedder())
+    out = extract(client, [POST], progress=False)
+    assert chat.passes == 1 and out.embeddings[POST.post_id].tolist() == [1.0, len(POST.embedding_input()), 2.0]
+    assert not client.one_pass and client.embedding_spec == "mock:other-embed-v1"
+    default = client_for(OnePassBackend(), tmp_path)
+    assert client.embedding_key(POST) != default.embedding_key(POST)
+    embeds = [r for r in client.ledger.records if r.kind == "embed"]
+    assert [r.prompt_tokens for r in embeds] == [3]  # the embedder's own call, counted

@@ -72,7 +72,11 @@ class FeatureMatrix:
                 blocks.append(group.fit(posts).transform(posts))
             fitted.append(group)
         self._set_fitted(fitted)
-        return sparse.hstack([_as_sparse(b) for b in blocks], format="csr") if blocks else sparse.csr_matrix((len(posts), 0))
+        return (
+            sparse.hstack([_as_sparse(b) for b in blocks], format="csr")
+            if blocks
+            else sparse.csr_matrix((len(posts), 0))
+        )
 
     def group(self, name: str) -> FeatureGroup | None:
         """The fitted group of that name, if the matrix has it."""

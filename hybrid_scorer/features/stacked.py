@@ -23,7 +23,6 @@ from hybrid_scorer.data import fold_groups
 from hybrid_scorer.features.base import require_fitted
 from hybrid_scorer.features.embedding import stack_embeddings
 
-
 ALPHAS = tuple(float(a) for a in np.logspace(0, 5, 11))
 
 

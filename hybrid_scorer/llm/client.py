@@ -139,8 +139,10 @@ class LLMClient:
         ledger: UsageLedger | None = None,
         max_retries: int = 4,
         backoff_s: float = 0.5,
+        embedder: Backend | None = None,
     ) -> None:
         self.backend = backend
+        self.embedder = embedder or backend  # who embeds: the chat backend unless another is given
         self.prompt = prompt
         self.cache = cache
         self.ledger = ledger if ledger is not None else UsageLedger(f"{backend.name}:{backend.model}")
@@ -150,6 +152,15 @@ class LLMClient:
     @property
     def spec(self) -> str:
         return f"{self.backend.name}:{self.backend.model}"
+
+    @property
+    def embedding_spec(self) -> str:
+        return f"{self.embedder.name}:{self.embedder.embedding_model}"
+
+    @property
+    def one_pass(self) -> bool:
+        """The embedding comes out of the assessment pass (the chat backend embeds, and does so in it)."""
+        return self.embedder is self.backend and self.backend.embeds_in_assessment
 
     @property
     def provenance(self) -> Provenance:
@@ -172,10 +183,12 @@ class LLMClient:
     def embedding_key(self, post: PostText) -> str:
         """Keyed by the text embedded, or by the rendered messages when the vector comes from the
         assessment pass (it then depends on the prompt around the post)."""
-        identity = self.backend.embedding_identity()
-        if self.backend.embeds_in_assessment:
-            return cache_key("embed", backend=self.backend.name, identity=identity, messages=self.prompt.messages(post))
-        return cache_key("embed", backend=self.backend.name, identity=identity, text=post.embedding_input())
+        identity = self.embedder.embedding_identity()
+        if self.one_pass:
+            return cache_key(
+                "embed", backend=self.embedder.name, identity=identity, messages=self.prompt.messages(post)
+            )
+        return cache_key("embed", backend=self.embedder.name, identity=identity, text=post.embedding_input())
 
     def _wait(self, state: RetryCallState) -> float:
         after = retry_after_s(state.outcome.exception() if state.outcome else None)
@@ -249,7 +262,7 @@ class LLMClient:
         """The post's assessment; from a backend that embeds in the same pass, its embedding is cached
         too (at no extra token or millisecond: `embed` then finds it)."""
         reply = self.structured(self.prompt.messages(post), PostAssessment)
-        if reply.embedding is not None:
+        if reply.embedding is not None and self.one_pass:
             self._keep_embedding(self.embedding_key(post), reply.embedding, Usage(kind="embed"))
         return AssessmentResult(
             post_id=post.post_id,  # the cache is keyed by content: twins share an entry, not an identity
@@ -284,8 +297,8 @@ class LLMClient:
         return result
 
     def _embed_live(self, post: PostText, usage: Usage) -> np.ndarray:
-        if not self.backend.embeds_in_assessment:
-            raw = self._call(self.backend.embed, usage, post.embedding_input())
+        if not self.one_pass:
+            raw = self._call(self.embedder.embed, usage, post.embedding_input())
             usage.prompt_tokens = raw.prompt_tokens
             return np.asarray(raw.vector, dtype=np.float32)
         # the assessment pass yields the vector; its tokens and time are the assessment's, in the ledger

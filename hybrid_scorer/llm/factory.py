@@ -12,10 +12,12 @@ from hybrid_scorer.llm.usage import UsageLedger
 
 def make_client(spec: str, settings: Settings | None = None, store: FeatureStore | None = None) -> LLMClient:
     """Results are read from and written to `store` (default: the Parquet feature store when the settings
-    name one, else the diskcache). Chat calls are priced with the chat model's price, embeddings with the
-    embedding model's."""
+    name one, else the diskcache). `settings.embedder` names a second backend for the embeddings (any
+    chat LLM with any embedding model); by default the chat backend embeds. Chat calls are priced with
+    the chat model's price, embeddings with the embedding model's."""
     settings = settings or Settings()
     backend = make_backend(spec, settings)
+    embedder = make_backend(settings.embedder, settings) if settings.embedder else backend
     prices = settings.prices_per_million
     free = (0.0, 0.0)
     return LLMClient(
@@ -26,8 +28,9 @@ def make_client(spec: str, settings: Settings | None = None, store: FeatureStore
             f"{backend.name}:{backend.model}",
             {
                 "assess": prices.get(f"{backend.name}:{backend.model}", free),
-                "embed": prices.get(f"{backend.name}:{backend.embedding_model}", free),
+                "embed": prices.get(f"{embedder.name}:{embedder.embedding_model}", free),
             },
         ),
         max_retries=settings.llm_max_retries,
+        embedder=embedder,
     )

@@ -179,7 +179,11 @@ class Predictor:
                 hybrid = HybridScorer.load(hybrid_dir)
                 manifest = hybrid.manifest_
                 assert manifest is not None  # load() always reads one
-                self.client = self.client or client_for(self.llm or manifest.llm_spec, self.settings)
+                # the embedder the model was trained with, unless the settings name one
+                settings = self.settings.model_copy(
+                    update={"embedder": self.settings.embedder or manifest.embedder_spec}
+                )
+                self.client = self.client or client_for(self.llm or manifest.llm_spec, settings)
                 if self.client is not None:
                     check_client(hybrid, self.client)
                     self.hybrid = hybrid
@@ -195,14 +199,17 @@ class Predictor:
         if self.hybrid is not None and self.client is not None:
             backend = self.client.backend
             backend.warm()
+            if self.client.embedder is not backend:
+                self.client.embedder.warm()
             # straight to the backend, past the cache: a cached warm-up would neither exercise the model
             # nor tell the queue how long a real call takes
             started = time.perf_counter()
             reply = backend.complete(self.client.prompt.messages(WARMUP_POST), PostAssessment)
-            if reply.embedding is not None:  # embedded in the assessment pass
+            if self.client.one_pass:  # embedded in the assessment pass
+                assert reply.embedding is not None
                 vector = reply.embedding
             else:
-                vector = backend.embed(WARMUP_POST.embedding_input()).vector
+                vector = self.client.embedder.embed(WARMUP_POST.embedding_input()).vector
             if self.queue is not None:
                 self.queue.call_ms = (time.perf_counter() - started) * 1000
             width = self.hybrid.embedding_width()
@@ -348,6 +355,13 @@ def check_client(model: HybridScorer, client: LLMClient) -> None:
     problems = []
     if manifest.llm_model != client.spec:
         problems.append(f"the model was trained with LLM {manifest.llm_model!r}, serving would call {client.spec!r}")
+    if manifest.embedding_model is not None and manifest.embedding_model != client.embedding_spec:
+        problems.append(
+            f"the model was trained on embeddings of {manifest.embedding_model!r}, serving would embed with"
+            f" {client.embedding_spec!r} (serve with --embedder {manifest.embedder_spec}"
+            if manifest.embedder_spec
+            else f" {client.embedding_spec!r} (serve without --embedder: the chat LLM embedded"
+        )
     if trained_prompt != serving_prompt:
         problems.append(f"the model was trained with prompt {trained_prompt}, serving has {serving_prompt}")
     if problems:

@@ -17,7 +17,7 @@ from hybrid_scorer.data import grouped_folds
 from hybrid_scorer.evaluation import METRICS, CVResult, bootstrap_intervals, cross_conformal, cross_validate
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.model import HybridScorer
-from hybrid_scorer.pipeline import Job
+from hybrid_scorer.pipeline import EMBEDDING_GROUPS, Job
 from hybrid_scorer.report import Comparison, IntervalRow, Results, Row, sync_docs, write_report
 from hybrid_scorer.specs import ABLATION_CONFIGS, COMPARISONS, CONTENT, SERVED, Config, groups_of
 from hybrid_scorer.tracking import log_run
@@ -25,10 +25,14 @@ from hybrid_scorer.version import __version__
 
 
 def run_configs(
-    enriched: pd.DataFrame, configs: list[Config], settings: Settings, progress: bool = True
+    enriched: pd.DataFrame,
+    configs: list[Config],
+    settings: Settings,
+    progress: bool = True,
+    folds: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> list[CVResult]:
     """Cross-validate every config on one set of grouped folds (posts already carry their LLM columns)."""
-    folds = grouped_folds(enriched, settings.n_folds, settings.seed)
+    folds = folds if folds is not None else grouped_folds(enriched, settings.n_folds, settings.seed)
     return [cross_validate(c.name, partial(c.make, settings), enriched, folds, progress) for c in configs]
 
 
@@ -51,7 +55,7 @@ def _llm_cost(client: LLMClient | None, groups: tuple[str, ...], n_posts: int) -
         return 0.0, 0.0, 0.0
     # a backend that embeds in the assessment pass spends the pass's tokens and time on the embedding too
     embedding_kinds = {"assess", "embed"} if client.one_pass else {"embed"}
-    kinds = {"llm_ratings": {"assess"}, "llm_embedding": embedding_kinds, "llm_stack": embedding_kinds}
+    kinds = {"llm_ratings": {"assess"}, **dict.fromkeys(EMBEDDING_GROUPS, embedding_kinds)}
     produced = client.ledger.subset({k for g in groups for k in kinds.get(g, set())}).summary()
     scale = 1000.0 / max(n_posts, 1)
     return produced.produced_tokens * scale, produced.produced_llm_seconds * scale, produced.produced_cost_usd * scale
@@ -75,7 +79,8 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] |
     configs = ABLATION_CONFIGS if client else [c for c in ABLATION_CONFIGS if not c.uses_llm]
     started = time.perf_counter()
     enriched = job.enriched(groups_of(configs), client)
-    results = run_configs(enriched, configs, settings, job.progress)
+    folds = grouped_folds(enriched, settings.n_folds, settings.seed)
+    results = run_configs(enriched, configs, settings, job.progress, folds)
     y_log = np.log1p(job.posts["score"].to_numpy(np.float64))
     content_oof = next(r.oof_log for r in results if r.name == CONTENT.name)
     final = SERVED["hybrid"] if client else CONTENT
@@ -113,7 +118,6 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] |
         if c.key in by_key and b.key in by_key
     ]
     interval_rows = []
-    folds = grouped_folds(enriched, settings.n_folds, settings.seed)
     for config in served:
         check = cross_conformal(
             partial(config.make, settings), enriched, folds, by_key[config.key].oof_log, settings.n_folds,

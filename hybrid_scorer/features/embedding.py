@@ -26,6 +26,17 @@ def stack_embeddings(posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return np.vstack([np.asarray(v, dtype=np.float64) for v, ok in zip(vectors, present, strict=True) if ok]), present
 
 
+def trained_width_rows(posts: pd.DataFrame, width: int, fitted: str) -> tuple[np.ndarray, np.ndarray]:
+    """stack_embeddings, refusing vectors of another width than the fitted state (`fitted` names it)."""
+    matrix, present = stack_embeddings(posts)
+    if present.any() and matrix.shape[1] != width:
+        raise ValueError(
+            f"embedding width {matrix.shape[1]} does not match the trained {fitted} ({width});"
+            " was the model trained with another LLM?"
+        )
+    return matrix, present
+
+
 class EmbeddingFeatures:
     """PCA(k) of the LLM embedding; rows without an embedding get NaN (LightGBM handles missing)."""
 
@@ -50,13 +61,8 @@ class EmbeddingFeatures:
     def transform(self, posts: pd.DataFrame) -> np.ndarray:
         require_fitted(self, "components_")
         out = np.full((len(posts), len(self.components_)), np.nan)
-        matrix, present = stack_embeddings(posts)
+        matrix, present = trained_width_rows(posts, self.components_.shape[1], "reducer")
         if present.any():
-            if matrix.shape[1] != self.components_.shape[1]:
-                raise ValueError(
-                    f"embedding width {matrix.shape[1]} does not match the trained reducer"
-                    f" ({self.components_.shape[1]}); was the model trained with another LLM?"
-                )
             out[present] = (matrix - self.mean_) @ self.components_.T
         return out
 

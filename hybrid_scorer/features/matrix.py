@@ -30,7 +30,6 @@ GROUPS: dict[str, type[FeatureGroup]] = {
     )
 }
 CONTENT_GROUPS = ("text_stats", "tfidf", "meta")
-LLM_GROUPS = ("llm_ratings", "llm_embedding", "llm_stack")
 
 
 def make_group(name: str, options: dict[str, Any] | None = None) -> FeatureGroup:

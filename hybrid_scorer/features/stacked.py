@@ -12,6 +12,8 @@ fitted on every training row. Saved as JSON: the ridge's coefficients, and the t
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -21,7 +23,7 @@ from sklearn.model_selection import GroupKFold
 
 from hybrid_scorer.data import fold_groups
 from hybrid_scorer.features.base import require_fitted
-from hybrid_scorer.features.embedding import stack_embeddings
+from hybrid_scorer.features.embedding import stack_embeddings, trained_width_rows
 
 ALPHAS = tuple(float(a) for a in np.logspace(0, 5, 11))
 
@@ -31,13 +33,21 @@ def _unit(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.where(norms > 0, norms, 1.0)
 
 
+@dataclass
 class _Fitted:
     """One fitted state: standardizer + ridge, and the neighbour set (unit vectors, log scores)."""
 
-    def __init__(self, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: float,
-                 neighbours: np.ndarray, targets: np.ndarray) -> None:  # fmt: skip
-        self.mean, self.scale, self.coef, self.intercept = mean, scale, coef, intercept
-        self.neighbours, self.targets = neighbours, targets
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    neighbours: np.ndarray  # float16: what is saved, so fit and load search the same values
+    targets: np.ndarray
+
+    @cached_property
+    def _search(self) -> np.ndarray:
+        """The neighbours widened once, not on every transform (serving calls it per request)."""
+        return self.neighbours.astype(np.float64).T
 
     @classmethod
     def fit(cls, matrix: np.ndarray, target: np.ndarray, alphas: tuple[float, ...]) -> _Fitted:
@@ -46,12 +56,12 @@ class _Fitted:
         mean, scale = matrix.mean(axis=0), matrix.std(axis=0)
         scale = np.where(scale > 0, scale, 1.0)
         ridge = RidgeCV(alphas=alphas).fit((matrix - mean) / scale, target)
-        neighbours = _unit(matrix).astype(np.float16)  # what is saved: fit and load search the same values
+        neighbours = _unit(matrix).astype(np.float16)
         return cls(mean, scale, ridge.coef_, float(ridge.intercept_), neighbours, target)
 
     def features(self, matrix: np.ndarray, ks: tuple[int, ...]) -> np.ndarray:
         ridge = ((matrix - self.mean) / self.scale) @ self.coef + self.intercept
-        similarity = _unit(matrix) @ self.neighbours.astype(np.float64).T
+        similarity = _unit(matrix) @ self._search
         k_max = min(max(ks), similarity.shape[1])
         nearest = np.argpartition(-similarity, k_max - 1, axis=1)[:, :k_max]
         order = np.take_along_axis(similarity, nearest, axis=1).argsort(axis=1)[:, ::-1]
@@ -103,13 +113,8 @@ class EmbeddingStackFeatures:
     def transform(self, posts: pd.DataFrame) -> np.ndarray:
         require_fitted(self, "state_")
         out = np.full((len(posts), len(self.feature_names)), np.nan)
-        matrix, present = stack_embeddings(posts)
+        matrix, present = trained_width_rows(posts, self.state_.coef.shape[0], "stack")
         if present.any():
-            if matrix.shape[1] != self.state_.coef.shape[0]:
-                raise ValueError(
-                    f"embedding width {matrix.shape[1]} does not match the trained stack"
-                    f" ({self.state_.coef.shape[0]}); was the model trained with another LLM?"
-                )
             out[present] = self.state_.features(matrix, self.ks)
         return out
 

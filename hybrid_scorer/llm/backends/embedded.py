@@ -11,9 +11,9 @@ The shared system-prompt prefix stays in the KV cache between posts (see `_start
 One forward pass per post: the post's embedding is the mean of the final hidden states over its own
 tokens in the assessment pass (`embedding="assessment-pass"`), not a second run of the text through an
 embedding context. The shipped Q4_1 weights are re-encoded once to Q8_0 (`weights="q8_0"`): llama.cpp
-has fast CPU matrix kernels for Q8_0 and none for Q4_1, so prompt processing runs ~1.5x faster, and the
-re-encoding moves each weight by at most 1/254 of its block's largest value, about 1/17 of a Q4_1 step
-(`python bench/extract.py` prints both rates and the logit difference)."""
+has fast CPU matrix kernels for Q8_0 and none for Q4_1, and the re-encoding moves each weight by at most
+half a Q8_0 step (1/254 of its block's largest value). `python bench/extract.py --compare` measures the
+whole design against the previous one."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ from hybrid_scorer.data import grouped_folds
 from hybrid_scorer.evaluation import METRICS, CVResult, bootstrap_intervals, cross_conformal, cross_validate
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.model import HybridScorer
-from hybrid_scorer.pipeline import EMBEDDING_GROUPS, Job
+from hybrid_scorer.pipeline import ASSESSMENT_GROUPS, EMBEDDING_GROUPS, Job
 from hybrid_scorer.report import Comparison, IntervalRow, Results, Row, sync_docs, write_report
 from hybrid_scorer.specs import ABLATION_CONFIGS, COMPARISONS, CONTENT, SERVED, Config, groups_of
 from hybrid_scorer.tracking import log_run
@@ -49,13 +49,13 @@ def _git_state() -> str:
     return f"{_git('rev-parse', '--short', 'HEAD')}" + (" (tree dirty: uncommitted changes)" if dirty else " (clean)")
 
 
-def _llm_cost(client: LLMClient | None, groups: tuple[str, ...], n_posts: int) -> tuple[float, float, float]:
+def llm_cost(client: LLMClient | None, groups: tuple[str, ...], n_posts: int) -> tuple[float, float, float]:
     """Tokens, LLM seconds and dollars per 1,000 posts to produce this config's LLM features."""
     if client is None:
         return 0.0, 0.0, 0.0
     # a backend that embeds in the assessment pass spends the pass's tokens and time on the embedding too
     embedding_kinds = {"assess", "embed"} if client.one_pass else {"embed"}
-    kinds = {"llm_ratings": {"assess"}, **dict.fromkeys(EMBEDDING_GROUPS, embedding_kinds)}
+    kinds = {**{g: {"assess"} for g in ASSESSMENT_GROUPS}, **{g: embedding_kinds for g in EMBEDDING_GROUPS}}
     produced = client.ledger.subset({k for g in groups for k in kinds.get(g, set())}).summary()
     scale = 1000.0 / max(n_posts, 1)
     return produced.produced_tokens * scale, produced.produced_llm_seconds * scale, produced.produced_cost_usd * scale
@@ -90,7 +90,7 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] |
         intervals, delta = bootstrap_intervals(y_log, result.oof_log, content_oof, n_boot, settings.seed)
         model = served.get(config)
         predict_ms = _predict_latency_ms(model, enriched, settings.seed) if model else float("nan")
-        tokens, seconds, usd = _llm_cost(client, config.groups, len(enriched))
+        tokens, seconds, usd = llm_cost(client, config.groups, len(enriched))
         rows.append(
             Row(
                 key=config.key,

@@ -26,6 +26,11 @@ EMBEDDER_HELP = (
     " openai:text-embedding-3-small (default: $HYBRID_SCORER_EMBEDDER, else the --llm backend embeds;"
     " predict and serve default to the model's own)"
 )
+PROMPT_HELP = (
+    "prompt version under prompts/: assessment_v2 (the 1-5 ratings and topic) or assessment_v3 (plus 12 yes/no"
+    " questions, for feature group llm_questions; ~1.8x the LLM time) (default: $HYBRID_SCORER_PROMPT, else"
+    " assessment_v2; predict and serve must use the model's own)"
+)
 EPILOG = "Settings can also come from HYBRID_SCORER_* environment variables (and ASKSCIENCE_CSV for the data)."
 
 
@@ -42,6 +47,7 @@ def _common(parser: argparse.ArgumentParser, llm_default: str | None = None) -> 
         f" (default: {llm_default or '$HYBRID_SCORER_LLM, else embedded'})",
     )
     parser.add_argument("--embedder", help=EMBEDDER_HELP)
+    parser.add_argument("--prompt", help=PROMPT_HELP)
     parser.add_argument("--concurrency", type=int, default=4, help="parallel requests for remote LLM backends")
     parser.add_argument(
         "--max-failure-rate",
@@ -57,7 +63,12 @@ def _common(parser: argparse.ArgumentParser, llm_default: str | None = None) -> 
 def _job(args: argparse.Namespace, limit: int | None = None) -> Job:
     """Settings from the environment and flags, and the prepared posts (with the data report on stderr)."""
     settings = get_settings(
-        data_path=args.data, cache_dir=args.cache_dir, features=args.features, seed=args.seed, embedder=args.embedder
+        data_path=args.data,
+        cache_dir=args.cache_dir,
+        features=args.features,
+        seed=args.seed,
+        embedder=args.embedder,
+        prompt=args.prompt,
     )
     posts, report = prepare_posts(settings.data_path)
     print(report.summary(), file=sys.stderr)
@@ -179,7 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     from hybrid_scorer.registry import PromotionRefusedError, promote
 
-    settings = get_settings()
+    settings = get_settings(prompt=args.prompt)
     try:
         print(promote(args.version, args.llm or settings.llm, settings.prompt, force=args.force))
     except PromotionRefusedError as exc:
@@ -203,7 +214,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from hybrid_scorer.serving import PredictionInputError, Predictor
 
-    settings = get_settings(features=args.features, embedder=args.embedder)
+    settings = get_settings(features=args.features, embedder=args.embedder, prompt=args.prompt)
     predictor = Predictor(model_dir=args.model_dir, settings=settings, llm=args.llm)
     predictor.warm()
     post = {"title": args.title, "body": args.body, "flair": args.flair, "created_utc": args.created_utc}
@@ -222,7 +233,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from hybrid_scorer.serving.app import create_app
     from hybrid_scorer.serving.predictor import Predictor
 
-    settings = get_settings(features=args.features, embedder=args.embedder)
+    settings = get_settings(features=args.features, embedder=args.embedder, prompt=args.prompt)
     predictor = Predictor(model_dir=args.model_dir, settings=settings, llm=args.llm, log_path=args.log)
     app = create_app(predictor, settings.serve_max_batch, settings.serve_max_body_bytes, settings.serve_threads)
     print(f"serving on http://{args.host}:{args.port} (docs at /docs; ready when /readyz says so)", file=sys.stderr)
@@ -329,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", type=int, help="the version to promote (default: the newest)")
     p.add_argument("--llm", help="the LLM spec serving will use (default: $HYBRID_SCORER_LLM, else embedded)")
+    p.add_argument("--prompt", help=PROMPT_HELP)
     p.add_argument("--force", action="store_true", help="skip the Spearman comparison (rollback); the LLM check stays")
     p.set_defaults(func=cmd_promote)
 
@@ -364,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--llm", help="override the LLM spec stored in the model manifest")
     p.add_argument("--embedder", help=EMBEDDER_HELP)
+    p.add_argument("--prompt", help=PROMPT_HELP)
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser(
@@ -382,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--llm", help="override the LLM spec stored in the model manifest ('none': content model only)")
     p.add_argument("--embedder", help=EMBEDDER_HELP)
+    p.add_argument("--prompt", help=PROMPT_HELP)
     p.add_argument("--log", type=Path, help="prediction log (default: <log dir>/predictions.jsonl)")
     p.set_defaults(func=cmd_serve)
 

@@ -19,18 +19,23 @@ from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.extract import DEFAULT_MAX_FAILURE_RATE, Extraction, extract
 from hybrid_scorer.llm.factory import make_client
 
-GROUP_OF_CALL = {
-    "assess": "the assessments of feature group 'llm_ratings'",
-    "embed": "the embeddings of feature groups 'llm_embedding' and 'llm_stack'",
-}
-
-
+ASSESSMENT_GROUPS = ("llm_ratings", "llm_questions")
 EMBEDDING_GROUPS = ("llm_embedding", "llm_stack")
+
+
+def call_labels(groups: Sequence[str]) -> dict[str, str]:
+    """What each kind of LLM call feeds among these groups, for failure messages."""
+
+    def of(calls: str, owners: tuple[str, ...]) -> str:
+        used = [f"'{g}'" for g in owners if g in groups]
+        return f"the {calls} of feature group{'s' if len(used) > 1 else ''} {' and '.join(used)}"
+
+    return {"assess": of("assessments", ASSESSMENT_GROUPS), "embed": of("embeddings", EMBEDDING_GROUPS)}
 
 
 def needs_llm(groups: Sequence[str]) -> tuple[bool, bool]:
     """(needs assessments, needs embeddings) for these feature groups."""
-    return "llm_ratings" in groups, any(g in groups for g in EMBEDDING_GROUPS)
+    return any(g in groups for g in ASSESSMENT_GROUPS), any(g in groups for g in EMBEDDING_GROUPS)
 
 
 @dataclass
@@ -76,7 +81,7 @@ def llm_columns(
             future.cancel()  # still queued: dropped; already running: it finishes and fills the cache
             raise TimeoutError(f"LLM exceeded the {timeout_s * 1000:.0f} ms budget") from exc
     if max_failure_rate is not None:
-        extraction.check(max_failure_rate, GROUP_OF_CALL)
+        extraction.check(max_failure_rate, call_labels(groups))
     enriched = attach_llm_columns(posts, extraction.assessments, extraction.embeddings if want_embeddings else None)
     return LLMColumns(enriched, extraction)
 

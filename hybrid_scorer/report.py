@@ -138,15 +138,15 @@ def render_summary(results: Results) -> str:
     ]
     for key in (k for k in SUMMARY_KEYS if k in rows):
         r = rows[key]
-        delta = "0" if key == "content" else _fmt(r.delta_vs_content["spearman"], signed=True)
+        delta = "0" if key == "content" else ci_text(r.delta_vs_content["spearman"], signed=True)
         name = f"**{r.name}** (served)" if key == results.served else r.name
         lines.append(
-            f"| {name} | {_fmt(r.intervals['spearman'])} | {delta} | {r.intervals['rmse'][0]:.3f} |"
+            f"| {name} | {ci_text(r.intervals['spearman'])} | {delta} | {r.intervals['rmse'][0]:.3f} |"
             f" {r.intervals['mae'][0]:.3f} | {r.intervals['r2'][0]:.3f} | {r.llm_seconds_per_1k:.0f} |"
         )
     names = {r.key: r.name for r in results.rows}
     for c in results.comparisons:
-        lines += ["", f"{names[c.key]} vs {names[c.baseline]}: Δ Spearman {_fmt(c.delta['spearman'], signed=True)}."]
+        lines += ["", f"{names[c.key]} vs {names[c.baseline]}: Δ Spearman {ci_text(c.delta['spearman'], signed=True)}."]
     served = [i for i in results.intervals if i.key == results.served]
     if served:
         lines += ["", "Prediction intervals of the served model (conformal, outer folds): " + _coverage(served) + "."]
@@ -207,7 +207,8 @@ def _save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
-def _fmt(interval: Interval, signed: bool = False) -> str:
+def ci_text(interval: Interval | list[float], signed: bool = False) -> str:
+    """ "0.448 [0.421, 0.473]": a point and its 95% interval (signed for differences)."""
     point, low, high = interval
     spec = "+.3f" if signed else ".3f"
     return f"{point:{spec}} [{low:{spec}}, {high:{spec}}]"
@@ -223,9 +224,10 @@ def _table(rows: list[Row]) -> str:
     for r in rows:
         ms = "" if np.isnan(r.predict_ms) else f"{r.predict_ms:.2f}"
         lines.append(
-            f"| {r.name} | {_fmt(r.intervals['spearman'])} | {_fmt(r.delta_vs_content['spearman'], True)} |"
-            f" {_fmt(r.intervals['rmse'])} | {_fmt(r.delta_vs_content['rmse'], True)} | {_fmt(r.intervals['mae'])} |"
-            f" {_fmt(r.intervals['r2'])} | {r.fold_spearman_mean:.3f} ± {r.fold_spearman_std:.3f} |"
+            f"| {r.name} | {ci_text(r.intervals['spearman'])} | {ci_text(r.delta_vs_content['spearman'], True)} |"
+            f" {ci_text(r.intervals['rmse'])} | {ci_text(r.delta_vs_content['rmse'], True)} |"
+            f" {ci_text(r.intervals['mae'])} |"
+            f" {ci_text(r.intervals['r2'])} | {r.fold_spearman_mean:.3f} ± {r.fold_spearman_std:.3f} |"
             f" {r.llm_tokens_per_1k:,.0f} | {r.llm_seconds_per_1k:.0f} | {r.llm_usd_per_1k:.4f} | {ms} |"
         )
     return "\n".join(lines)
@@ -332,8 +334,8 @@ def write_report(
             "![ablation](ablation.png)",
             "",
             *(
-                f"- {c.key} vs {c.baseline}: Δ Spearman {_fmt(c.delta['spearman'], True)},"
-                f" Δ RMSE {_fmt(c.delta['rmse'], True)}"
+                f"- {c.key} vs {c.baseline}: Δ Spearman {ci_text(c.delta['spearman'], True)},"
+                f" Δ RMSE {ci_text(c.delta['rmse'], True)}"
                 for c in comparisons
             ),
             "",

@@ -27,6 +27,7 @@ from hybrid_scorer.data import grouped_folds, prepare_posts
 from hybrid_scorer.evaluation import bootstrap_intervals, cross_validate, regression_metrics
 from hybrid_scorer.model import DEFAULT_PARAMS, DEFAULT_ROUNDS, HybridScorer
 from hybrid_scorer.pipeline import Job
+from hybrid_scorer.report import ci_text
 from hybrid_scorer.specs import SERVED
 
 
@@ -131,9 +132,6 @@ def main() -> None:
 
 
 def render(result: dict[str, Any]) -> str:
-    def fmt(interval: list[float], sign: str = "") -> str:
-        return f"{interval[0]:{sign}.3f} [{interval[1]:{sign}.3f}, {interval[2]:{sign}.3f}]"
-
     lines = [
         "# Nested tuning",
         "",
@@ -143,10 +141,11 @@ def render(result: dict[str, Any]) -> str:
         "",
         "| | Spearman [95% CI] | RMSE log1p [95% CI] |",
         "|---|---|---|",
-        f"| defaults | {fmt(result['defaults']['spearman'])} | {fmt(result['defaults']['rmse'])} |",
-        f"| tuned (nested) | {fmt(result['tuned_nested']['spearman'])} | {fmt(result['tuned_nested']['rmse'])} |",
-        f"| Δ tuned - defaults (paired) | {fmt(result['delta_tuned_minus_defaults']['spearman'], '+')} |"
-        f" {fmt(result['delta_tuned_minus_defaults']['rmse'], '+')} |",
+        f"| defaults | {ci_text(result['defaults']['spearman'])} | {ci_text(result['defaults']['rmse'])} |",
+        f"| tuned (nested) | {ci_text(result['tuned_nested']['spearman'])} |"
+        f" {ci_text(result['tuned_nested']['rmse'])} |",
+        f"| Δ tuned - defaults (paired) | {ci_text(result['delta_tuned_minus_defaults']['spearman'], True)} |"
+        f" {ci_text(result['delta_tuned_minus_defaults']['rmse'], True)} |",
         "",
         "| outer fold | inner Spearman: defaults -> best | outer Spearman: defaults -> tuned | chosen |",
         "|---|---|---|---|",

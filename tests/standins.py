@@ -99,10 +99,18 @@ def answer(schema: dict[str, Any], prompt: str, fault: str | None) -> tuple[str,
     emit("{")
     for i, (name, node) in enumerate(schema["properties"].items()):
         node = _resolve(schema, node)
-        emit(("" if i == 0 else ", ") + f'"{name}": ')
-        if "enum" in node:
-            emit(json.dumps(node["enum"][digest[i] % len(node["enum"])]))
-        elif node.get("type") == "integer":
+        key = ("" if i == 0 else ", ") + f'"{name}": '
+        if "enum" in node:  # as OpenAI tokenizes a string value: the quotes apart, the word with its rivals
+            options = node["enum"]
+            value = options[digest[i] % len(options)]
+            weights = {o: 0.0 if o == value else -1.0 - 0.5 * (digest[i + 8] % 4) for o in options}
+            norm = math.log(sum(math.exp(w) for w in weights.values()))
+            emit(key + '"')
+            emit(value, dict(sorted(((k, w - norm) for k, w in weights.items()), key=lambda kv: -kv[1])[:5]))
+            emit('"')
+            continue
+        emit(key)
+        if node.get("type") == "integer":
             low, high = int(node.get("minimum", 1)), int(node.get("maximum", 5))
             value = low + digest[i] % (high - low + 1)
             weights = {str(v): -abs(v - value) - 0.1 * (digest[i + 8] % 5) for v in range(low, high + 1)}

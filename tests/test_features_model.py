@@ -10,14 +10,19 @@ from hybrid_scorer.data import grouped_folds
 from hybrid_scorer.evaluation import bootstrap_intervals, cross_validate, regression_metrics
 from hybrid_scorer.features import embedding as embedding_module
 from hybrid_scorer.features.embedding import EmbeddingFeatures
-from hybrid_scorer.features.llm import EMBEDDING_COLUMN
+from hybrid_scorer.features.llm import EMBEDDING_COLUMN, LLMQuestionFeatures
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, FeatureMatrix, make_group
 from hybrid_scorer.features.meta import MetaFeatures, TimeTrendFeatures, normalize_flair
 from hybrid_scorer.features.stacked import EmbeddingStackFeatures
 from hybrid_scorer.features.text import TextStatsFeatures
 from hybrid_scorer.features.tfidf import TfidfFeatures
 from hybrid_scorer.intervals import ConformalIntervals
+from hybrid_scorer.llm.backends.mock import MockBackend
+from hybrid_scorer.llm.cache import LLMCache
+from hybrid_scorer.llm.client import LLMClient
+from hybrid_scorer.llm.prompts import load_prompt
 from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.pipeline import llm_columns
 
 
 def test_text_stats_count_structure(posts: pd.DataFrame) -> None:
@@ -129,7 +134,14 @@ def test_save_load_round_trip_is_identical_and_pickle_free(posts: pd.DataFrame, 
 
 @pytest.mark.parametrize(
     "unfitted",
-    [HybridScorer(), MetaFeatures(), TfidfFeatures(), EmbeddingFeatures(), FeatureMatrix(CONTENT_GROUPS)],
+    [
+        HybridScorer(),
+        MetaFeatures(),
+        TfidfFeatures(),
+        EmbeddingFeatures(),
+        LLMQuestionFeatures(),
+        FeatureMatrix(CONTENT_GROUPS),
+    ],
     ids=lambda u: type(u).__name__,
 )
 def test_unfitted_estimators_raise_instead_of_returning_empty_columns(unfitted: object, posts: pd.DataFrame) -> None:
@@ -267,6 +279,34 @@ def test_stacked_features_round_trip_and_train_through_the_matrix(posts: pd.Data
     fitted = matrix.group("llm_stack")
     assert fitted is not None
     np.testing.assert_array_equal(training[:, ridge], fitted.fit_transform(frame)[:, 0])
+
+
+def test_question_features_read_p_yes_fall_back_to_the_answer_and_round_trip(posts: pd.DataFrame) -> None:
+    frame = posts.head(4).assign(
+        llm_q_why=[1.0, 0.0, 1.0, np.nan],
+        llm_q_why_expected=[0.8, 0.1, np.nan, np.nan],  # a backend without logprobs for row 2; a failure in row 3
+        llm_q_space=[0.0, 0.0, 0.0, 0.0],
+        llm_q_space_expected=[0.2, 0.3, 0.4, 0.5],
+    )
+    group = LLMQuestionFeatures().fit(frame)
+    assert group.feature_names == ["llm_q_why", "llm_q_space"]
+    np.testing.assert_array_equal(group.transform(frame), [[0.8, 0.2], [0.1, 0.3], [1.0, 0.4], [np.nan, 0.5]])
+    restored = LLMQuestionFeatures.from_dict(json.loads(json.dumps(group.to_dict())))
+    np.testing.assert_array_equal(restored.transform(frame), group.transform(frame))
+    with pytest.raises(ValueError, match="--prompt assessment_v3"):
+        LLMQuestionFeatures().fit(posts)
+
+
+def test_a_model_on_question_features_trains_saves_and_loads(posts: pd.DataFrame, tmp_path: Path) -> None:
+    """From the questions prompt through the mock backend to a saved model and back, with no pickle."""
+    client = LLMClient(MockBackend(), load_prompt("assessment_v3"), cache=LLMCache(tmp_path / "cache"))
+    enriched = llm_columns(posts, ("text_stats", "llm_questions"), client, progress=False).posts
+    model = HybridScorer(["text_stats", "llm_questions"], num_boost_round=30).fit(enriched)
+    model.save(tmp_path / "m")
+    loaded = HybridScorer.load(tmp_path / "m")
+    questions = loaded.features_.group("llm_questions")
+    assert questions is not None and len(questions.feature_names) == 12
+    np.testing.assert_array_equal(loaded.predict(enriched), model.predict(enriched))
 
 
 def test_conformal_half_width_is_the_finite_sample_quantile() -> None:

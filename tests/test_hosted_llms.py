@@ -94,6 +94,22 @@ def test_extract_through_strict_openai_standin(
     assert cost["assess"] > 0 and cost["embed"] > 0  # gpt-4o-mini and text-embedding-3-small, priced apart
 
 
+def test_yes_no_questions_through_strict_openai_standin(
+    csv_path: Path, tmp_path: Path, openai_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The questioned schema passes strict mode, and P(yes) is read from the answer token's logprobs."""
+    with running(OpenAIStandIn(None, 1.0, 0)) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+        assert _extract(csv_path, "openai:gpt-4o-mini", 10, tmp_path, "--prompt", "assessment_v3") == 0
+    table = _table(tmp_path)
+    assert len(table) == 10 and table["failure"].isna().all() and (table["prompt_version"] == "assessment_v3").all()
+    answers = table[[c for c in table.columns if c.startswith("q_") and not c.endswith("_expected")]]
+    assert answers.shape[1] == 12
+    p_yes = table[[f"{c}_expected" for c in answers.columns]].to_numpy()
+    assert np.isfinite(p_yes).all() and ((p_yes > 0) & (p_yes < 1)).all()
+    assert ((p_yes > 0.5) == (answers.to_numpy() == 1)).all()  # the answer is the more likely word
+
+
 def test_extract_through_ollama_standin(csv_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HYBRID_SCORER_EMBEDDING_MODEL", "nomic-embed-text")
     with running(OllamaStandIn(None, 1.0, 0)) as server:

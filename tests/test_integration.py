@@ -56,27 +56,35 @@ def test_embedded_assessments_are_valid_with_expectations(embedded_client: LLMCl
     assert again.expected == pytest.approx(embedded_client.assess(POSTS[0]).expected)
 
 
-def test_speculative_decoding_equals_sequential_greedy(embedded_client: LLMClient) -> None:
-    """The backend feeds guessed ratings in one pass and verifies them; the answer and its probabilities
-    must equal feeding the schema field by field and taking the greedy value each time."""
+@pytest.mark.parametrize("version", ["assessment_v2", "assessment_v3"])
+def test_speculative_decoding_equals_sequential_greedy(embedded_client: LLMClient, version: str) -> None:
+    """The backend feeds guessed ratings (and "no" to every question) in one pass and verifies them; the
+    answer and its probabilities must equal feeding the schema field by field and taking the greedy
+    value each time, except that a yes/no question's slot is followed by "no" whatever was answered
+    (questions are read apart, each seeing "no" to the ones before it)."""
     from hybrid_scorer.llm.backends.embedded import _fields
+    from hybrid_scorer.llm.prompts import load_prompt
     from hybrid_scorer.llm.ratings import DIGITS
-    from hybrid_scorer.llm.schema import PostAssessment
+    from hybrid_scorer.llm.schema import ANSWERS
 
     backend = embedded_client.backend
+    prompt = load_prompt(version)
     for post in POSTS:
-        messages = embedded_client.prompt.messages(post)
-        reply = backend.complete(messages, PostAssessment)
+        messages = prompt.messages(post)
+        reply = backend.complete(messages, prompt.response_model)
         pending, text, expected = backend._start(messages), "", {}
-        for name, options in _fields(PostAssessment.model_json_schema()):
+        for name, options in _fields(prompt.response_model.model_json_schema()):
             segment = (
                 ("{" if not text else ", ") + json.dumps(name) + ": " + ('"' if isinstance(options[0], str) else "")
             )
             tokens = pending + backend._tokens(segment)
             logprobs = backend._decode(tokens, [len(tokens) - 1])[0][len(tokens) - 1]
             if isinstance(options[0], str):
-                value = options[int(np.argmax([logprobs[backend._tokens(o)[0]] for o in options]))]
-                pending = backend._tokens(f'{value}"')
+                scores = np.array([logprobs[backend._tokens(o)[0]] for o in options])
+                value = options[int(np.argmax(scores))]
+                if options == ANSWERS:
+                    expected[name] = float(np.exp(scores[1]) / np.exp(scores).sum())
+                pending = backend._tokens(f'{"no" if options == ANSWERS else value}"')
             else:
                 digits = np.array([logprobs[backend._tokens(d)[0]] for d in DIGITS])
                 weights = np.exp(digits - digits.max())
@@ -86,6 +94,7 @@ def test_speculative_decoding_equals_sequential_greedy(embedded_client: LLMClien
             text += segment + (f'{value}"' if isinstance(value, str) else str(value))
         assert json.loads(reply.text) == json.loads(text + "}")
         assert reply.expected == pytest.approx(expected, abs=1e-6)
+        assert len(reply.expected) == 3 + len(prompt.questions)  # every rating and every question read
 
 
 def test_embedded_embeddings_are_deterministic_mean_pooled_vectors(embedded_client: LLMClient) -> None:

@@ -296,6 +296,48 @@ def test_extract_table_has_provenance_and_is_keyed_by_post_id(posts: pd.DataFram
     assert json.loads(json.dumps(client.ledger.summary().model_dump()))["cache_hits"] == 24
 
 
+def test_questions_prompt_keeps_the_four_fields_and_adds_yes_no_answers() -> None:
+    v2, v3 = load_prompt("assessment_v2"), load_prompt("assessment_v3")
+    assert v2.response_model is PostAssessment and not v2.questions
+    fields = v3.response_model.model_fields
+    assert set(PostAssessment.model_fields) < set(fields) and len(fields) == 4 + len(v3.questions) >= 10
+    system = v3.messages(POST)[0]["content"]
+    assert all(text in system for _, text in v3.questions) and "{questions}" not in system
+    answers = {name: "no" for name, _ in v3.questions}
+    v3.response_model.model_validate({**json.loads(GOOD), **answers})
+    with pytest.raises(ValueError, match="why"):
+        v3.response_model.model_validate({**json.loads(GOOD), **answers, "why": "maybe"})
+    with pytest.raises(ValueError, match="why"):
+        v3.response_model.model_validate({**json.loads(GOOD), **{k: v for k, v in answers.items() if k != "why"}})
+
+
+def test_extract_with_questions_has_an_answer_and_p_yes_per_question(posts: pd.DataFrame, tmp_path: Path) -> None:
+    v3 = load_prompt("assessment_v3")
+    client = client_for(MockBackend(), tmp_path, v3)
+    table = extract(client, posts.head(12), embeddings=False, progress=False).assessments
+    assert table is not None
+    for name, _ in v3.questions:
+        assert set(table[f"q_{name}"]) <= {0.0, 1.0}
+        assert table[f"q_{name}_expected"].between(0, 1).all()
+    v2_client = client_for(MockBackend(), tmp_path)
+    assert client.assessment_key(POST) != v2_client.assessment_key(POST)  # a prompt's answers never mix
+
+
+def test_p_yes_from_openai_style_token_logprobs() -> None:
+    tokens = [
+        ('{"question_clarity": ', {}),
+        ("4", {"4": -0.1, "3": -2.4}),
+        (', "why": "', {}),
+        ("no", {"no": np.log(0.7), "yes": np.log(0.3)}),
+        ('", "space": "', {}),
+        ("yes", {"yes": -0.01}),
+        ('"}', {}),
+    ]
+    found = expectations_from_token_logprobs(tokens)
+    assert found["why"] == pytest.approx(0.3) and found["space"] == pytest.approx(1.0)
+    assert 3.0 < found["question_clarity"] < 4.0
+
+
 # --- cache keys: every input that changes the request or the model changes the key -----------------
 
 

@@ -1,17 +1,18 @@
-"""LLM outputs as model columns: the assessment ratings (integer and probability-weighted) and topic.
+"""LLM outputs as model columns: the assessment ratings (integer and probability-weighted), topic, and
+the answers to a prompt's yes/no questions (P(yes)).
 
 `attach_llm_columns` joins the extraction table onto the posts; the groups below only read columns,
 so the model never knows which backend produced them. A failed extraction stays NaN."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 
-from hybrid_scorer.features.base import StatelessGroup, safe_name
-from hybrid_scorer.llm.schema import RATING_FIELDS, Topic
+from hybrid_scorer.features.base import StatelessGroup, require_fitted, safe_name
+from hybrid_scorer.llm.schema import QUESTION_PREFIX, RATING_FIELDS, Topic
 
 PREFIX = "llm_"
 EMBEDDING_COLUMN = "llm_embedding"
@@ -24,7 +25,8 @@ def attach_llm_columns(
     out = posts.copy()
     if assessments is not None:
         values = assessments.set_index("post_id")
-        wanted = [c for c in (*rating_columns(), "topic") if c in values.columns]
+        asked = [c for c in values.columns if c.startswith(QUESTION_PREFIX)]
+        wanted = [c for c in (*rating_columns(), "topic", *asked) if c in values.columns]
         joined = values[wanted].reindex(out["post_id"])
         for column in wanted:
             out[PREFIX + column] = joined[column].to_numpy()
@@ -59,3 +61,48 @@ class LLMRatingFeatures(StatelessGroup):
     @property
     def feature_names(self) -> list[str]:
         return [PREFIX + c for c in rating_columns()] + [f"{PREFIX}topic_{safe_name(t)}" for t in self.topics]
+
+
+class LLMQuestionFeatures:
+    """P(yes) for each yes/no question of the prompt (prompt versions with `questions.json`), falling
+    back to the answer itself where a backend gave no probabilities. Which questions: those the training
+    posts were asked, saved with the model (serving refuses another prompt: see the manifest check)."""
+
+    name: ClassVar[str] = "llm_questions"
+
+    def __init__(self, questions: list[str] | None = None) -> None:
+        if questions is not None:
+            self.questions_ = questions
+
+    def fit(self, posts: pd.DataFrame) -> Self:
+        marker = PREFIX + QUESTION_PREFIX
+        found = [c[len(marker) :] for c in posts.columns if c.startswith(marker) and not c.endswith("_expected")]
+        if not found:
+            raise ValueError(
+                f"feature group {self.name!r} needs answers to yes/no questions, and these posts have none:"
+                " use a prompt that asks them (--prompt assessment_v3)"
+            )
+        self.questions_ = found
+        return self
+
+    def transform(self, posts: pd.DataFrame) -> np.ndarray:
+        require_fitted(self, "questions_")
+        columns = []
+        for name in self.questions_:
+            answer = pd.to_numeric(_column(posts, QUESTION_PREFIX + name)).to_numpy(float)
+            p_yes = pd.to_numeric(_column(posts, f"{QUESTION_PREFIX}{name}_expected")).to_numpy(float)
+            columns.append(np.where(np.isnan(p_yes), answer, p_yes))
+        return np.column_stack(columns) if columns else np.empty((len(posts), 0))
+
+    @property
+    def feature_names(self) -> list[str]:
+        require_fitted(self, "questions_")
+        return [f"{PREFIX}{QUESTION_PREFIX}{safe_name(n)}" for n in self.questions_]
+
+    def to_dict(self) -> dict[str, Any]:
+        require_fitted(self, "questions_")
+        return {"questions": self.questions_}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Self:
+        return cls(list(state["questions"]))

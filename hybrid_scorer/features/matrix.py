@@ -11,7 +11,7 @@ from scipy import sparse
 
 from hybrid_scorer.features.base import FeatureGroup, require_fitted
 from hybrid_scorer.features.embedding import EmbeddingFeatures
-from hybrid_scorer.features.llm import LLMRatingFeatures
+from hybrid_scorer.features.llm import LLMQuestionFeatures, LLMRatingFeatures
 from hybrid_scorer.features.meta import MetaFeatures, TimeTrendFeatures
 from hybrid_scorer.features.stacked import EmbeddingStackFeatures
 from hybrid_scorer.features.text import TextStatsFeatures
@@ -25,6 +25,7 @@ GROUPS: dict[str, type[FeatureGroup]] = {
         MetaFeatures,
         TimeTrendFeatures,
         LLMRatingFeatures,
+        LLMQuestionFeatures,
         EmbeddingFeatures,
         EmbeddingStackFeatures,
     )

@@ -178,7 +178,7 @@ class LLMClient:
         )
 
     def assessment_key(self, post: PostText) -> str:
-        return self.request_key(self.prompt.messages(post), PostAssessment)
+        return self.request_key(self.prompt.messages(post), self.prompt.response_model)
 
     def embedding_key(self, post: PostText) -> str:
         """Keyed by the text embedded, or by the rendered messages when the vector comes from the
@@ -261,7 +261,7 @@ class LLMClient:
     def assess(self, post: PostText) -> AssessmentResult:
         """The post's assessment; from a backend that embeds in the same pass, its embedding is cached
         too (at no extra token or millisecond: `embed` then finds it)."""
-        reply = self.structured(self.prompt.messages(post), PostAssessment)
+        reply = self.structured(self.prompt.messages(post), self.prompt.response_model)
         if reply.embedding is not None and self.one_pass:
             self._keep_embedding(self.embedding_key(post), reply.embedding, Usage(kind="embed"))
         return AssessmentResult(
@@ -302,7 +302,7 @@ class LLMClient:
             usage.prompt_tokens = raw.prompt_tokens
             return np.asarray(raw.vector, dtype=np.float32)
         # the assessment pass yields the vector; its tokens and time are the assessment's, in the ledger
-        reply = self.structured(self.prompt.messages(post), PostAssessment, use_cached=False)
+        reply = self.structured(self.prompt.messages(post), self.prompt.response_model, use_cached=False)
         if reply.embedding is None:
             raise ReplyValidationError(f"the assessment pass returned no embedding: {reply.error}")
         return reply.embedding

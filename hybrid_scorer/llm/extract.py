@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from hybrid_scorer.llm.client import AssessmentResult, EmbeddingResult, LLMClient
 from hybrid_scorer.llm.prompts import PostText
-from hybrid_scorer.llm.schema import RATING_FIELDS
+from hybrid_scorer.llm.schema import QUESTION_PREFIX, RATING_FIELDS, Answer, question_fields
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -45,14 +45,18 @@ def post_texts(posts: pd.DataFrame) -> list[PostText]:
     ]
 
 
-def assessment_row(result: AssessmentResult) -> dict[str, object]:
-    """One table row: ratings (NaN on failure), expectations, failure kind and provenance."""
+def assessment_row(result: AssessmentResult, questions: Sequence[str] = ()) -> dict[str, object]:
+    """One table row: ratings and yes/no answers as numbers (NaN on failure), their expectations (for a
+    question: P(yes)), failure kind and provenance. Question columns are `q_<name>`."""
     row: dict[str, object] = {"post_id": result.post_id, **result.provenance.model_dump()}
     assessment = result.assessment
     row["topic"] = assessment.topic.value if assessment else None
     for name in RATING_FIELDS:
         row[name] = float(getattr(assessment, name)) if assessment else np.nan
         row[f"{name}_expected"] = result.expected.get(name, np.nan) if assessment else np.nan
+    for name in questions:
+        row[QUESTION_PREFIX + name] = float(getattr(assessment, name) == Answer.YES) if assessment else np.nan
+        row[f"{QUESTION_PREFIX}{name}_expected"] = result.expected.get(name, np.nan) if assessment else np.nan
     row["failure"] = result.usage.failure
     row["cache_hit"] = result.usage.cache_hit
     return row
@@ -125,7 +129,8 @@ def extract(
     try:
         if assessments:  # first: a backend that embeds in the same pass caches the embeddings on the way
             assessed = _map(client.assess, items, workers, "assess", progress)
-            out.assessments = pd.DataFrame([assessment_row(r) for r in assessed])
+            questions = question_fields(client.prompt.response_model)
+            out.assessments = pd.DataFrame([assessment_row(r, questions) for r in assessed])
             out.results += assessed
         if embeddings:
             embedded = _map(client.embed, items, workers, "embed", progress)

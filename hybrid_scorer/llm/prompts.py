@@ -1,15 +1,17 @@
-"""Versioned prompt templates from `prompts/<name>_<version>/{system,user}.txt`.
+"""Versioned prompt templates from `prompts/<name>_<version>/{system,user}.txt` (and `questions.json`).
 
 The template text (and so its hash) is part of the cache key and of the model manifest: editing a
-prompt changes every key, so nothing stale is ever served."""
+prompt changes every key, so nothing stale is ever served. A version with `questions.json` (field name
+-> yes/no question) asks them too: its schema is `assessment_model(questions)`."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from hybrid_scorer.llm.schema import Topic
+from hybrid_scorer.llm.schema import PostAssessment, Topic, assessment_model
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
 DEFAULT_PROMPT = "assessment_v2"
@@ -34,15 +36,23 @@ class PromptTemplate:
     version: str
     system: str
     user: str
+    questions: tuple[tuple[str, str], ...] = ()  # (field name, yes/no question), in answer order
 
     @property
     def sha256(self) -> str:
-        return hashlib.sha256(f"{self.system}\x00{self.user}".encode()).hexdigest()
+        asked = json.dumps(self.questions) if self.questions else ""  # versions without questions keep their hash
+        return hashlib.sha256(f"{self.system}\x00{self.user}{asked}".encode()).hexdigest()
+
+    @property
+    def response_model(self) -> type[PostAssessment]:
+        """The schema the reply is constrained by and validated against."""
+        return assessment_model(dict(self.questions))
 
     def messages(self, post: PostText) -> list[dict[str, str]]:
         """Chat messages for one post. The post sits between delimiters it cannot close itself."""
         # Instructions live in the system message so they form a prefix shared by every post (KV reuse).
         system = self.system.replace("{topics}", ", ".join(t.value for t in Topic))
+        system = system.replace("{questions}", "\n".join(f'"{name}": {text}' for name, text in self.questions))
         user = self.user.format(title=_neutralize(post.title), body=_neutralize(post.body[:MAX_BODY_CHARS]) or "(none)")
         return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}]
 
@@ -57,9 +67,10 @@ def _neutralize(text: str) -> str:
 def load_prompt(name: str = DEFAULT_PROMPT, directory: Path = PROMPTS_DIR) -> PromptTemplate:
     folder = directory / name
     try:
-        return PromptTemplate(
-            version=name, system=(folder / "system.txt").read_text(), user=(folder / "user.txt").read_text()
-        )
+        system, user = (folder / "system.txt").read_text(), (folder / "user.txt").read_text()
     except FileNotFoundError as exc:
         available = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
         raise FileNotFoundError(f"prompt {name!r} not found in {directory} (available: {available})") from exc
+    asked = folder / "questions.json"
+    questions = json.loads(asked.read_text()) if asked.is_file() else {}
+    return PromptTemplate(name, system, user, tuple(questions.items()))

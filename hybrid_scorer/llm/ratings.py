@@ -1,4 +1,5 @@
-"""Probability-weighted ratings: E[k] = sum k * p(k) over the digits 1-5, renormalized over them.
+"""Probability-weighted answers: E[k] = sum k * p(k) over the digits 1-5 for ratings, P(yes) for yes/no
+questions, each renormalized over the values the schema allows.
 
 A small model puts most of its mass on one digit for every post, so the argmax is constant; the
 expectation keeps the small shifts in mass that do differ between posts."""
@@ -12,6 +13,8 @@ from collections.abc import Iterable, Mapping
 from hybrid_scorer.llm.schema import RATING_FIELDS
 
 DIGITS = ("1", "2", "3", "4", "5")
+_RATING_KEY = re.compile(r'"(\w+)"\s*:\s*$')
+_ANSWER_KEY = re.compile(r'"(\w+)"\s*:\s*"$')
 
 
 def digit_expectation(logprob_by_token: Mapping[str, float]) -> float | None:
@@ -24,18 +27,31 @@ def digit_expectation(logprob_by_token: Mapping[str, float]) -> float | None:
     return sum(k * w for k, w in weights.items()) / sum(weights.values())
 
 
+def yes_probability(logprob_by_token: Mapping[str, float]) -> float | None:
+    """P(yes) renormalized over the answers present ("yes", "no"); None when neither is there."""
+    present = {t.strip().lower(): lp for t, lp in logprob_by_token.items() if t.strip().lower() in ("yes", "no")}
+    if not present:
+        return None
+    top = max(present.values())
+    weights = {t: math.exp(lp - top) for t, lp in present.items()}
+    return weights.get("yes", 0.0) / sum(weights.values())
+
+
 def expectations_from_token_logprobs(tokens: Iterable[tuple[str, Mapping[str, float]]]) -> dict[str, float]:
-    """Walk generated tokens (text, top-logprobs); at the digit right after `"<field>":` read the expectation.
+    """Walk generated tokens (text, top-logprobs); at the digit right after `"<rating>":` read the
+    expectation, at the "yes"/"no" right after `"<question>": "` read P(yes). A field absent from the
+    top log-probabilities gets no value (the feature then falls back to the answer itself).
 
     Works for any backend that returns per-token top log-probabilities (OpenAI-style `logprobs.content`)."""
     text = ""
     found: dict[str, float] = {}
     for token, top in tokens:
-        if token.strip() in DIGITS:
-            match = re.search(r'"(\w+)"\s*:\s*$', text)
-            if match and match.group(1) in RATING_FIELDS and match.group(1) not in found:
-                value = digit_expectation(top) if top else None
-                if value is not None:
-                    found[match.group(1)] = value
+        word, value, match = token.strip(), None, None
+        if word in DIGITS and (match := _RATING_KEY.search(text)) and match.group(1) in RATING_FIELDS:
+            value = digit_expectation(top) if top else None
+        elif word.lower() in ("yes", "no") and (match := _ANSWER_KEY.search(text)):
+            value = yes_probability(top) if top else None
+        if value is not None and match is not None and match.group(1) not in found:
+            found[match.group(1)] = value
         text += token
     return found

@@ -1,10 +1,16 @@
-"""PostAssessment: the one JSON schema every backend is constrained by and validated against."""
+"""PostAssessment: the one JSON schema every backend is constrained by and validated against.
+
+A prompt version may add yes/no questions (`questions.json` beside its text): the schema is then
+PostAssessment plus one `Answer` field per question, so the design card's four fields stay either way."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from functools import cache
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 
 class Topic(StrEnum):
@@ -25,6 +31,7 @@ class Topic(StrEnum):
 
 
 RATING_FIELDS = ("question_clarity", "novelty", "predicted_interest")
+QUESTION_PREFIX = "q_"  # yes/no answers as table columns: q_<field>, q_<field>_expected (P(yes))
 
 
 class PostAssessment(BaseModel):
@@ -40,3 +47,29 @@ class PostAssessment(BaseModel):
     novelty: int = Field(ge=1, le=5, description="1 = asked all the time, 5 = rarely asked, surprising.")
     predicted_interest: int = Field(ge=1, le=5, description="1 = few readers care, 5 = front-page material.")
     topic: Topic = Field(description="The scientific field the question belongs to.")
+
+
+class Answer(StrEnum):
+    """A yes/no question's answer."""
+
+    NO = "no"
+    YES = "yes"
+
+
+ANSWERS = [a.value for a in Answer]  # "no" first: the embedded backend guesses it (its usual answer)
+
+
+def assessment_model(questions: Mapping[str, str]) -> type[PostAssessment]:
+    """PostAssessment, plus a yes/no field per question (name -> the question, sent as its description)."""
+    return _questioned(tuple(questions.items())) if questions else PostAssessment
+
+
+@cache
+def _questioned(questions: tuple[tuple[str, str], ...]) -> type[PostAssessment]:
+    fields: dict[str, Any] = {name: (Answer, Field(description=text)) for name, text in questions}
+    return create_model("QuestionedAssessment", __base__=PostAssessment, **fields)
+
+
+def question_fields(model: type[BaseModel]) -> list[str]:
+    """The yes/no fields of an assessment model, in schema order."""
+    return [name for name, info in model.model_fields.items() if info.annotation is Answer]

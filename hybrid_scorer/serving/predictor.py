@@ -30,7 +30,6 @@ from hybrid_scorer.intervals import LEVELS
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.extract import Extraction
 from hybrid_scorer.llm.prompts import PostText
-from hybrid_scorer.llm.schema import PostAssessment
 from hybrid_scorer.llm.usage import cost_usd
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS
@@ -204,7 +203,7 @@ class Predictor:
             # straight to the backend, past the cache: a cached warm-up would neither exercise the model
             # nor tell the queue how long a real call takes
             started = time.perf_counter()
-            reply = backend.complete(self.client.prompt.messages(WARMUP_POST), PostAssessment)
+            reply = backend.complete(self.client.prompt.messages(WARMUP_POST), self.client.prompt.response_model)
             if self.client.one_pass:  # embedded in the assessment pass
                 assert reply.embedding is not None
                 vector = reply.embedding

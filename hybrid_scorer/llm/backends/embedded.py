@@ -33,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hybrid_scorer.config import Settings
 from hybrid_scorer.llm.protocol import RawEmbedding, RawReply
-from hybrid_scorer.llm.ratings import DIGITS, digit_expectation
+from hybrid_scorer.llm.ratings import DIGITS, digit_expectation, yes_probability
+from hybrid_scorer.llm.schema import ANSWERS
 
 N_CTX = 2048
 WEIGHTS_DIR = Path.home() / ".cache" / "hybrid-scorer" / "gguf"  # re-encoded weights, one file per source hash
@@ -286,7 +287,11 @@ class EmbeddedBackend:
         order; at the first wrong guess the context is rolled back to that position and the rest is fed
         again with the corrected value. The result is exactly the sequential greedy answer, in two
         forward passes instead of one per field (a 6-token pass costs ~60 ms here, measured). The first
-        pass also yields the post's embedding (mean hidden state over its tokens) when configured so."""
+        pass also yields the post's embedding (mean hidden state over its tokens) when configured so.
+
+        Yes/no questions (prompt versions with `questions.json`) are read apart, QA-Emb style: each one's
+        slot sees "no" after the questions before it whatever the model answered there, so no answer
+        steers the next, and all of them are read in the pass that holds them (never rolled back)."""
         with self._lock:
             self._llm()
             fields = _fields(self.request_schema(response_model))
@@ -310,7 +315,7 @@ class EmbeddedBackend:
                     name, options = fields[k]
                     position = len(pending) + positions[k - start]
                     chosen.append(self._pick(name, options, logprobs[position], expected))
-                    if chosen[k] != guesses[k]:  # later positions saw a wrong (or no) guess: roll back, refeed
+                    if chosen[k] != guesses[k] and options != ANSWERS:  # later positions saw a wrong guess: refeed
                         self._generator.n_tokens = base + position + 1
                         pending, start, resumed = [], k, True
                         break
@@ -350,9 +355,12 @@ class EmbeddedBackend:
 
     def _pick(self, name: str, options: list[Any], logprobs: np.ndarray, expected: dict[str, float]) -> Any:
         """The allowed value with the highest next-token probability (first token for strings); for
-        ratings also the probability-weighted expectation over 1-5."""
+        ratings also the probability-weighted expectation over 1-5, for yes/no questions P(yes)."""
         if isinstance(options[0], str):
-            return options[int(np.argmax([logprobs[self._first_token(o)] for o in options]))]
+            scores = {o: float(logprobs[self._first_token(o)]) for o in options}
+            if options == ANSWERS:
+                expected[name] = yes_probability(scores)  # type: ignore[assignment] # both answers are present
+            return max(options, key=scores.__getitem__)
         digit_lp = {d: float(logprobs[self._first_token(d)]) for d in DIGITS}
         expected[name] = digit_expectation(digit_lp)  # type: ignore[assignment] # all five digits are present
         return int(max(digit_lp, key=digit_lp.__getitem__))
@@ -372,12 +380,14 @@ BACKEND = EmbeddedBackend
 
 
 def _guess(options: list[Any]) -> Any:
-    """Speculate integers (their first allowed value); an enum of words is too spread out to guess."""
-    return None if isinstance(options[0], str) else options[0]
+    """Speculate ratings and yes/no answers (their first allowed value: '1' and 'no', the small model's
+    usual answers); an enum of 14 topics is too spread out to guess."""
+    return options[0] if not isinstance(options[0], str) or options == ANSWERS else None
 
 
 def _fields(schema: dict[str, Any]) -> list[tuple[str, list[Any]]]:
-    """(field, allowed values) in schema order; supports string enums and small integer ranges."""
+    """(field, allowed values) in answer order: schema order, except that fields we cannot guess (the
+    topic) go last, so one pass reads every field. Supports string enums and small integer ranges."""
     defs = schema.get("$defs", {})
     fields = []
     for name, spec in schema["properties"].items():
@@ -389,4 +399,4 @@ def _fields(schema: dict[str, Any]) -> list[tuple[str, list[Any]]]:
             fields.append((name, list(range(1, 6))))
         else:
             raise ValueError(f"embedded backend cannot constrain schema field {name!r}: {spec}")
-    return fields
+    return sorted(fields, key=lambda field: _guess(field[1]) is None)  # stable: schema order otherwise

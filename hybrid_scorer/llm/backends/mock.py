@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hybrid_scorer.config import Settings
 from hybrid_scorer.llm.protocol import RawEmbedding, RawReply
-from hybrid_scorer.llm.schema import RATING_FIELDS, Topic
+from hybrid_scorer.llm.schema import RATING_FIELDS, Topic, question_fields
 
 _KEYWORDS = {
     "star": Topic.ASTRONOMY,
@@ -36,7 +36,8 @@ class MockOptions(BaseModel):
 
 
 class MockBackend:
-    """`mock`: answers PostAssessment from a hash of the post; embeds words into 16 buckets."""
+    """`mock`: answers the assessment (and any yes/no questions) from a hash of the post; embeds words
+    into 16 buckets."""
 
     name: ClassVar[str] = "mock"
     is_local: ClassVar[bool] = True
@@ -71,12 +72,15 @@ class MockBackend:
         topic = next((t for word, t in _KEYWORDS.items() if word in lowered), Topic.OTHER)
         ratings = {f: 1 + digest[i] % 5 for i, f in enumerate(RATING_FIELDS)}
         expected = {f: ratings[f] + (digest[i + 3] / 255 - 0.5) * 0.8 for i, f in enumerate(RATING_FIELDS)}
-        reply = json.dumps({"topic": topic.value, **ratings})
+        expected = {k: float(np.clip(v, 1, 5)) for k, v in expected.items()}
+        p_yes = {q: digest[6 + i] / 255 for i, q in enumerate(question_fields(response_model))}
+        answers = {q: "yes" if p > 0.5 else "no" for q, p in p_yes.items()}
+        reply = json.dumps({"topic": topic.value, **ratings, **answers})
         return RawReply(
             text=reply,
             prompt_tokens=len(text.split()),
             completion_tokens=len(reply.split()),
-            expected={k: float(np.clip(v, 1, 5)) for k, v in expected.items()},
+            expected={**expected, **p_yes},
         )
 
     def embed(self, text: str) -> RawEmbedding:

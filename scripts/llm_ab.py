@@ -1,0 +1,215 @@
+"""Paired A/B experiments on what the embedded LLM produces: same posts, same folds, same resamples.
+
+`--experiment questions` (issue 15): does the QA-Emb-style prompt `assessment_v3` (the 1-5 ratings and
+topic plus 12 yes/no questions, each read as P(yes)) beat the default `assessment_v2`? Arms: the served
+hybrid on each prompt, with and without the question features, and content + questions against
+content + the 1-5 ratings. Also: per question, the share of "yes" answers, the spread of P(yes) and its
+Spearman with log1p(score) over all posts (description, not selection), and each prompt's LLM tokens
+and seconds per 1,000 posts.
+
+`--experiment embedding` (issue 13): the one-pass embedding (Q8_0, hidden states of the assessment pass)
+against the two-pass design it replaced (shipped Q4_1, a second pass through an embedding context).
+
+LLM features come from the cache (`hybrid-scorer extract`; for v3 `hybrid-scorer extract --prompt
+assessment_v3`, ~45 min here); a missing post is extracted on the way. Writes reports/ab_<experiment>.md
+and .json.
+
+Usage: python scripts/llm_ab.py --experiment questions|embedding [--data CSV] [--out reports]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+from hybrid_scorer.ablation import llm_cost
+from hybrid_scorer.config import Settings, get_settings
+from hybrid_scorer.data import grouped_folds, prepare_posts
+from hybrid_scorer.evaluation import Interval, bootstrap_intervals, cross_validate
+from hybrid_scorer.features.llm import PREFIX
+from hybrid_scorer.llm.backends.embedded import EmbeddedBackend, EmbeddedOptions
+from hybrid_scorer.llm.client import LLMClient
+from hybrid_scorer.llm.prompts import load_prompt
+from hybrid_scorer.llm.schema import QUESTION_PREFIX, question_fields
+from hybrid_scorer.llm.store import open_store
+from hybrid_scorer.pipeline import llm_columns
+from hybrid_scorer.report import ci_text
+from hybrid_scorer.specs import CONTENT, CONTENT_EMBEDDING, SERVED, Config
+
+
+@dataclass(frozen=True)
+class Arm:
+    label: str
+    config: Config
+    prompt: str = "assessment_v2"
+    options: EmbeddedOptions = field(default_factory=EmbeddedOptions)
+
+
+SERVED_HYBRID = SERVED["hybrid"]
+QUESTIONS = Config("questions", "questions", ("llm_questions",))
+EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
+    "questions": (
+        [
+            Arm("content", CONTENT),
+            Arm("content + ratings (v2)", Config("c_r", "", (*CONTENT.groups, "llm_ratings"))),
+            Arm("content + questions (v3)", Config("c_q", "", (*CONTENT.groups, "llm_questions")), "assessment_v3"),
+            Arm("questions alone (v3)", QUESTIONS, "assessment_v3"),
+            Arm("served hybrid (v2)", SERVED_HYBRID),
+            Arm("served hybrid (v3)", SERVED_HYBRID, "assessment_v3"),
+            Arm(
+                "served hybrid + questions (v3)",
+                Config("h_q", "", (*SERVED_HYBRID.groups, "llm_questions")),
+                "assessment_v3",
+            ),
+        ],
+        [
+            ("served hybrid + questions (v3)", "served hybrid (v2)"),
+            ("served hybrid + questions (v3)", "served hybrid (v3)"),
+            ("served hybrid (v3)", "served hybrid (v2)"),
+            ("content + questions (v3)", "content"),
+            ("content + questions (v3)", "content + ratings (v2)"),
+            ("content + ratings (v2)", "content"),
+        ],
+    ),
+    "embedding": (
+        [
+            Arm("two-pass", CONTENT_EMBEDDING, options=EmbeddedOptions(weights="as-shipped", embedding="separate")),
+            Arm("one-pass", CONTENT_EMBEDDING),
+        ],
+        [("one-pass", "two-pass")],
+    ),
+}
+
+
+def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any]) -> dict[str, Any]:
+    """The arm's out-of-fold predictions, its posts with LLM columns, and its LLM cost per 1,000 posts."""
+    store = open_store(settings.cache_dir, settings.features)
+    client = LLMClient(EmbeddedBackend(arm.options), load_prompt(arm.prompt), cache=store)
+    enriched = llm_columns(posts, arm.config.groups, client, progress=False).posts
+    oof = cross_validate(arm.label, partial(arm.config.make, settings), enriched, folds, progress=False).oof_log
+    tokens, seconds, _ = llm_cost(client, arm.config.groups, len(posts)) if arm.config.uses_llm else (0, 0, 0)
+    return {"oof": oof, "posts": enriched, "client": client, "tokens_per_1000": tokens, "llm_s_per_1000": seconds}
+
+
+def question_table(enriched: pd.DataFrame, client: LLMClient) -> list[dict[str, Any]]:
+    """Per question: share answered "yes", mean and spread of P(yes), Spearman of P(yes) with log1p(score)."""
+    y_log = np.log1p(enriched["score"].to_numpy(np.float64))
+    rows = []
+    for name in question_fields(client.prompt.response_model):
+        answer = enriched[PREFIX + QUESTION_PREFIX + name].to_numpy(float)
+        p_yes = enriched[f"{PREFIX}{QUESTION_PREFIX}{name}_expected"].to_numpy(float)
+        rows.append(
+            {
+                "question": name,
+                "text": dict(client.prompt.questions)[name],
+                "yes_share": float(np.nanmean(answer)),
+                "p_yes_mean": float(np.nanmean(p_yes)),
+                "p_yes_std": float(np.nanstd(p_yes)),
+                "spearman_with_log_score": float(spearmanr(p_yes, y_log, nan_policy="omit").statistic),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), required=True)
+    parser.add_argument("--data", help="CSV (default: $ASKSCIENCE_CSV or data/askscience_data.csv)")
+    parser.add_argument("--out", type=Path, default=Path("reports"), help="where ab_<experiment>.md/.json go")
+    args = parser.parse_args()
+    settings = get_settings(data_path=args.data)
+    posts, _ = prepare_posts(settings.data_path)
+    folds = grouped_folds(posts, settings.n_folds, settings.seed)
+    y_log = np.log1p(posts["score"].to_numpy(np.float64))
+    arms, comparisons = EXPERIMENTS[args.experiment]
+    started = time.perf_counter()
+    runs = {}
+    for arm in arms:
+        runs[arm.label] = run_arm(arm, posts, settings, folds)
+        print(f"{arm.label}: done ({time.perf_counter() - started:.0f} s)", flush=True)
+    result: dict[str, Any] = {
+        "experiment": args.experiment,
+        "seconds": round(time.perf_counter() - started),
+        "arms": [
+            {
+                "label": arm.label,
+                "prompt": arm.prompt if arm.config.uses_llm else None,
+                "groups": list(arm.config.groups),
+                "intervals": bootstrap_intervals(y_log, runs[arm.label]["oof"], seed=settings.seed)[0],
+                "tokens_per_1000": runs[arm.label]["tokens_per_1000"],
+                "llm_s_per_1000": runs[arm.label]["llm_s_per_1000"],
+            }
+            for arm in arms
+        ],
+        "comparisons": [
+            {"arm": a, "baseline": b, "delta": _delta(y_log, runs[a]["oof"], runs[b]["oof"], settings.seed)}
+            for a, b in comparisons
+        ],
+    }
+    asked = next((r for r in runs.values() if _asks(r)), None)
+    if asked is not None:
+        result["questions"] = question_table(asked["posts"], asked["client"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"ab_{args.experiment}.json").write_text(json.dumps(result, indent=1))
+    (args.out / f"ab_{args.experiment}.md").write_text(render(result))
+    print(render(result))
+
+
+def _asks(run: dict[str, Any]) -> bool:
+    """The arm's posts carry answers to yes/no questions."""
+    return any(c.startswith(PREFIX + QUESTION_PREFIX) for c in run["posts"].columns)
+
+
+def _delta(y_log: np.ndarray, oof: np.ndarray, baseline: np.ndarray, seed: int) -> dict[str, Interval]:
+    return bootstrap_intervals(y_log, oof, baseline, seed=seed)[1]
+
+
+def render(result: dict[str, Any]) -> str:
+    lines = [
+        f"# Paired A/B: {result['experiment']}",
+        "",
+        f"Generated by `python scripts/llm_ab.py --experiment {result['experiment']}` ({result['seconds']} s):"
+        " the evaluation folds (grouped, seed 42), out-of-fold predictions, 1,000 paired bootstrap resamples."
+        " LLM cost: tokens and LLM seconds spent producing the arm's LLM features, per 1,000 posts (ledger).",
+        "",
+        "| arm | prompt | Spearman [95% CI] | RMSE log1p [95% CI] | LLM tokens / 1k posts | LLM s / 1k posts |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arm in result["arms"]:
+        lines.append(
+            f"| {arm['label']} | {arm['prompt'] or '-'} | {ci_text(arm['intervals']['spearman'])} |"
+            f" {ci_text(arm['intervals']['rmse'])} | {arm['tokens_per_1000']:,.0f} | {arm['llm_s_per_1000']:,.0f} |"
+        )
+    lines += ["", "| paired comparison | Δ Spearman [95% CI] | Δ RMSE log1p [95% CI] |", "|---|---|---|"]
+    for c in result["comparisons"]:
+        delta = c["delta"]
+        lines.append(
+            f"| {c['arm']} - {c['baseline']} | {ci_text(delta['spearman'], True)} | {ci_text(delta['rmse'], True)} |"
+        )
+    if "questions" in result:
+        lines += [
+            "",
+            "Per question, all posts (descriptive): share answered yes (argmax), P(yes) mean and standard"
+            " deviation, Spearman of P(yes) with log1p(score).",
+            "",
+            "| field | question | yes | P(yes) mean | P(yes) sd | Spearman |",
+            "|---|---|---|---|---|---|",
+        ]
+        for q in result["questions"]:
+            lines.append(
+                f"| {q['question']} | {q['text']} | {q['yes_share']:.1%} | {q['p_yes_mean']:.3f} |"
+                f" {q['p_yes_std']:.3f} | {q['spearman_with_log_score']:+.3f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()

@@ -7,7 +7,8 @@
    and the share of the limit it reaches.
 3. With --compare: the previous design on the same posts (the shipped Q4_1 file, the embedding from a
    second pass in its own context), and flash attention on (faster; counts the answers it changes).
-4. With --batching: B posts per llama.cpp decode in B sequences sharing the prefix, B = 1, 2, 4, 8:
+4. With --questions: the prompt with 12 yes/no questions (assessment_v3) on the same posts.
+5. With --batching: B posts per llama.cpp decode in B sequences sharing the prefix, B = 1, 2, 4, 8:
    posts/s and the largest logit difference from decoding each post alone.
 With --engine ray: the whole extraction in this process vs on Ray Data with 1 and 2 actors."""
 
@@ -71,9 +72,11 @@ def prompt_processing_rate(backend: EmbeddedBackend, tokens: list[int]) -> float
     return best
 
 
-def timed_extraction(backend: EmbeddedBackend, texts: list[PostText]) -> tuple[float, Extraction]:
+def timed_extraction(
+    backend: EmbeddedBackend, texts: list[PostText], prompt: str | None = None
+) -> tuple[float, Extraction]:
     """Posts/s of a cold extraction (model loaded and prefix evaluated outside the timing)."""
-    client = LLMClient(backend, load_prompt(), cache=MemoryStore())
+    client = LLMClient(backend, load_prompt(prompt) if prompt else load_prompt(), cache=MemoryStore())
     extract(client, texts[:1], progress=False)
     started = time.perf_counter()
     out = extract(client, texts[1:], progress=False)
@@ -95,6 +98,16 @@ def compare(texts: list[PostText], ours: float, reference: Extraction) -> None:
         f"{'with flash attention':<48} {fast:6.2f} posts/s ({fast / ours:.2f}x), but {changed}/{len(texts) - 1}"
         " answers differ from the exact greedy answer"
     )
+
+
+def questions(backend: EmbeddedBackend, texts: list[PostText], ours: float, reference: Extraction) -> None:
+    """The prompt with yes/no questions (assessment_v3) on the same posts: its speed and tokens per post."""
+    asked, run = timed_extraction(backend, texts, "assessment_v3")
+    for label, rate, extraction in (("default prompt", ours, reference), ("with 12 yes/no questions", asked, run)):
+        calls = [r.usage for r in extraction.results if r.usage.kind == "assess"]  # the one pass per post
+        tokens = np.mean([u.prompt_tokens + u.completion_tokens for u in calls])
+        print(f"{label:<48} {rate:6.2f} posts/s; {tokens:.0f} LLM tokens per post (ledger, shared prefix included)")
+    print(f"the questions cost {ours / asked:.2f}x the LLM time per post: {1000 / asked:.0f} s per 1,000 posts")
 
 
 def decode(ctx: Any, batch: Any, groups: list[tuple[int, list[int], int]]) -> list[int]:
@@ -157,6 +170,7 @@ def main() -> None:
     parser.add_argument("--engine", choices=("local", "ray"), default="local", help="ray: compare the engines")
     parser.add_argument("--compare", action="store_true", help="also time the previous design and flash attention")
     parser.add_argument("--batching", action="store_true", help="also time B posts per llama.cpp decode")
+    parser.add_argument("--questions", action="store_true", help="also time the yes/no question prompt (v3)")
     args = parser.parse_args()
     settings = get_settings(data_path=args.data)
     posts, _ = prepare_posts(settings.data_path)
@@ -183,6 +197,8 @@ def main() -> None:
     print(f"full dataset (3,707 posts) at this rate: {3707 / ours / 60:.1f} min")
     if args.compare:
         compare(texts, ours, extraction)
+    if args.questions:
+        questions(backend, texts, ours, extraction)
     if args.batching:
         batching(backend, texts[1:])
 

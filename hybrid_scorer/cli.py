@@ -28,8 +28,8 @@ EMBEDDER_HELP = (
 )
 PROMPT_HELP = (
     "prompt version under prompts/: assessment_v2 (the 1-5 ratings and topic) or assessment_v3 (plus 12 yes/no"
-    " questions, for feature group llm_questions; ~1.8x the LLM time) (default: $HYBRID_SCORER_PROMPT, else"
-    " assessment_v2; predict and serve must use the model's own)"
+    " questions, for feature group llm_questions; 1.9x the LLM time, `python bench/extract.py --questions`)"
+    " (default: $HYBRID_SCORER_PROMPT, else assessment_v2; predict and serve must use the model's own)"
 )
 EPILOG = "Settings can also come from HYBRID_SCORER_* environment variables (and ASKSCIENCE_CSV for the data)."
 

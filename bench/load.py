@@ -1,17 +1,23 @@
-"""Load test of a real `hybrid-scorer serve` process on 127.0.0.1, at 1, 8 and 32 concurrent clients.
+"""Load test of a real `hybrid-scorer serve` process on 127.0.0.1, with wrk (a C load generator, so the
+client takes little of the 2 cores) for the fast modes and an httpx client for the live-LLM mode.
 
 Modes: (a) the content model (`--llm none`), (b) the hybrid with the LLM answers in the cache (posts from
-the training data), (c) the hybrid with live embedded-LLM calls (new titles, so nothing is cached).
-Every run is bounded in requests and seconds and stops by itself. Prints requests/s, p50/p95/p99,
-errors and the share of flagged fallbacks. Needs `make run` first (models and the LLM cache).
+the training data), (c) the hybrid with live embedded-LLM calls (new titles, nothing cached; httpx, so
+each answer's fallback flag can be read). For (a) and (b) every connection count runs `GET /healthz` and
+`POST /v1/predict` against the same process in the same run, so the ratio to the framework's own limit
+is printed beside the numbers. Every run is bounded in time and stops by itself. wrk comes from Debian's
+package (`apt-get install wrk`). Needs `make run` first (models and the LLM cache).
 
-Usage: python bench/load.py [--data CSV] [--modes a,b,c] [--clients 1,8,32] [--requests 400] [--seconds 30]"""
+Usage: python bench/load.py [--data CSV] [--modes a,b,c] [--connections 8,32,64] [--seconds 10]"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,17 +31,32 @@ import httpx
 import numpy as np
 
 from hybrid_scorer.config import get_settings
-from hybrid_scorer.data import prepare_posts
+from hybrid_scorer.data import deduplicate, load_posts
 
 MODES = {"a": "content model", "b": "hybrid, LLM answers cached", "c": "hybrid, live embedded LLM"}
+WRK_SCRIPT = """
+local bodies = {}
+for line in io.lines("%s") do bodies[#bodies + 1] = line end
+local i = 0
+request = function()
+  i = i %% #bodies + 1
+  return wrk.format("POST", "/v1/predict", {["Content-Type"] = "application/json"}, bodies[i])
+end
+"""
 
 
 @dataclass
-class Result:
-    latencies_ms: list[float]
-    errors: int
-    fallbacks: int
+class Run:
+    requests: int
     seconds: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    fallback: float | None = None  # share of flagged fallbacks, where the client reads the answers
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
 
 
 def _free_port() -> int:
@@ -66,12 +87,37 @@ def start_server(mode: str, model_dir: str | None) -> tuple[subprocess.Popen[byt
     raise SystemExit("serve was not ready within 120 s")
 
 
-async def run(url: str, posts: list[dict[str, str]], clients: int, max_requests: int, max_seconds: float) -> Result:
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+
+
+def _ms(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def wrk(url: str, connections: int, seconds: float, bodies: Path | None) -> Run:
+    """One wrk run (one thread: the server needs the other core); POSTs the bodies in turn if given."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--latency", "--timeout", "10s"]
+    if bodies is not None:
+        script = Path(tempfile.mkdtemp()) / "post.lua"
+        script.write_text(WRK_SCRIPT % bodies)
+        command += ["-s", str(script)]
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    total = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
+    assert total is not None, out
+    seconds_run = float(total.group(2)) * {"s": 1.0, "ms": 1e-3, "m": 60.0}[total.group(3)]
+    errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    errors += int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    p50, p99 = (_ms(re.search(rf"\s{q}%\s+(\S+)", out).group(1)) for q in ("50", "99"))  # type: ignore[union-attr]
+    return Run(int(total.group(1)), seconds_run, p50, p99, errors)
+
+
+async def closed_loop(url: str, posts: list[dict[str, str]], clients: int, max_requests: int, seconds: float) -> Run:
     """`clients` concurrent loops, each sending its next post as soon as the previous answer arrives."""
     latencies: list[float] = []
     errors = fallbacks = 0
     counter = iter(range(max_requests))
-    stop_at = time.perf_counter() + max_seconds
+    stop_at = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
     async def client(http: httpx.AsyncClient) -> None:
@@ -92,7 +138,18 @@ async def run(url: str, posts: list[dict[str, str]], clients: int, max_requests:
     started = time.perf_counter()
     async with httpx.AsyncClient(limits=limits, timeout=30) as http:
         await asyncio.gather(*(client(http) for _ in range(clients)))
-    return Result(latencies, errors, fallbacks, time.perf_counter() - started)
+    p50, p99 = np.percentile(latencies, [50, 99])
+    return Run(len(latencies), time.perf_counter() - started, p50, p99, errors, fallbacks / len(latencies))
+
+
+def _row(mode: str, route: str, connections: int, run: Run, healthz: Run | None = None) -> None:
+    share = f"{run.rate / healthz.rate:>9.0%}" if healthz is not None else f"{'':>9}"
+    fallback = f"{run.fallback:>8.1%}" if run.fallback is not None else f"{'-':>8}"
+    print(
+        f"({mode}) {MODES[mode]:<27} {route:<15} {connections:>5} {run.requests:>8} {run.rate:>8.0f} {share}"
+        f" {run.p50_ms:>8.2f} {run.p99_ms:>8.2f} {run.errors:>6} {fallback}",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -100,30 +157,39 @@ def main() -> None:
     parser.add_argument("--data", help="CSV (default: $ASKSCIENCE_CSV or data/askscience_data.csv)")
     parser.add_argument("--model-dir", help="default: models/current")
     parser.add_argument("--modes", default="a,b,c")
-    parser.add_argument("--clients", default="1,8,32")
-    parser.add_argument("--requests", type=int, default=400, help="at most this many requests per run")
-    parser.add_argument("--seconds", type=float, default=30.0, help="and at most this long per run")
+    parser.add_argument("--connections", default="8,32,64", help="wrk connections (mode c: concurrent clients)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
+    parser.add_argument("--live-requests", type=int, default=200, help="mode c: at most this many per run")
     args = parser.parse_args()
-    posts, _ = prepare_posts(get_settings(data_path=args.data).data_path)
-    known = [{"title": t, "body": b} for t, b in zip(posts["title"], posts["body"], strict=True)]
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is not installed: `apt-get install wrk` (Debian/Ubuntu) or `brew install wrk`")
+    raw = deduplicate(load_posts(get_settings(data_path=args.data).data_path))
+    known = [{"title": t, "body": b} for t, b in zip(raw["title"], raw["body"], strict=True)]
+    bodies = Path(tempfile.mkdtemp()) / "bodies.jsonl"
+    bodies.write_text("".join(json.dumps(p) + "\n" for p in known))
     print(
-        f"{'mode':<34} {'clients':>7} {'requests':>8} {'req/s':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}"
-        f" {'errors':>6} {'fallback':>8}"
+        f"{'mode':<31} {'route':<15} {'conns':>5} {'requests':>8} {'req/s':>8} {'/healthz':>9} {'p50 ms':>8}"
+        f" {'p99 ms':>8} {'errors':>6} {'fallback':>8}"
     )
     for mode in args.modes.split(","):
         process, url = start_server(mode, args.model_dir)
         try:
-            for clients in (int(c) for c in args.clients.split(",")):
-                stamp = time.time_ns()
-                fresh = [{**p, "title": f"[{stamp}-{i}] {p['title'][:250]}"} for i, p in enumerate(known)]
-                workload = fresh if mode == "c" else known
-                r = asyncio.run(run(url, workload, clients, args.requests, args.seconds))
-                p50, p95, p99 = np.percentile(r.latencies_ms, [50, 95, 99])
-                n = len(r.latencies_ms)
-                print(
-                    f"({mode}) {MODES[mode]:<30} {clients:>7} {n:>8} {n / r.seconds:>7.1f} {p50:>8.1f} {p95:>8.1f}"
-                    f" {p99:>8.1f} {r.errors:>6} {r.fallbacks / n:>8.1%}",
-                    flush=True,
+            for connections in (int(c) for c in args.connections.split(",")):
+                if mode == "c":
+                    stamp = time.time_ns()
+                    fresh = [{**p, "title": f"[{stamp}-{i}] {p['title'][:250]}"} for i, p in enumerate(known)]
+                    run = asyncio.run(closed_loop(url, fresh, connections, args.live_requests, args.seconds))
+                    _row(mode, "/v1/predict", connections, run)
+                    continue
+                wrk(url + "/v1/predict", connections, 2, bodies)  # warm-up: thread pool, caches, allocator
+                healthz = wrk(url + "/healthz", connections, args.seconds, None)
+                _row(mode, "/healthz", connections, healthz)
+                _row(
+                    mode,
+                    "/v1/predict",
+                    connections,
+                    wrk(url + "/v1/predict", connections, args.seconds, bodies),
+                    healthz,
                 )
         finally:
             process.send_signal(signal.SIGTERM)

@@ -1,9 +1,16 @@
-"""Latency of `Predictor.predict()` on this machine, and the floor it cannot beat.
+"""Latency of scoring one post in process, batch path and row path side by side, and the floor.
 
-Rows: (a) content model, (b) hybrid with the LLM answers in the cache, (c) hybrid with a live embedded
-LLM call, and the floor: LightGBM's raw predict of one pre-built feature row. Also the peak RSS of a
-process holding a loaded predictor. Targets: (a) and (b) p50 <= 5 ms and p99 <= 20 ms.
-Needs a trained model (`make run`) and, for (b), the extraction cache."""
+For the content model and the served hybrid (LLM answers from the cache), over the same real posts sent
+as a caller sends them (title and body; the flair unknown, as `predict({'title':..., 'body':...})`, and
+known in a second pass):
+- `predict()` end to end: validation, cleaning, the LLM outputs from the cache, the row path, intervals
+  and the log line (written off the request path);
+- batch path: the model's `predict_log` on the post's one-row DataFrame (what predict() did before the
+  row path: pandas, scipy.sparse, scikit-learn's vectorizer);
+- row path: `predict_log_row` on the post's PostRow (numpy only);
+- floor: LightGBM's own predict of the post's pre-built feature row, one thread.
+Then (c) the hybrid with a live embedded-LLM call (new titles: nothing cached). Needs `make run` (models
+and the LLM cache). Usage: python bench/predict.py [--data CSV] [--model-dir DIR] [-n 300]"""
 
 from __future__ import annotations
 
@@ -12,59 +19,86 @@ import resource
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from hybrid_scorer.config import get_settings
-from hybrid_scorer.data import prepare_posts
-from hybrid_scorer.serving import PostInput, Predictor
-from hybrid_scorer.serving.predictor import post_frame
+from hybrid_scorer.data import deduplicate, load_posts, prepare_posts
+from hybrid_scorer.pipeline import llm_columns
+from hybrid_scorer.serving import Predictor
+from hybrid_scorer.serving.parity import served_rows
 
 
-def _percentiles(label: str, fn: Callable[[int], object], n: int, warmup: int = 5) -> None:
+def timed(fn: Callable[[int], object], n: int, warmup: int = 5) -> np.ndarray:
     for i in range(warmup):
         fn(i)
-    timings = []
+    out = []
     for i in range(n):
         started = time.perf_counter()
         fn(i)
-        timings.append((time.perf_counter() - started) * 1000)
-    p50, p99 = np.percentile(timings, [50, 99])
-    print(f"{label:<48} p50 {p50:8.2f} ms   p99 {p99:8.2f} ms   (n={n})")
+        out.append((time.perf_counter() - started) * 1000)
+    return np.asarray(out)
+
+
+def show(label: str, ms: np.ndarray, against: np.ndarray | None = None) -> None:
+    p50, p99 = np.percentile(ms, [50, 99])
+    ratio = f"   {np.median(against) / p50:6.1f}x faster" if against is not None else ""
+    print(f"  {label:<44} p50 {p50:8.3f} ms   p99 {p99:8.3f} ms   p99/p50 {p99 / p50:4.1f}{ratio}")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", help="CSV (default: $ASKSCIENCE_CSV or data/askscience_data.csv)")
     parser.add_argument("--model-dir", type=Path, help="default: models/current")
-    parser.add_argument("-n", type=int, default=300, help="predictions per row (live LLM row: n/10)")
+    parser.add_argument("-n", type=int, default=300, help="posts per row (the live-LLM row: n/10)")
     args = parser.parse_args()
     settings = get_settings(data_path=args.data)
     posts, _ = prepare_posts(settings.data_path)
-    sample = posts.sample(args.n + 10, random_state=0).reset_index(drop=True)
-    requests = [{"title": t, "body": b} for t, b in zip(sample["title"], sample["body"], strict=True)]
-    log_dir = Path(tempfile.mkdtemp())
-
-    content = Predictor(args.model_dir, llm="none", settings=settings, log_path=log_dir / "a.jsonl").load()
-    _percentiles("(a) content model", lambda i: content.predict(requests[i]), args.n)
-
-    hybrid = Predictor(args.model_dir, settings=settings, log_path=log_dir / "b.jsonl", llm_budget_ms=60_000).warm()
-    if hybrid.hybrid is None:
-        print("(b), (c): no hybrid model in the model directory; run `make run` first")
-    else:
-        first = hybrid.predict(requests[0])
-        print(f"    cache check: first (b) request cache_hit={first.cache_hit}, fallback={first.fallback}")
-        _percentiles("(b) hybrid, LLM answers cached", lambda i: hybrid.predict(requests[i]), args.n)
-        stamp = time.time_ns()  # a title never seen before: no cache entry, a real LLM call
+    raw = deduplicate(load_posts(settings.data_path))
+    pick = np.random.default_rng(0).choice(len(posts), args.n, replace=False)
+    posts, raw = posts.iloc[pick].reset_index(drop=True), raw.iloc[pick].reset_index(drop=True)
+    requests = [{"title": t, "body": b} for t, b in zip(raw["title"], raw["body"], strict=True)]
+    with_flair = [{**r, "flair": f} for r, f in zip(requests, raw["flair"], strict=True)]
+    logs = Path(tempfile.mkdtemp())
+    content = Predictor(args.model_dir, settings, llm="none", log_path=logs / "a.jsonl").load()
+    hybrid = Predictor(args.model_dir, settings, log_path=logs / "b.jsonl", llm_budget_ms=60_000).warm()
+    roles = [("content", content, content.content)]
+    if hybrid.hybrid is not None:
+        roles.append(("hybrid, LLM answers cached", hybrid, hybrid.hybrid))
+    for label, predictor, model in roles:
+        assert model is not None
+        enriched = llm_columns(posts, model.groups, predictor.client, progress=False).posts
+        rows = served_rows(raw, predictor.client, tuple(model.groups))
+        vectors = [model.features_.transform_row(r)[None, :] for r in rows]
+        for flair_known, sent in ((False, requests), (True, with_flair)):
+            print(f"{label}, flair {'known' if flair_known else 'unknown (not sent)'}:")
+            frame = enriched if flair_known else enriched.assign(flair=None)
+            each = rows if flair_known else [replace(r, flair=None) for r in rows]
+            first = predictor.predict(sent[0])
+            assert not first.fallback, first.fallback_reason
+            show("predict() end to end", timed(lambda i, p=predictor, s=sent: p.predict(s[i]), args.n))
+            batch = timed(lambda i, m=model, f=frame: m.predict_log(f.iloc[[i]]), args.n)
+            show("batch path: predict_log(one-row DataFrame)", batch)
+            show(
+                "row path: predict_log_row(PostRow)",
+                timed(lambda i, m=model, e=each: m.predict_log_row(e[i]), args.n),
+                batch,
+            )
+            if flair_known:
+                show(
+                    "floor: LightGBM predict of the built row",
+                    timed(lambda i, m=model, v=vectors: m.booster_.predict(v[i], num_threads=1), args.n),
+                )
+    if hybrid.hybrid is not None:
+        stamp = time.time_ns()  # titles never seen before: no cache entry, a real LLM call each
         fresh = [{"title": f"[{stamp}-{i}] {r['title'][:250]}", "body": r["body"]} for i, r in enumerate(requests)]
-        _percentiles("(c) hybrid, live embedded LLM call", lambda i: hybrid.predict(fresh[i]), max(args.n // 10, 5))
-
-    model = content.content
-    assert model is not None
-    row = model.features_.transform(post_frame(PostInput.model_validate(requests[0])))
-    booster = model.booster_
-    _percentiles("floor: LightGBM predict of one pre-built row", lambda i: booster.predict(row), args.n)
+        print("(c) hybrid, live embedded LLM call:")
+        live = timed(lambda i: hybrid.predict(fresh[i]), max(args.n // 10, 5))
+        show("predict() end to end", live)
+    for predictor in (content, hybrid):
+        predictor.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process (content + hybrid predictors and the embedded LLM loaded): {peak_mb:.0f} MB")
 

@@ -15,11 +15,14 @@ import pandas as pd
 from hybrid_scorer.config import Settings
 from hybrid_scorer.data import grouped_folds
 from hybrid_scorer.evaluation import METRICS, CVResult, bootstrap_intervals, cross_conformal, cross_validate
+from hybrid_scorer.features.base import LLMOutput
+from hybrid_scorer.features.matrix import llm_needs
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.model import HybridScorer
-from hybrid_scorer.pipeline import ASSESSMENT_GROUPS, EMBEDDING_GROUPS, Job
+from hybrid_scorer.pipeline import Job
 from hybrid_scorer.report import Comparison, IntervalRow, Results, Row, sync_docs, write_report
 from hybrid_scorer.specs import ABLATION_CONFIGS, COMPARISONS, CONTENT, SERVED, Config, groups_of
+from hybrid_scorer.target import log_target
 from hybrid_scorer.tracking import log_run
 from hybrid_scorer.version import __version__
 
@@ -53,10 +56,10 @@ def llm_cost(client: LLMClient | None, groups: tuple[str, ...], n_posts: int) ->
     """Tokens, LLM seconds and dollars per 1,000 posts to produce this config's LLM features."""
     if client is None:
         return 0.0, 0.0, 0.0
-    # a backend that embeds in the assessment pass spends the pass's tokens and time on the embedding too
-    embedding_kinds = {"assess", "embed"} if client.one_pass else {"embed"}
-    kinds = {**{g: {"assess"} for g in ASSESSMENT_GROUPS}, **{g: embedding_kinds for g in EMBEDDING_GROUPS}}
-    produced = client.ledger.subset({k for g in groups for k in kinds.get(g, set())}).summary()
+    kinds = {output.value for output in llm_needs(groups)}
+    if LLMOutput.EMBEDDING in llm_needs(groups) and client.one_pass:
+        kinds.add(LLMOutput.ASSESSMENT.value)  # the embedding comes out of the assessment pass: its cost too
+    produced = client.ledger.subset(kinds).summary()
     scale = 1000.0 / max(n_posts, 1)
     return produced.produced_tokens * scale, produced.produced_llm_seconds * scale, produced.produced_cost_usd * scale
 
@@ -81,7 +84,7 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] |
     enriched = job.enriched(groups_of(configs), client)
     folds = grouped_folds(enriched, settings.n_folds, settings.seed)
     results = run_configs(enriched, configs, settings, job.progress, folds)
-    y_log = np.log1p(job.posts["score"].to_numpy(np.float64))
+    y_log = log_target(job.posts)
     content_oof = next(r.oof_log for r in results if r.name == CONTENT.name)
     final = SERVED["hybrid"] if client else CONTENT
     served = {c: c.make_scorer(settings).fit(enriched) for c in dict.fromkeys([CONTENT, final])}
@@ -125,7 +128,7 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] |
         )  # fmt: skip
         interval_rows += IntervalRow.rows(config, check, y_log)
     print(f"ablation: {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    prompt = f"{client.spec} (prompt {client.prompt.version}, sha256 {client.prompt.sha256[:12]})" if client else "none"
+    prompt = f"{client.spec} (prompt {client.prompt.id})" if client else "none"
     header = {
         "data file sha256": job.report.sha256,
         "posts after cleaning and deduplication": str(len(enriched)),

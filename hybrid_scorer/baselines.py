@@ -9,13 +9,14 @@ import pandas as pd
 from sklearn.ensemble import RandomForestRegressor
 
 from hybrid_scorer.features.matrix import FeatureMatrix
+from hybrid_scorer.target import log_target
 
 
 class MedianBaseline:
     """Predicts the training median of log1p(score) for every post."""
 
     def fit(self, posts: pd.DataFrame) -> Self:
-        self.median_ = float(np.median(np.log1p(posts["score"].to_numpy(float))))
+        self.median_ = float(np.median(log_target(posts)))
         return self
 
     def predict_log(self, posts: pd.DataFrame) -> np.ndarray:
@@ -32,9 +33,10 @@ class RandomForestBaseline:
 
     def fit(self, posts: pd.DataFrame) -> Self:
         self.features_ = FeatureMatrix(["text_stats", "tfidf"], {"tfidf": {"max_features": 1000}})
+        y = log_target(posts)
         self.forest_ = RandomForestRegressor(
             n_estimators=self.n_estimators, max_features="sqrt", min_samples_leaf=2, n_jobs=2, random_state=self.seed
-        ).fit(self.features_.fit_transform(posts), np.log1p(posts["score"].to_numpy(float)))
+        ).fit(self.features_.fit_transform(posts, y), y)
         return self
 
     def predict_log(self, posts: pd.DataFrame) -> np.ndarray:

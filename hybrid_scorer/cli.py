@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hybrid_scorer.config import MonitorThresholds, get_settings
-from hybrid_scorer.data import DataValidationError, prepare_posts
+from hybrid_scorer.data import prepare_posts
+from hybrid_scorer.errors import ConfigurationError, HybridScorerError
 from hybrid_scorer.evaluation import METRICS
 from hybrid_scorer.llm.backends import spec_help
 from hybrid_scorer.llm.extract import DEFAULT_MAX_FAILURE_RATE
@@ -28,7 +29,7 @@ EMBEDDER_HELP = (
 )
 PROMPT_HELP = (
     "prompt version under prompts/: assessment_v2 (the 1-5 ratings and topic) or assessment_v3 (plus 12 yes/no"
-    " questions, for feature group llm_questions; 1.9x the LLM time, `python bench/extract.py --questions`)"
+    " questions, for feature group llm_questions; its LLM time against v2's: `python bench/extract.py --questions`)"
     " (default: $HYBRID_SCORER_PROMPT, else assessment_v2; predict and serve must use the model's own)"
 )
 EPILOG = "Settings can also come from HYBRID_SCORER_* environment variables (and ASKSCIENCE_CSV for the data)."
@@ -85,7 +86,7 @@ def _job(args: argparse.Namespace, limit: int | None = None) -> Job:
 
 
 def cmd_extract(args: argparse.Namespace) -> int:
-    from hybrid_scorer.llm.extract import extract
+    from hybrid_scorer.llm.extract import extract, missing, post_texts
     from hybrid_scorer.llm.factory import make_client
 
     job = _job(args, args.limit)
@@ -114,6 +115,9 @@ def cmd_extract(args: argparse.Namespace) -> int:
     client.ledger.save(out / "ledger.json")
     print(client.ledger.summary().render())
     print(f"{len(job.posts)} posts in {elapsed:.1f} s wall; feature table and ledger in {out}/")
+    # what the cache lacks now is exactly what a rerun of this command sends
+    redo = missing(client, post_texts(job.posts), not args.no_assess, not args.no_embed)
+    print(f"a rerun sends {len(redo)} post(s) again" + (f" (first: {redo[0].post_id})" if redo else ": nothing"))
     failed = result.failure_summary(job.max_failure_rate)
     if failed:
         print(
@@ -131,7 +135,7 @@ def _extract_with_ray(job: Job, spec: str, args: argparse.Namespace) -> FeatureS
     from hybrid_scorer.llm.extract import post_texts
 
     if job.settings.features is None:
-        raise ValueError(
+        raise ConfigurationError(
             "the ray engine writes a Parquet feature store: pass --features DIR (a shared path on a cluster)"
         )
     run = extract_with_ray(
@@ -182,7 +186,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     job = _job(args)
     out = Path(args.out) if args.out else job.settings.model_dir
-    for line in train_and_save(job, out, register_version=not args.no_register):
+    for line in train_and_save(job, out, register_version=not args.no_register).summary():
         print(line)
     return 0
 
@@ -190,9 +194,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     from hybrid_scorer.registry import PromotionRefusedError, promote
 
-    settings = get_settings(prompt=args.prompt)
+    settings = get_settings(prompt=args.prompt, embedder=args.embedder)
     try:
-        print(promote(args.version, args.llm or settings.llm, settings.prompt, force=args.force))
+        print(promote(args.version, args.llm or settings.llm, settings, force=args.force))
     except PromotionRefusedError as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 1
@@ -340,6 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", type=int, help="the version to promote (default: the newest)")
     p.add_argument("--llm", help="the LLM spec serving will use (default: $HYBRID_SCORER_LLM, else embedded)")
+    p.add_argument("--embedder", help=EMBEDDER_HELP)
     p.add_argument("--prompt", help=PROMPT_HELP)
     p.add_argument("--force", action="store_true", help="skip the Spearman comparison (rollback); the LLM check stays")
     p.set_defaults(func=cmd_promote)
@@ -427,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args))
-    except (DataValidationError, FileNotFoundError, ValueError) as exc:
+    except HybridScorerError as exc:  # expected, with its fix in the message; anything else is a bug: raise
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

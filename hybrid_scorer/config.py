@@ -43,6 +43,7 @@ class Settings(BaseSettings):
     openai_response_format: Literal["json_schema", "json_object"] = "json_schema"
     llm_threads: int | None = None  # llama.cpp threads for the embedded model (default: every core)
     llm_timeout_s: float = 60.0
+    llm_concurrency: int = 4  # calls at once to a remote LLM while serving (an in-process model serves one)
     llm_max_retries: int = 4
     predict_llm_budget_ms: float = 2000.0
     prediction_log_max_bytes: int = 5_000_000

@@ -20,6 +20,9 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from hybrid_scorer.errors import HybridScorerError
+from hybrid_scorer.target import log_target
+
 log = logging.getLogger(__name__)
 
 REQUIRED_COLUMNS = ("title", "body", "tag", "datetime", "score", "url")
@@ -32,7 +35,7 @@ _REDDIT_ID = re.compile(r"/comments/([a-z0-9]+)")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
-class DataValidationError(ValueError):
+class DataValidationError(HybridScorerError, ValueError):
     """The input file cannot be used as it is; the message names the file, column or row and the fix."""
 
 
@@ -150,13 +153,19 @@ def clean_text(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
+def clean_fields(title: str, body: str) -> tuple[str, str, str]:
+    """(title_clean, body_clean, body) of one post: what `clean` adds to every row, and what the row
+    path of serving computes for one post. `body` is the raw body with HTML entities decoded."""
+    body = html.unescape(body or "")
+    return clean_text(title), clean_text(body), body
+
+
 def clean(posts: pd.DataFrame, report: DataReport | None = None) -> pd.DataFrame:
     """Add cleaned text columns; the raw `body` stays for structure features (links, edits)."""
     out = posts.copy()
-    out["body"] = out["body"].fillna("").map(html.unescape)
+    fields = [clean_fields(t, b) for t, b in zip(out["title"], out["body"].fillna(""), strict=True)]
+    out["title_clean"], out["body_clean"], out["body"] = ([f[i] for f in fields] for i in range(3))
     out["body_removed"] = out["body"].str.strip().isin(REMOVED_MARKERS)
-    out["title_clean"] = out["title"].map(clean_text)
-    out["body_clean"] = out["body"].map(clean_text)
     if report is not None:
         report.removed_bodies = int(out["body_removed"].sum())
     return out
@@ -197,6 +206,6 @@ def fold_groups(posts: pd.DataFrame) -> np.ndarray:
 def grouped_folds(posts: pd.DataFrame, n_folds: int = 5, seed: int = 42) -> list[tuple[np.ndarray, np.ndarray]]:
     """K folds grouped by normalized title and stratified on log-score deciles (the score is bimodal,
     so unstratified folds can differ a lot in their share of 'top' posts)."""
-    strata = pd.qcut(np.log1p(posts["score"].to_numpy()), q=10, labels=False, duplicates="drop")
+    strata = pd.qcut(log_target(posts), q=10, labels=False, duplicates="drop")
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     return list(splitter.split(np.zeros(len(posts)), strata, groups=fold_groups(posts)))

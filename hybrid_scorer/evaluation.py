@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 
 from hybrid_scorer.data import grouped_folds
 from hybrid_scorer.intervals import LEVELS, ConformalIntervals
+from hybrid_scorer.target import log_target
 
 METRICS = ("spearman", "rmse", "mae", "r2")
 
@@ -59,7 +60,7 @@ def cross_validate(
     progress: bool = True,
 ) -> CVResult:
     """Fit a fresh estimator per fold (so every fitted transform, PCA included, sees training rows only)."""
-    y_log = np.log1p(posts["score"].to_numpy(np.float64))
+    y_log = log_target(posts)
     oof = np.full(len(posts), np.nan)
     fold_metrics = []
     for train_idx, test_idx in tqdm(folds, desc=name, leave=False, disable=not progress):
@@ -134,7 +135,7 @@ def cross_conformal(
         inner = cross_validate(
             "calibration", make_estimator, training, grouped_folds(training, inner_folds, seed), progress
         )
-        residuals = np.log1p(training["score"].to_numpy(np.float64)) - inner.oof_log
+        residuals = log_target(training) - inner.oof_log
         intervals = ConformalIntervals.from_residuals(residuals, levels)
         for level in levels:
             low[level][test_idx], high[level][test_idx] = intervals.log_bounds(oof_log[test_idx], level)

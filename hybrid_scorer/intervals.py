@@ -15,6 +15,8 @@ import math
 import numpy as np
 from pydantic import BaseModel
 
+from hybrid_scorer.target import to_score
+
 LEVELS = (0.8, 0.9)
 
 
@@ -47,4 +49,4 @@ class ConformalIntervals(BaseModel):
     def bounds(self, log_pred: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) in score units."""
         low, high = self.log_bounds(log_pred, level)
-        return np.expm1(low), np.expm1(high)
+        return to_score(low), to_score(high)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -18,9 +19,12 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from scipy import sparse
 
-from hybrid_scorer.features.base import require_fitted
+from hybrid_scorer.errors import ConfigurationError, MissingArtifactError
+from hybrid_scorer.features.base import LLMOutput, PostRow, require_fitted
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, FeatureMatrix
 from hybrid_scorer.intervals import ConformalIntervals
+from hybrid_scorer.marginal import average_over_one_hot
+from hybrid_scorer.target import log_target, to_score
 from hybrid_scorer.version import __version__
 
 # Deterministic on one machine: same data, seed and build give bit-identical models (`deterministic`,
@@ -94,13 +98,12 @@ class HybridScorer:
         return {**DEFAULT_PARAMS, **(self.params or {}), "seed": self.seed}
 
     def fit(self, posts: pd.DataFrame) -> Self:
-        self.features_ = FeatureMatrix(list(self.groups), self.feature_options or {})
-        matrix = self.features_.fit_transform(posts)
-        target = np.log1p(posts["score"].to_numpy(np.float64))
-        dataset = lgb.Dataset(matrix, label=target, feature_name=self.features_.feature_names, free_raw_data=True)
+        features = FeatureMatrix(list(self.groups), self.feature_options or {})
+        target = log_target(posts)
+        matrix = features.fit_transform(posts, target)
+        dataset = lgb.Dataset(matrix, label=target, feature_name=features.feature_names, free_raw_data=True)
         params = self.lightgbm_params()
-        self.booster_ = lgb.train(params, dataset, num_boost_round=self.num_boost_round)
-        self.manifest_ = ModelManifest(
+        manifest = ModelManifest(
             feature_groups=list(self.groups),
             params=params,
             num_boost_round=self.num_boost_round,
@@ -108,28 +111,61 @@ class HybridScorer:
             n_train=len(posts),
             training_data_hash=training_data_hash(posts),
         )
+        return self._set_fitted(features, lgb.train(params, dataset, num_boost_round=self.num_boost_round), manifest)
+
+    def _set_fitted(self, features: FeatureMatrix, booster: lgb.Booster, manifest: ModelManifest) -> Self:
+        """The fitted state, and what both prediction paths derive from it once: where the flair columns
+        are (for posts of unknown flair) and which group each column belongs to (for contributions)."""
+        self.features_, self.booster_, self.manifest_ = features, booster, manifest
+        groups = features.feature_groups
+        self.group_names_ = list(dict.fromkeys(groups))
+        self.group_indicator_ = np.array([[g == name for name in self.group_names_] for g in groups], dtype=np.float64)
+        meta = features.group("meta")
+        self.flair_levels_: tuple[slice, np.ndarray, np.ndarray] | None = None
+        self.unknown_flair_booster_: lgb.Booster | None = None
+        if meta is not None:
+            levels = meta.unknown_flair_weights()  # type: ignore[attr-defined]
+            offset = features.column_offset("meta")
+            columns = [offset + meta.flairs_.index(level) for level in levels]  # type: ignore[attr-defined]
+            flair_columns = slice(offset, offset + len(meta.flairs_))  # type: ignore[attr-defined]
+            self.flair_levels_ = (flair_columns, np.array(columns), np.array(list(levels.values())))
+            # the row path's unknown flair: the K-row average as one forest, one row through it (marginal.py)
+            averaged = average_over_one_hot(
+                booster.model_to_string(), range(flair_columns.start, flair_columns.stop), columns, levels.values()
+            )
+            self.unknown_flair_booster_ = lgb.Booster(model_str=averaged)
         return self
+
+    def _with_unknown_flair(self, rows: np.ndarray) -> np.ndarray:
+        """Each row (built with flair "") repeated once per trained flair level, that level's column set."""
+        assert self.flair_levels_ is not None
+        flair_columns, level_columns, _ = self.flair_levels_
+        expanded = np.repeat(rows, len(level_columns), axis=0)
+        expanded[:, flair_columns] = 0.0
+        expanded[np.arange(len(expanded)), np.tile(level_columns, len(rows))] = 1.0
+        return expanded
 
     def _design(self, posts: pd.DataFrame) -> tuple[sparse.csr_matrix | np.ndarray, np.ndarray, np.ndarray]:
         """The booster's input rows, each row's weight and the post it stands for. A post whose flair is
         None (unknown to the caller) becomes one row per trained flair level, weighted by the level's
         share of the training posts: its features are built once and only the flair columns differ."""
         unknown = posts["flair"].isna().to_numpy() if "flair" in posts else np.zeros(len(posts), dtype=bool)
-        meta = self.features_.group("meta")
-        if meta is None or not unknown.any():
+        if self.flair_levels_ is None or not unknown.any():
             return self.features_.transform(posts), np.ones(len(posts)), np.arange(len(posts))
         dense = self.features_.transform(posts.assign(flair=posts["flair"].fillna(""))).toarray()
-        levels = meta.unknown_flair_weights()  # type: ignore[attr-defined]
-        offset = self.features_.column_offset("meta")
-        flair_columns = slice(offset, offset + len(meta.flairs_))  # type: ignore[attr-defined]
-        level_columns = [offset + meta.flairs_.index(level) for level in levels]  # type: ignore[attr-defined]
-        expanded = np.repeat(dense[unknown], len(levels), axis=0)
-        expanded[:, flair_columns] = 0.0
-        expanded[np.arange(len(expanded)), np.tile(level_columns, int(unknown.sum()))] = 1.0
-        rows = np.vstack([dense[~unknown], expanded])
-        owner = np.concatenate([np.flatnonzero(~unknown), np.repeat(np.flatnonzero(unknown), len(levels))])
-        weights = np.concatenate([np.ones(int((~unknown).sum())), np.tile(list(levels.values()), int(unknown.sum()))])
+        weights_per_level = self.flair_levels_[2]
+        rows = np.vstack([dense[~unknown], self._with_unknown_flair(dense[unknown])])
+        owner = np.concatenate([np.flatnonzero(~unknown), np.repeat(np.flatnonzero(unknown), len(weights_per_level))])
+        weights = np.concatenate([np.ones(int((~unknown).sum())), np.tile(weights_per_level, int(unknown.sum()))])
         return rows, weights, owner
+
+    def _row_design(self, row: PostRow) -> tuple[np.ndarray, np.ndarray]:
+        """The row path's _design for one post: its feature vector as one booster row of weight 1, or
+        for an unknown flair the K rows of the trained flair levels with their weights."""
+        if row.flair is not None or self.flair_levels_ is None:
+            return self.features_.transform_row(row)[None, :], np.ones(1)
+        vector = self.features_.transform_row(replace(row, flair=""))
+        return self._with_unknown_flair(vector[None, :]), self.flair_levels_[2]
 
     @staticmethod
     def _average(values: np.ndarray, weights: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
@@ -147,40 +183,55 @@ class HybridScorer:
         raw = np.asarray(self.booster_.predict(rows, num_threads=1), dtype=np.float64)
         return self._average(raw, weights, owner, len(posts))
 
+    def predict_log_row(self, row: PostRow) -> float:
+        """predict_log of one post by the row path (numpy only; equal to the batch path, see parity.py).
+        An unknown flair goes through the forest that averages the model over the flair levels."""
+        require_fitted(self, "booster_")
+        if row.flair is None and self.unknown_flair_booster_ is not None:
+            vector = self.features_.transform_row(replace(row, flair=""))  # its flair columns are never read
+            return float(self.unknown_flair_booster_.predict(vector[None, :], num_threads=1)[0])
+        vector = self.features_.transform_row(row)
+        return float(self.booster_.predict(vector[None, :], num_threads=1)[0])
+
     def predict(self, posts: pd.DataFrame) -> np.ndarray:
         """Predicted scores (expm1 of the log prediction, never below 0)."""
-        return np.clip(np.expm1(self.predict_log(posts)), 0.0, None)
+        return to_score(self.predict_log(posts))
 
     def predict_interval(self, posts: pd.DataFrame, level: float) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) scores that hold the true score with probability `level` (conformal, marginal
         over posts; see intervals.py). Only a model saved by `train` has them calibrated."""
         require_fitted(self, "booster_")
         if self.manifest_ is None or self.manifest_.intervals is None:
-            raise ValueError("this model has no calibrated intervals: train it with `hybrid-scorer train`")
+            raise ConfigurationError("this model has no calibrated intervals: train it with `hybrid-scorer train`")
         return self.manifest_.intervals.bounds(self.predict_log(posts), level)
+
+    def _contributions(self, rows: sparse.csr_matrix | np.ndarray) -> np.ndarray:
+        """LightGBM's pred_contrib summed per group: one column per group, then `bias`."""
+        # dense in, dense out: for sparse input LightGBM returns its contributions as a sparse matrix
+        dense = rows if isinstance(rows, np.ndarray) else rows.toarray()
+        contrib = np.asarray(self.booster_.predict(dense, pred_contrib=True, num_threads=1))
+        return np.column_stack([contrib[:, :-1] @ self.group_indicator_, contrib[:, -1]])
 
     def contributions_by_group(self, posts: pd.DataFrame) -> pd.DataFrame:
         """Each feature group's contribution to log1p(score) per post (LightGBM's pred_contrib summed over
         the group's columns, plus `bias`, the expected value); a row sums to predict_log."""
         require_fitted(self, "booster_")
         rows, weights, owner = self._design(posts)
-        # dense in, dense out: for sparse input LightGBM returns its contributions as a sparse matrix
-        dense = rows if isinstance(rows, np.ndarray) else rows.toarray()
-        contrib = np.asarray(self.booster_.predict(dense, pred_contrib=True, num_threads=1))
-        contrib = self._average(contrib, weights, owner, len(posts))
-        columns = pd.DataFrame(contrib[:, :-1], columns=self.features_.feature_groups)
-        by_group = columns.T.groupby(level=0, sort=False).sum().T
-        by_group["bias"] = contrib[:, -1]
-        return by_group
+        averaged = self._average(self._contributions(rows), weights, owner, len(posts))
+        return pd.DataFrame(averaged, columns=[*self.group_names_, "bias"])
+
+    def contributions_row(self, row: PostRow) -> dict[str, float]:
+        """contributions_by_group of one post by the row path."""
+        require_fitted(self, "booster_")
+        rows, weights = self._row_design(row)
+        averaged = weights @ self._contributions(rows) / weights.sum()
+        return dict(zip([*self.group_names_, "bias"], averaged.tolist(), strict=True))
 
     def embedding_width(self) -> int | None:
-        """Width of the LLM embedding the model was trained on (None without the embedding group)."""
+        """Width of the LLM embedding the model was trained on (None without an embedding group)."""
         require_fitted(self, "features_")
-        embedding = self.features_.group("llm_embedding")
-        if embedding is not None:
-            return int(embedding.components_.shape[1])  # type: ignore[attr-defined]
-        stack = self.features_.group("llm_stack")
-        return None if stack is None else int(stack.state_.coef.shape[0])  # type: ignore[attr-defined]
+        widths = [g.embedding_width for g in self.features_.fitted_ if LLMOutput.EMBEDDING in g.needs]
+        return widths[0] if widths else None
 
     def gain_importance(self) -> pd.DataFrame:
         require_fitted(self, "booster_")
@@ -207,7 +258,7 @@ class HybridScorer:
         directory = Path(directory)
         for name in ("lightgbm.txt", "features.json", "manifest.json"):
             if not (directory / name).is_file():
-                raise FileNotFoundError(f"{directory / name} is missing; train a model with `hybrid-scorer train`")
+                raise MissingArtifactError(f"{directory / name} is missing; train a model with `hybrid-scorer train`")
         manifest = ModelManifest.model_validate_json((directory / "manifest.json").read_text())
         features = FeatureMatrix.from_dict(json.loads((directory / "features.json").read_text()))
         scorer = cls(
@@ -217,7 +268,4 @@ class HybridScorer:
             feature_options=features.options,
             seed=manifest.params.get("seed", 42),
         )
-        scorer.features_ = features
-        scorer.booster_ = lgb.Booster(model_file=str(directory / "lightgbm.txt"))
-        scorer.manifest_ = manifest
-        return scorer
+        return scorer._set_fitted(features, lgb.Booster(model_file=str(directory / "lightgbm.txt")), manifest)

@@ -17,6 +17,7 @@ from scipy.special import rel_entr
 from scipy.stats import chisquare
 
 from hybrid_scorer.config import MonitorThresholds
+from hybrid_scorer.errors import MissingArtifactError
 
 NUMERIC_SIGNALS = (
     "title_chars",
@@ -143,7 +144,7 @@ def _alerts(metrics: dict[str, float], t: MonitorThresholds) -> list[str]:
 
 def monitor_report(log_path: Path, model_dir: Path, thresholds: MonitorThresholds) -> tuple[str, list[str]]:
     if not log_path.exists():
-        raise FileNotFoundError(
+        raise MissingArtifactError(
             f"{log_path} not found: make predictions first (hybrid_scorer.predict or `hybrid-scorer predict`)"
         )
     reference_path = model_dir / "reference.json"

@@ -11,8 +11,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from hybrid_scorer.llm.backends import make_backend
-from hybrid_scorer.llm.prompts import load_prompt
+from hybrid_scorer.config import Settings
+from hybrid_scorer.errors import HybridScorerError, MissingArtifactError
+from hybrid_scorer.llm.identity import LLMIdentity
 from hybrid_scorer.model import ModelManifest
 from hybrid_scorer.tracking import EXPERIMENT
 
@@ -22,7 +23,7 @@ CHAMPION = "champion"
 PYFUNC_CODE = Path(__file__).with_name("registry_pyfunc.py")
 
 
-class PromotionRefusedError(ValueError):
+class PromotionRefusedError(HybridScorerError, ValueError):
     """The candidate may not become champion; the message says which check failed and what to do."""
 
 
@@ -74,6 +75,9 @@ def register(model_dir: Path, data_sha256: str) -> int:
         "prompt_version": manifest.prompt_version or "none",
         **{k: f"{v:.6f}" for k, v in manifest.metrics.items()},
     }
+    identity = LLMIdentity.from_manifest(manifest)
+    if identity is not None:  # the whole setup, for the promotion gate: compared as serving compares it
+        tags["llm_identity"] = identity.model_dump_json()
     client = _client()
     for key, value in tags.items():
         client.set_model_version_tag(REGISTERED_NAME, str(version), key, value)
@@ -85,7 +89,7 @@ def served_manifest(model_dir: Path) -> ModelManifest:
     for name in ("hybrid", "content"):
         if (model_dir / name / "manifest.json").is_file():
             return ModelManifest.model_validate_json((model_dir / name / "manifest.json").read_text())
-    raise FileNotFoundError(f"no trained model in {model_dir}")
+    raise MissingArtifactError(f"no trained model in {model_dir}: run `hybrid-scorer train`")
 
 
 @dataclass
@@ -96,6 +100,10 @@ class Candidate:
     @property
     def spearman(self) -> float:
         return float(self.tags["cv_spearman"])
+
+    @property
+    def identity(self) -> LLMIdentity | None:
+        return LLMIdentity.model_validate_json(self.tags["llm_identity"]) if "llm_identity" in self.tags else None
 
     @property
     def spearman_low(self) -> float:
@@ -123,22 +131,21 @@ def champion() -> Candidate | None:
     return Candidate(int(found.version), dict(found.tags))
 
 
-def promote(version: int | None, serving_llm: str, prompt: str, force: bool = False) -> str:
-    """Move `champion` to `version` (default: the newest) if (1) the model was trained with the LLM and
-    prompt that serving will use and (2) unless `force`, its CV Spearman is not below the lower end of
-    the current champion's 95% bootstrap interval. Returns what happened; raises PromotionRefusedError."""
+def promote(version: int | None, serving_llm: str, settings: Settings, force: bool = False) -> str:
+    """Move `champion` to `version` (default: the newest) if (1) the model was trained with the LLM setup
+    serving will use (chat LLM, embedder, prompt: LLMIdentity.mismatches, as serving checks it) and
+    (2) unless `force`, its CV Spearman is not below the lower end of the current champion's 95%
+    bootstrap interval. Returns what happened; raises PromotionRefusedError."""
     candidate = _version(version)
-    llm_model = candidate.tags.get("llm_model", "none")
-    if llm_model != "none":
-        serving = make_backend(serving_llm)
-        expected_prompt = load_prompt(prompt)
-        serving_prompt = f"{expected_prompt.version}@{expected_prompt.sha256[:12]}"
-        serving_model = f"{serving.name}:{serving.model}"
-        if llm_model != serving_model or candidate.tags.get("prompt_version") != serving_prompt:
+    trained = candidate.identity
+    if trained is not None:
+        # serving embeds with the model's own embedder unless told otherwise (Predictor.load)
+        settings = settings.model_copy(update={"embedder": settings.embedder or trained.embedder_spec})
+        problems = trained.mismatches(LLMIdentity.from_spec(serving_llm, settings))
+        if problems:
             raise PromotionRefusedError(
-                f"version {candidate.version} was trained with {llm_model} and prompt"
-                f" {candidate.tags.get('prompt_version')}; serving is configured with {serving_model} and prompt"
-                f" {serving_prompt}: retrain with that LLM, or serve with --llm {candidate.tags.get('llm_spec')}"
+                f"version {candidate.version}: {'; '.join(problems)}: retrain with the serving configuration,"
+                f" or serve with --llm {trained.llm_spec}"
             )
     current = champion()
     if current is not None and current.version == candidate.version:
@@ -165,5 +172,5 @@ def resolve_model_dir(reference: str | Path) -> Path:
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text))
     found = next((p.parent for p in local.rglob("manifest.json") if p.parent.name == "content"), None)
     if found is None:
-        raise FileNotFoundError(f"{text} holds no hybrid-scorer model directory")
+        raise MissingArtifactError(f"{text} holds no hybrid-scorer model directory")
     return found.parent

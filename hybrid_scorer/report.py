@@ -12,10 +12,12 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from hybrid_scorer.errors import ConfigurationError
 from hybrid_scorer.evaluation import METRICS, CVResult, Interval, IntervalCheck
 from hybrid_scorer.features.meta import normalize_flair
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.specs import Config
+from hybrid_scorer.target import log_target, to_score
 
 # The configurations README and DISCUSSION summarise, in this order (keys of specs.py).
 SUMMARY_KEYS = (
@@ -61,12 +63,12 @@ class IntervalRow(BaseModel):
 
     @classmethod
     def rows(cls, config: Config, check: IntervalCheck, y_log: np.ndarray) -> list[IntervalRow]:
-        top = np.expm1(y_log) >= TOP_SCORE
+        top = to_score(y_log) >= TOP_SCORE
         out = []
         for level in check.levels:
             low, high = check.low[level], check.high[level]
             covered = (y_log >= low) & (y_log <= high)
-            width = np.expm1(high) - np.expm1(low)
+            width = to_score(high) - to_score(low)
             out.append(
                 cls(
                     key=config.key,
@@ -106,7 +108,7 @@ class Results(BaseModel):
 
     header: dict[str, str]
     rows: list[ResultRow]
-    served: str = "full_hybrid"  # the key of the configuration `train` serves
+    served: str  # the key of the configuration `train` serves (specs.SERVED: the hybrid, or content without an LLM)
     comparisons: list[Comparison] = []
     intervals: list[IntervalRow] = []
 
@@ -186,7 +188,7 @@ def sync_docs(paths: list[Path], results: Results) -> list[Path]:
         text = path.read_text()
         start, end = text.find(MARKERS[0]), text.find(MARKERS[1])
         if start < 0 or end < start:
-            raise ValueError(f"{path} has no results block: add the lines {MARKERS[0]!r} and {MARKERS[1]!r}")
+            raise ConfigurationError(f"{path} has no results block: add the lines {MARKERS[0]!r} and {MARKERS[1]!r}")
         path.write_text(text[: start + len(MARKERS[0])] + "\n" + table + "\n" + text[end:])
         updated.append(path)
     return updated
@@ -304,7 +306,7 @@ def write_report(
     intervals: list[IntervalRow],
 ) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    y_log = np.log1p(posts["score"].to_numpy(np.float64))
+    y_log = log_target(posts)
     final_row = next(r for r in rows if r.key == final.key)
     _plot_ablation(rows, out_dir / "ablation.png")
     _plot_pred_vs_actual(y_log, final_row.result.oof_log, final.name, out_dir / "pred_vs_actual.png")

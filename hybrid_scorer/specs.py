@@ -12,7 +12,7 @@ from typing import Literal
 from hybrid_scorer.baselines import MedianBaseline, RandomForestBaseline
 from hybrid_scorer.config import Settings
 from hybrid_scorer.evaluation import LogScoreEstimator
-from hybrid_scorer.features.matrix import CONTENT_GROUPS
+from hybrid_scorer.features.matrix import CONTENT_GROUPS, llm_needs
 from hybrid_scorer.model import HybridScorer
 
 
@@ -42,7 +42,7 @@ class Config:
 
     @property
     def uses_llm(self) -> bool:
-        return any(g.startswith("llm_") for g in self.groups)
+        return bool(llm_needs(self.groups))
 
 
 MEDIAN = Config("median", "median baseline", estimator="median")
@@ -75,8 +75,8 @@ ABLATION_CONFIGS = [
 # Paired comparisons the report adds to the "vs content" deltas: (configuration, its baseline).
 COMPARISONS = [(STACKED, FULL_HYBRID), (FULL_HYBRID, CONTENT_EMBEDDING)]
 # What `train` saves and `predict()` serves: the hybrid, and the content model it falls back to. The
-# stacked embedding features are in it because the ablation supports them: +0.014 [+0.005, +0.023]
-# Spearman over the full hybrid without them, paired (reports/ablation.md, COMPARISONS below).
+# stacked embedding features are in it because the ablation supports them: the paired comparison of
+# STACKED against FULL_HYBRID (COMPARISONS above; its interval in reports/ablation.md).
 SERVED = {"content": CONTENT, "hybrid": STACKED}
 
 

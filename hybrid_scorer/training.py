@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -15,12 +15,12 @@ from hybrid_scorer.data import grouped_folds
 from hybrid_scorer.evaluation import METRICS, bootstrap_intervals, cross_validate
 from hybrid_scorer.features.meta import normalize_flair
 from hybrid_scorer.intervals import ConformalIntervals
-from hybrid_scorer.llm.client import LLMClient
-from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.llm.identity import LLMIdentity
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS, build_reference
 from hybrid_scorer.pipeline import Job
 from hybrid_scorer.registry import CHAMPION, REGISTERED_NAME, register
 from hybrid_scorer.specs import SERVED, Config, groups_of
+from hybrid_scorer.target import log_target
 from hybrid_scorer.tracking import log_run
 
 
@@ -40,32 +40,54 @@ def _reference_frame(enriched: pd.DataFrame, oof_log: np.ndarray) -> pd.DataFram
     return frame
 
 
-def describe_llm(model: HybridScorer, client: LLMClient, spec: str | None, embedder: str | None) -> None:
-    """Record in the manifest which LLM produced the model's columns, so serving can refuse another one."""
-    assert model.manifest_ is not None
-    model.manifest_.llm_spec = spec
-    model.manifest_.llm_model = client.spec
-    model.manifest_.prompt_version = f"{client.prompt.version}@{client.prompt.sha256[:12]}"
-    model.manifest_.llm_identity = client.backend.identity()
-    model.manifest_.embedding_identity = client.embedder.embedding_identity()
-    model.manifest_.embedder_spec = embedder
-    model.manifest_.embedding_model = client.embedding_spec
+@dataclass
+class SavedModel:
+    path: Path
+    cv_spearman: float
+    cv_rmse: float
+    n_features: int
 
 
-def train_and_save(job: Job, out_dir: Path, register_version: bool = True) -> Iterator[str]:
-    """Cross-validate then fit on all posts: `content/` always, `hybrid/` when an LLM is given.
-    Yields one human-readable line per saved model."""
+@dataclass
+class Training:
+    """What `train_and_save` did: the models it saved, the drift reference, the registry version."""
+
+    n_posts: int
+    models: dict[str, SavedModel] = field(default_factory=dict)
+    reference: Path | None = None
+    version: int | None = None  # the registered model version (None: not registered)
+
+    def summary(self) -> list[str]:
+        lines = [
+            f"saved {m.path}: CV Spearman {m.cv_spearman:.3f}, RMSE log1p {m.cv_rmse:.3f}"
+            f" ({self.n_posts} posts, {m.n_features} features)"
+            for m in self.models.values()
+        ]
+        if self.reference is not None:
+            lines.append(f"saved {self.reference} (drift reference for `hybrid-scorer monitor`)")
+        if self.version is not None:
+            lines.append(
+                f"registered as version {self.version} of '{REGISTERED_NAME}' (MLflow);"
+                f" `hybrid-scorer promote --version {self.version}` makes it the {CHAMPION}"
+            )
+        return lines
+
+
+def train_and_save(job: Job, out_dir: Path, register_version: bool = True) -> Training:
+    """Cross-validate then fit on all posts: `content/` always, `hybrid/` when an LLM is given; save
+    them with the drift reference, and register them (unless told not to)."""
     settings, report = job.settings, job.report
     client = job.client()
     served: dict[str, Config] = {name: c for name, c in SERVED.items() if client or not c.uses_llm}
     enriched = job.enriched(groups_of(served.values()), client)
     folds = grouped_folds(enriched, settings.n_folds, settings.seed)
+    done = Training(len(enriched))
+    y_log = log_target(enriched)
     oof_of_served = None
     for name, config in served.items():
         cv = cross_validate(config.name, partial(config.make, settings), enriched, folds, job.progress)
         model = config.make_scorer(settings).fit(enriched)
         assert model.manifest_ is not None
-        y_log = np.log1p(enriched["score"].to_numpy(np.float64))
         spearman = bootstrap_intervals(y_log, cv.oof_log, n_boot=1000, seed=settings.seed)[0]["spearman"]
         model.manifest_.metrics = {f"cv_{m}": cv.mean(m) for m in METRICS}
         # the pooled out-of-fold Spearman and its 95% bootstrap interval: what the promotion gate compares
@@ -75,8 +97,9 @@ def train_and_save(job: Job, out_dir: Path, register_version: bool = True) -> It
         model.manifest_.extra = {"data_sha256": report.sha256, "cv": f"{settings.n_folds}-fold grouped"}
         # prediction intervals from the same out-of-fold residuals (conformal; see intervals.py)
         model.manifest_.intervals = ConformalIntervals.from_residuals(y_log - cv.oof_log)
-        if config.uses_llm and client is not None:
-            describe_llm(model, client, job.llm, settings.embedder)
+        if config.uses_llm and client is not None:  # which LLM made its columns: serving refuses another one
+            identity = LLMIdentity.from_client(client, job.llm, settings.embedder)
+            model.manifest_ = model.manifest_.model_copy(update=identity.manifest_fields())
         target = out_dir / name
         model.save(target)
         oof_of_served = cv.oof_log
@@ -86,19 +109,12 @@ def train_and_save(job: Job, out_dir: Path, register_version: bool = True) -> It
             metrics=model.manifest_.metrics,
             artifact_paths=[target],
         )
-        yield (
-            f"saved {target}: CV Spearman {cv.mean('spearman'):.3f}, RMSE log1p {cv.mean('rmse'):.3f}"
-            f" ({len(enriched)} posts, {model.manifest_.n_features} features)"
-        )
+        done.models[name] = SavedModel(target, cv.mean("spearman"), cv.mean("rmse"), model.manifest_.n_features)
     for name in SERVED.keys() - served.keys():  # a stale hybrid must not be served with a new content model
         shutil.rmtree(out_dir / name, ignore_errors=True)
     assert oof_of_served is not None
-    reference = build_reference(_reference_frame(enriched, oof_of_served))
-    (out_dir / "reference.json").write_text(json.dumps(reference))
-    yield f"saved {out_dir / 'reference.json'} (drift reference for `hybrid-scorer monitor`)"
+    done.reference = out_dir / "reference.json"
+    done.reference.write_text(json.dumps(build_reference(_reference_frame(enriched, oof_of_served))))
     if register_version:
-        version = register(out_dir, report.sha256)
-        yield (
-            f"registered as version {version} of '{REGISTERED_NAME}' (MLflow);"
-            f" `hybrid-scorer promote --version {version}` makes it the {CHAMPION}"
-        )
+        done.version = register(out_dir, report.sha256)
+    return done

@@ -23,7 +23,7 @@ from sklearn.model_selection import KFold
 from hybrid_scorer.config import get_settings
 from hybrid_scorer.data import clean, grouped_folds, load_posts, post_id_from_url, prepare_posts
 from hybrid_scorer.evaluation import METRICS, cross_validate
-from hybrid_scorer.features.base import StatelessGroup
+from hybrid_scorer.features.base import PostRow, StatelessGroup
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, GROUPS
 from hybrid_scorer.model import HybridScorer
 
@@ -33,6 +33,9 @@ class _RawColumn(StatelessGroup):
 
     def transform(self, posts: pd.DataFrame) -> np.ndarray:
         return posts[self.column].to_numpy(float).reshape(-1, 1)
+
+    def transform_row(self, row: PostRow) -> np.ndarray:
+        raise NotImplementedError("a trap measured in cross-validation only, never served")
 
     @property
     def feature_names(self) -> list[str]:

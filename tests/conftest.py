@@ -126,6 +126,6 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
         patch.chdir(root)
-        lines = list(train_and_save(Job(posts, report, settings, "mock", progress=False), root / "models"))
-    assert any("hybrid" in line for line in lines) and (root / "models" / "reference.json").is_file()
+        done = train_and_save(Job(posts, report, settings, "mock", progress=False), root / "models")
+    assert set(done.models) == {"content", "hybrid"} and done.reference is not None and done.reference.is_file()
     return root / "models"

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hybrid_scorer"
 
 # Lower layers first; a module may import its own layer (without cycles) and any layer below it.
 LAYERS: list[tuple[str, ...]] = [
-    ("version", "config"),
+    ("version", "config", "target", "errors"),
     (
         "data",
         "intervals",
@@ -24,8 +24,9 @@ LAYERS: list[tuple[str, ...]] = [
         "llm.usage",
     ),
     ("llm.client", "llm.backends"),
-    ("llm.factory", "llm.extract", "llm.engines"),
+    ("llm.factory", "llm.extract", "llm.engines", "llm.identity"),
     ("features",),
+    ("marginal",),
     ("model", "baselines", "evaluation"),
     ("specs", "monitoring", "tracking", "pipeline"),
     ("report", "training", "serving", "registry"),
@@ -109,3 +110,25 @@ def test_the_checks_catch_what_they_are_for() -> None:
     assert import_cycle({"ablation": {"report"}, "report": {"ablation"}}) is not None
     assert upward_imports({"training": {"ablation"}}) and upward_imports({"llm.client": {"model"}})
     assert not upward_imports({"ablation": {"report", "specs"}, "features.llm": {"llm.schema"}})
+
+
+def test_every_route_but_the_probes_and_docs_waits_for_readiness(tmp_path: Path) -> None:
+    """A route added to the service cannot forget readiness: every route of the OpenAPI schema but the
+    probes answers 503 while the service is not ready (the app's lifespan, which warms it, never runs)."""
+    from fastapi.testclient import TestClient
+
+    from hybrid_scorer.serving.app import create_app
+    from hybrid_scorer.serving.predictor import Predictor
+
+    client = TestClient(create_app(Predictor(tmp_path / "no-model", log_path=tmp_path / "p.jsonl")))
+    paths = client.get("/openapi.json").json()["paths"]
+    probes = {"/healthz", "/metrics"}
+    assert set(paths) >= probes | {"/readyz", "/v1/predict", "/v1/predict/batch", "/v1/model"}
+    answers = {
+        (method, path): client.request(method, path, json={}).status_code
+        for path, operations in paths.items()
+        for method in operations
+        if path not in probes
+    }
+    assert answers and all(status == 503 for status in answers.values()), answers
+    assert all(client.get(path).status_code == 200 for path in probes)

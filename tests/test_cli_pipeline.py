@@ -23,6 +23,23 @@ def test_bad_data_path_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_
     assert "file not found" in capsys.readouterr().err
 
 
+def test_expected_failures_are_one_line_and_bugs_keep_their_traceback(
+    csv_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A HybridScorerError (here: no trained model) is one "error:" line and exit 2; a bug in the code
+    (here: a numpy-style ValueError from inside training) raises with its traceback, even without -v."""
+    assert main(["predict", "--model-dir", str(tmp_path / "nothing"), "--title", "Why?"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no trained model in") and err.count("\n") == 1
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("operands could not be broadcast together with shapes (3,) (4,)")
+
+    monkeypatch.setattr("hybrid_scorer.training.cross_validate", broken)
+    with pytest.raises(ValueError, match="could not be broadcast"):
+        main(["train", "--data", str(csv_path), "--llm", "none", "-q", "--out", str(tmp_path / "m"), "--no-register"])
+
+
 def test_evaluate_prints_the_table(csv_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["evaluate", "--data", str(csv_path), "-q"]) == 0
     out = capsys.readouterr().out

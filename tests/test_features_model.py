@@ -23,6 +23,7 @@ from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.prompts import load_prompt
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.pipeline import llm_columns
+from hybrid_scorer.target import log_target
 
 
 def test_text_stats_count_structure(posts: pd.DataFrame) -> None:
@@ -254,12 +255,12 @@ def test_stacked_features_of_a_training_row_never_see_its_own_label(posts: pd.Da
     exclude it, so changing its label changes nothing in its own row; transform uses every row."""
     frame = _labelled_embeddings(posts)
     group = EmbeddingStackFeatures(ks=(3, 5), inner_folds=3)
-    stacked = group.fit_transform(frame)
+    stacked = group.fit_transform(frame, log_target(frame))
     assert stacked.shape == (len(frame), 5) and np.isnan(stacked[:3]).all() and np.isfinite(stacked[3:]).all()
     row = 10
     relabelled = frame.copy()
     relabelled.loc[relabelled.index[row], "score"] = 10**6
-    again = EmbeddingStackFeatures(ks=(3, 5), inner_folds=3).fit_transform(relabelled)
+    again = EmbeddingStackFeatures(ks=(3, 5), inner_folds=3).fit_transform(relabelled, log_target(relabelled))
     np.testing.assert_array_equal(again[row], stacked[row])
     assert not np.allclose(again, stacked, equal_nan=True)  # other rows' features did use that label
     full = group.transform(frame)
@@ -270,15 +271,17 @@ def test_stacked_features_of_a_training_row_never_see_its_own_label(posts: pd.Da
 
 def test_stacked_features_round_trip_and_train_through_the_matrix(posts: pd.DataFrame) -> None:
     frame = _labelled_embeddings(posts)
-    group = EmbeddingStackFeatures(ks=(3,), inner_folds=3).fit(frame)
+    group = EmbeddingStackFeatures(ks=(3,), inner_folds=3).fit(frame, log_target(frame))
     restored = EmbeddingStackFeatures.from_dict(json.loads(json.dumps(group.to_dict())))
     np.testing.assert_array_equal(restored.transform(frame), group.transform(frame))
     matrix = FeatureMatrix(["text_stats", "llm_stack"], {"llm_stack": {"ks": (3,), "inner_folds": 3}})
-    training = matrix.fit_transform(frame).toarray()
+    training = matrix.fit_transform(frame, log_target(frame)).toarray()
     ridge = matrix.column_offset("llm_stack")
     fitted = matrix.group("llm_stack")
     assert fitted is not None
-    np.testing.assert_array_equal(training[:, ridge], fitted.fit_transform(frame)[:, 0])
+    np.testing.assert_array_equal(training[:, ridge], fitted.fit_transform(frame, log_target(frame))[:, 0])
+    with pytest.raises(ValueError, match="learns from the labels"):
+        EmbeddingStackFeatures().fit(frame)
 
 
 def test_question_features_read_p_yes_fall_back_to_the_answer_and_round_trip(posts: pd.DataFrame) -> None:

@@ -141,22 +141,29 @@ def test_ollama_standin_refuses_formats_ollama_refuses() -> None:
 
 
 def test_faults_are_retried_reasked_or_counted_and_a_rerun_resends_only_failures(
-    csv_path: Path, tmp_path: Path, openai_env: None, monkeypatch: pytest.MonkeyPatch
+    csv_path: Path,
+    tmp_path: Path,
+    openai_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """30% of posts get a fault on their first request (500, 503, 429 + retry-after, a stall past the
-    timeout, truncated JSON, an out-of-range rating); one post fails on every request."""
+    timeout, truncated JSON, an out-of-range rating); one post fails on every request. The first run's
+    summary says what the rerun then sends: that one post, and after it nothing."""
     posts = pd.read_csv(csv_path).drop_duplicates("url").head(40)
     doomed = str(posts["title"].iloc[7])
     plan = fault_plan(0.3, persistent={doomed})
     with running(OpenAIStandIn(plan, stall_s=1.0, retry_after_s=0)) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
         assert _extract(csv_path, "openai:gpt-4o-mini", 40, tmp_path) == 0  # 1 failure in 40 is within 5%
+        assert "a rerun sends 1 post(s) again" in capsys.readouterr().out
         faults = dict(server.traffic.faults)
         table = _table(tmp_path)
         server.plan = None  # the endpoint recovers; the same endpoint, so the same cache keys
         sent = server.traffic.paths["/v1/chat/completions"]
         assert _extract(csv_path, "openai:gpt-4o-mini", 40, tmp_path) == 0
         resent = server.traffic.paths["/v1/chat/completions"] - sent
+        assert "a rerun sends 0 post(s) again: nothing" in capsys.readouterr().out
     assessed = table["failure"].isna()
     assert assessed.sum() >= 38 and set(faults) >= {"500", "429", "stall", "truncated", "out_of_range"}
     assert table.loc[assessed, RATINGS].isin(range(1, 6)).all().all()  # nothing out of range was kept

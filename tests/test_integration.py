@@ -170,3 +170,16 @@ def test_openai_backend_against_real_llama_cpp_server(llama_server: str, monkeyp
     if result.assessment is not None:
         assert set(result.expected) <= {"question_clarity", "novelty", "predicted_interest"}
         assert all(1.0 <= v <= 5.0 for v in result.expected.values())
+
+
+def test_the_context_size_option_is_the_context_llama_cpp_gets() -> None:
+    """EmbeddedOptions.n_ctx is part of the backend's identity (its cache keys), so it must also be the
+    context the model runs with: a prompt longer than it is a counted failure naming that size."""
+    from hybrid_scorer.llm.backends.embedded import EmbeddedBackend, EmbeddedOptions
+
+    small = EmbeddedBackend(EmbeddedOptions(model_path=_gguf(), n_ctx=256))
+    client = LLMClient(small, load_prompt(), max_retries=0)
+    assert small.identity()["n_ctx"] == 256
+    result = client.assess(PostText("long", "Why " * 30, "word " * 400))
+    assert result.assessment is None and "exceeds the context of 256" in (result.error or "")
+    assert small._llm().n_ctx() == 256

@@ -263,11 +263,14 @@ def test_openai_json_object_compat_and_missing_logprobs() -> None:
     assert backend.embed("t").vector.tolist() == [1.0, 2.0]
 
 
-def test_openai_without_key_or_base_url_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_openai_without_key_or_base_url_is_a_clear_error_at_first_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building the backend (to compare identities: the promotion gate) needs no key; calling it does."""
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    backend = OpenAIBackend(OpenAIOptions(model="gpt-4o-mini"))
+    assert backend.identity()["model"] == "gpt-4o-mini"
     with pytest.raises(ValueError, match="OPENAI_API_KEY"):
-        OpenAIBackend(OpenAIOptions(model="gpt-4o-mini"))
+        backend.warm()
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,7 @@ def _train(csv: Path, out: Path, tmp_path: Path, shuffle: bool = False) -> list[
     if shuffle:  # a worse candidate: the scores no longer belong to their posts
         posts = posts.assign(score=np.random.default_rng(0).permutation(posts["score"].to_numpy()))
     settings = Settings(data_path=csv, cache_dir=tmp_path / "cache", embedding_components=4)
-    return list(train_and_save(Job(posts, report, settings, "mock", progress=False), out))
+    return train_and_save(Job(posts, report, settings, "mock", progress=False), out).summary()
 
 
 def test_train_register_promote_refuse_load_serve_and_roll_back(
@@ -51,12 +51,21 @@ def test_train_register_promote_refuse_load_serve_and_roll_back(
     # a worse candidate is registered but refused, and the champion stays
     _train(csv_path, tmp_path / "v2", tmp_path, shuffle=True)
     with pytest.raises(PromotionRefusedError, match="below the 95% interval of the champion"):
-        promote(2, "mock", "assessment_v2")
+        promote(2, "mock", Settings())
     assert main(["promote", "--version", "2", "--llm", "mock"]) == 1
     assert "refused:" in capsys.readouterr().err and champion().version == 1  # type: ignore[union-attr]
     # a model trained with one LLM is never promoted for serving with another
-    with pytest.raises(PromotionRefusedError, match="trained with mock:mock-v1"):
-        promote(1, "ollama:qwen2.5:7b", "assessment_v2", force=True)
+    with pytest.raises(PromotionRefusedError, match="trained with LLM 'mock:mock-v1'"):
+        promote(1, "ollama:qwen2.5:7b", Settings(), force=True)
+    # ... nor with another embedder (the gate checks what serving checks), and comparing a hosted setup
+    # needs no API key: the refusal names the LLM, not a missing OPENAI_API_KEY
+    with pytest.raises(
+        PromotionRefusedError, match=r"trained on embeddings of 'mock:mock-v1'.*serve without --embedder"
+    ):
+        promote(1, "mock", Settings(embedder="ollama:nomic-embed-text"), force=True)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    with pytest.raises(PromotionRefusedError, match="serving would call 'openai:gpt-4o-mini'"):
+        promote(1, "openai:gpt-4o-mini", Settings(), force=True)
 
     # MLflow's own API reads runs and the champion, and the pyfunc scores like predict() does
     assert len(mlflow.search_runs(experiment_names=["hybrid-scorer"])) >= 3

@@ -98,7 +98,7 @@ def test_a_bug_is_an_error_not_a_silent_fallback(
 ) -> None:
     predictor = predictor_with(MockBackend(), model_dir, settings, tmp_path).load()
     assert predictor.hybrid is not None
-    monkeypatch.setattr(predictor.hybrid, "predict_log", lambda posts: 1 / 0)
+    monkeypatch.setattr(predictor.hybrid, "predict_log_row", lambda row: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         predictor.predict(POST)
 
@@ -118,6 +118,29 @@ def test_serving_refuses_an_llm_the_model_was_not_trained_with(
     edited = LLMClient(MockBackend(), PromptTemplate(prompt.version, prompt.system + " Be terse.", prompt.user))
     with pytest.raises(ModelMismatchError, match="prompt assessment_v2@"):
         Predictor(model_dir, settings, client=edited, log_path=tmp_path / "p.jsonl").load()
+
+
+class OtherEmbedder(MockBackend):
+    embedding_model = "other-embed-v1"  # type: ignore[assignment]
+
+
+def test_a_model_trained_without_an_embedder_is_refused_with_one_and_the_message_is_whole(
+    model_dir: Path, settings: Settings, tmp_path: Path
+) -> None:
+    """The message names what the model was trained on, what serving would use and the fix, in
+    balanced parentheses (it used to lose its first half to an operator-precedence slip)."""
+    from hybrid_scorer.serving.predictor import ModelMismatchError
+
+    client = LLMClient(MockBackend(), load_prompt(), embedder=OtherEmbedder())
+    with pytest.raises(ModelMismatchError) as refused:
+        Predictor(model_dir, settings, client=client, log_path=tmp_path / "p.jsonl").load()
+    message = str(refused.value)
+    assert (
+        "the model was trained on embeddings of 'mock:mock-v1', serving would embed with 'mock:other-embed-v1'"
+        in message
+    )
+    assert "(serve without --embedder: the chat LLM embedded)" in message
+    assert message.count("(") == message.count(")")
 
 
 class InvalidReplyBackend(MockBackend):

@@ -1,4 +1,5 @@
-"""Assemble named feature groups into one sparse matrix; the unit the model fits and saves."""
+"""Assemble named feature groups into one matrix (batch) or one vector (row); the unit the model fits
+and saves. GROUPS is the registry: adding a feature group is one file plus one line here."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from hybrid_scorer.features.base import FeatureGroup, require_fitted
+from hybrid_scorer.errors import ConfigurationError
+from hybrid_scorer.features.base import FeatureGroup, LLMOutput, PostRow, require_fitted
 from hybrid_scorer.features.embedding import EmbeddingFeatures
 from hybrid_scorer.features.llm import LLMQuestionFeatures, LLMRatingFeatures
 from hybrid_scorer.features.meta import MetaFeatures, TimeTrendFeatures
@@ -33,10 +35,24 @@ GROUPS: dict[str, type[FeatureGroup]] = {
 CONTENT_GROUPS = ("text_stats", "tfidf", "meta")
 
 
-def make_group(name: str, options: dict[str, Any] | None = None) -> FeatureGroup:
+def group_class(name: str) -> type[FeatureGroup]:
     if name not in GROUPS:
-        raise ValueError(f"unknown feature group {name!r}; choose from {sorted(GROUPS)}")
-    return GROUPS[name](**(options or {}).get(name, {}))  # type: ignore[call-arg]
+        raise ConfigurationError(f"unknown feature group {name!r}; choose from {sorted(GROUPS)}")
+    return GROUPS[name]
+
+
+def make_group(name: str, options: dict[str, Any] | None = None) -> FeatureGroup:
+    return group_class(name)(**(options or {}).get(name, {}))  # type: ignore[call-arg]
+
+
+def llm_needs(groups: Sequence[str]) -> frozenset[LLMOutput]:
+    """Every LLM output these feature groups read, as the groups declare it."""
+    return frozenset().union(*(group_class(g).needs for g in groups))
+
+
+def groups_needing(output: LLMOutput, groups: Sequence[str] | None = None) -> list[str]:
+    """The groups (of `groups`, default: all registered) that read this LLM output."""
+    return [g for g in (GROUPS if groups is None else groups) if output in group_class(g).needs]
 
 
 class FeatureMatrix:
@@ -46,37 +62,31 @@ class FeatureMatrix:
         self.groups = groups
         self.options = options
 
-    def fit(self, posts: pd.DataFrame) -> Self:
-        return self._set_fitted([make_group(name, self.options).fit(posts) for name in self.groups])
+    def fit(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> Self:
+        return self._set_fitted([make_group(name, self.options).fit(posts, y) for name in self.groups])
 
     def _set_fitted(self, fitted: list[FeatureGroup]) -> Self:
         self.fitted_ = fitted
-        # which group each column belongs to, computed once (feature names cost a regex per TF-IDF term)
-        self.column_groups_ = [g.name for g in fitted for _ in g.feature_names]
+        # which group each column belongs to, computed once
+        self.column_groups_ = [g.name for g in fitted for _ in range(g.width)]
         return self
 
     def transform(self, posts: pd.DataFrame) -> sparse.csr_matrix:
         require_fitted(self, "fitted_")
-        blocks = [_as_sparse(g.transform(posts)) for g in self.fitted_]
-        return sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((len(posts), 0))
+        return _stack([g.transform(posts) for g in self.fitted_], len(posts))
 
-    def fit_transform(self, posts: pd.DataFrame) -> sparse.csr_matrix:
-        """The training matrix. A group with its own fit_transform (one that learns from the labels)
-        returns out-of-fold values for the training rows, which fit().transform() would not."""
-        fitted, blocks = [], []
-        for name in self.groups:
-            group = make_group(name, self.options)
-            if hasattr(group, "fit_transform"):
-                blocks.append(group.fit_transform(posts))
-            else:
-                blocks.append(group.fit(posts).transform(posts))
-            fitted.append(group)
+    def transform_row(self, row: PostRow) -> np.ndarray:
+        """One post's feature vector (float64, NaN where missing): the row path of every group."""
+        require_fitted(self, "fitted_")
+        return np.concatenate([g.transform_row(row) for g in self.fitted_]) if self.fitted_ else np.empty(0)
+
+    def fit_transform(self, posts: pd.DataFrame, y: np.ndarray) -> sparse.csr_matrix:
+        """The training matrix. A supervised group (one that learns from the labels `y`) returns
+        out-of-fold values for the training rows, which fit().transform() would not."""
+        fitted = [make_group(name, self.options) for name in self.groups]
+        blocks = [group.fit_transform(posts, y) for group in fitted]
         self._set_fitted(fitted)
-        return (
-            sparse.hstack([_as_sparse(b) for b in blocks], format="csr")
-            if blocks
-            else sparse.csr_matrix((len(posts), 0))
-        )
+        return _stack(blocks, len(posts))
 
     def group(self, name: str) -> FeatureGroup | None:
         """The fitted group of that name, if the matrix has it."""
@@ -111,10 +121,14 @@ class FeatureMatrix:
     def from_dict(cls, state: dict[str, Any]) -> Self:
         matrix = cls(state["groups"], state["options"])
         return matrix._set_fitted(
-            [GROUPS[n].from_dict(s) for n, s in zip(state["groups"], state["state"], strict=True)]
+            [group_class(n).from_dict(s) for n, s in zip(state["groups"], state["state"], strict=True)]
         )
 
 
 def _as_sparse(block: sparse.spmatrix | np.ndarray) -> sparse.csr_matrix:
     """Dense blocks keep their NaNs as explicit entries (LightGBM reads NaN as missing)."""
     return sparse.csr_matrix(block if sparse.issparse(block) else np.asarray(block, dtype=np.float64))
+
+
+def _stack(blocks: list[sparse.spmatrix | np.ndarray], n_rows: int) -> sparse.csr_matrix:
+    return sparse.hstack([_as_sparse(b) for b in blocks], format="csr") if blocks else sparse.csr_matrix((n_rows, 0))

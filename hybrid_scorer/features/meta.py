@@ -4,12 +4,13 @@ it encodes how posts were sampled (old 'top' posts next to recent ones), not any
 from __future__ import annotations
 
 import re
+from datetime import UTC
 from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 
-from hybrid_scorer.features.base import StatelessGroup, require_fitted, safe_name
+from hybrid_scorer.features.base import GroupBase, PostRow, StatelessGroup, require_fitted, safe_name
 
 _SPACES = re.compile(r"\s+")
 NO_FLAIR = "none"
@@ -22,7 +23,7 @@ def normalize_flair(flair: object) -> str:
     return text or NO_FLAIR
 
 
-class MetaFeatures:
+class MetaFeatures(GroupBase):
     """One-hot flair (flairs seen fewer than `min_count` times in training become 'other'), UTC hour
     and weekday. Keeps each flair level's share of the training posts: a post whose flair the caller
     does not know is scored as the average over these levels (see HybridScorer.predict_log)."""
@@ -32,13 +33,18 @@ class MetaFeatures:
     def __init__(self, min_count: int = 10) -> None:
         self.min_count = min_count
 
-    def fit(self, posts: pd.DataFrame) -> Self:
+    def fit(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> Self:
         flair = posts["flair"].map(normalize_flair)
         counts = flair.value_counts()
         kept = sorted(counts[counts >= self.min_count].index)
-        self.flairs_ = [*kept, RARE_FLAIR] if RARE_FLAIR not in kept else kept
-        shares = flair.where(flair.isin(self.flairs_), RARE_FLAIR).value_counts(normalize=True)
-        self.flair_shares_ = {f: float(shares.get(f, 0.0)) for f in self.flairs_}
+        flairs = [*kept, RARE_FLAIR] if RARE_FLAIR not in kept else kept
+        shares = flair.where(flair.isin(flairs), RARE_FLAIR).value_counts(normalize=True)
+        return self._set_state(flairs, {f: float(shares.get(f, 0.0)) for f in flairs})
+
+    def _set_state(self, flairs: list[str], shares: dict[str, float]) -> Self:
+        self.flairs_ = flairs
+        self.flair_shares_ = shares
+        self.flair_index_ = {f: i for i, f in enumerate(flairs)}  # the row path's one-hot, by index
         return self
 
     def transform(self, posts: pd.DataFrame) -> np.ndarray:
@@ -49,6 +55,14 @@ class MetaFeatures:
         created = pd.to_datetime(posts["created_utc"], utc=True)
         time = np.column_stack([created.dt.hour.to_numpy(float), created.dt.day_of_week.to_numpy(float)])
         return np.hstack([onehot, time])
+
+    def transform_row(self, row: PostRow) -> np.ndarray:
+        require_fitted(self, "flairs_")
+        out = np.zeros(len(self.flairs_) + 2)
+        out[self.flair_index_.get(normalize_flair(row.flair), self.flair_index_[RARE_FLAIR])] = 1.0
+        created = row.created_utc.astimezone(UTC)
+        out[-2:] = created.hour, created.weekday()
+        return out
 
     def unknown_flair_weights(self) -> dict[str, float]:
         """Flair levels and weights to average over when the flair is unknown: the training shares of
@@ -69,10 +83,7 @@ class MetaFeatures:
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Self:
-        group = cls(min_count=state["min_count"])
-        group.flairs_ = list(state["flairs"])
-        group.flair_shares_ = dict(state["flair_shares"])
-        return group
+        return cls(min_count=state["min_count"])._set_state(list(state["flairs"]), dict(state["flair_shares"]))
 
 
 class TimeTrendFeatures(StatelessGroup):
@@ -84,6 +95,10 @@ class TimeTrendFeatures(StatelessGroup):
         created = pd.to_datetime(posts["created_utc"], utc=True)
         year = created.dt.year.to_numpy(float) + (created.dt.day_of_year.to_numpy(float) - 1) / 366.0
         return year.reshape(-1, 1)
+
+    def transform_row(self, row: PostRow) -> np.ndarray:
+        created = row.created_utc.astimezone(UTC)
+        return np.array([created.year + (created.timetuple().tm_yday - 1) / 366.0])
 
     @property
     def feature_names(self) -> list[str]:

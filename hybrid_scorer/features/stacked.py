@@ -22,10 +22,15 @@ from sklearn.linear_model import RidgeCV
 from sklearn.model_selection import GroupKFold
 
 from hybrid_scorer.data import fold_groups
-from hybrid_scorer.features.base import require_fitted
-from hybrid_scorer.features.embedding import stack_embeddings, trained_width_rows
+from hybrid_scorer.errors import ConfigurationError
+from hybrid_scorer.features.base import GroupBase, LLMOutput, PostRow, require_fitted
+from hybrid_scorer.features.embedding import row_vector, stack_embeddings, trained_width_rows
 
 ALPHAS = tuple(float(a) for a in np.logspace(0, 5, 11))
+# Bound on the float32 error of a dot product of two unit vectors of the embedding's width (576): at most
+# d * 2**-24 from accumulation plus the query's rounding; 1e-4 is above it for any width up to ~1,600.
+_FLOAT32_DOT_ERROR = 1e-4
+_EXTRA_CANDIDATES = 16
 
 
 def _unit(matrix: np.ndarray) -> np.ndarray:
@@ -46,8 +51,9 @@ class _Fitted:
 
     @cached_property
     def _search(self) -> np.ndarray:
-        """The neighbours widened once, not on every transform (serving calls it per request)."""
-        return self.neighbours.astype(np.float64).T
+        """The neighbours widened to float32 once (exactly: float16 values are float32 values), not on
+        every transform (serving calls it per request)."""
+        return np.ascontiguousarray(self.neighbours.astype(np.float32))
 
     @classmethod
     def fit(cls, matrix: np.ndarray, target: np.ndarray, alphas: tuple[float, ...]) -> _Fitted:
@@ -59,23 +65,43 @@ class _Fitted:
         neighbours = _unit(matrix).astype(np.float16)
         return cls(mean, scale, ridge.coef_, float(ridge.intercept_), neighbours, target)
 
+    def nearest(self, units: np.ndarray, k: int) -> np.ndarray:
+        """Indices of the k most similar neighbours of each unit row, most similar first (ties: lower
+        index first), exactly as a float64 search over all neighbours ranks them, for the cost of one
+        float32 matrix product: float32 picks k + 16 candidates and float64 ranks them. Every neighbour
+        left out has a float32 similarity at most the smallest candidate's, so its float64 one is at most
+        that plus the float32 error; a row whose k-th similarity is not clear of that bound is ranked over
+        all neighbours in float64 instead."""
+        approx = units.astype(np.float32) @ self._search.T
+        n = approx.shape[1]
+        m = min(k + _EXTRA_CANDIDATES, n)
+        candidates = np.argpartition(-approx, m - 1, axis=1)[:, :m]
+        out = np.empty((len(units), k), dtype=np.intp)
+        for i, chosen in enumerate(candidates):
+            exact = self.neighbours[chosen].astype(np.float64) @ units[i]
+            ranked = np.lexsort((chosen, -exact))
+            if m < n and exact[ranked[k - 1]] <= approx[i, chosen].min() + _FLOAT32_DOT_ERROR:
+                chosen = np.arange(n)
+                exact = self.neighbours.astype(np.float64) @ units[i]
+                ranked = np.lexsort((chosen, -exact))
+            out[i] = chosen[ranked[:k]]
+        return out
+
     def features(self, matrix: np.ndarray, ks: tuple[int, ...]) -> np.ndarray:
         ridge = ((matrix - self.mean) / self.scale) @ self.coef + self.intercept
-        similarity = _unit(matrix) @ self._search
-        k_max = min(max(ks), similarity.shape[1])
-        nearest = np.argpartition(-similarity, k_max - 1, axis=1)[:, :k_max]
-        order = np.take_along_axis(similarity, nearest, axis=1).argsort(axis=1)[:, ::-1]
-        scores = self.targets[np.take_along_axis(nearest, order, axis=1)]  # most similar first
+        scores = self.targets[self.nearest(_unit(matrix), min(max(ks), len(self.targets)))]
         columns = [ridge]
         for k in ks:
             columns += [scores[:, :k].mean(axis=1), np.median(scores[:, :k], axis=1)]
         return np.column_stack(columns)
 
 
-class EmbeddingStackFeatures:
+class EmbeddingStackFeatures(GroupBase):
     """Out-of-fold ridge prediction and k-nearest-neighbour mean/median log score over the embedding."""
 
     name: ClassVar[str] = "llm_stack"
+    needs: ClassVar[frozenset[LLMOutput]] = frozenset({LLMOutput.EMBEDDING})
+    supervised: ClassVar[bool] = True
 
     def __init__(
         self, alphas: tuple[float, ...] = ALPHAS, ks: tuple[int, ...] = (10, 30), inner_folds: int = 5
@@ -84,23 +110,25 @@ class EmbeddingStackFeatures:
         self.ks = tuple(ks)
         self.inner_folds = inner_folds
 
-    def _training_rows(self, posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _training_rows(self, posts: pd.DataFrame, y: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if y is None:
+            raise ValueError(f"feature group '{self.name}' learns from the labels: fit it with y (log1p scores)")
         matrix, present = stack_embeddings(posts)
         if len(matrix) <= max(self.ks):
-            raise ValueError(
+            raise ConfigurationError(
                 f"feature group '{self.name}' needs embeddings for more than {max(self.ks)} training posts;"
                 " run `hybrid-scorer extract` first or drop the group"
             )
-        return matrix, present, np.log1p(posts["score"].to_numpy(np.float64)[present])
+        return matrix, present, np.asarray(y, dtype=np.float64)[present]
 
-    def fit(self, posts: pd.DataFrame) -> Self:
-        matrix, _, target = self._training_rows(posts)
+    def fit(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> Self:
+        matrix, _, target = self._training_rows(posts, y)
         self.state_ = _Fitted.fit(matrix, target, self.alphas)
         return self
 
-    def fit_transform(self, posts: pd.DataFrame) -> np.ndarray:
+    def fit_transform(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> np.ndarray:
         """Out-of-fold values for the training rows themselves (see the module docstring)."""
-        matrix, present, target = self._training_rows(posts)
+        matrix, present, target = self._training_rows(posts, y)
         inner = np.full((len(matrix), len(self.feature_names_for(self.ks))), np.nan)
         groups = fold_groups(posts[present])
         for train, held_out in GroupKFold(n_splits=self.inner_folds).split(matrix, groups=groups):
@@ -113,10 +141,22 @@ class EmbeddingStackFeatures:
     def transform(self, posts: pd.DataFrame) -> np.ndarray:
         require_fitted(self, "state_")
         out = np.full((len(posts), len(self.feature_names)), np.nan)
-        matrix, present = trained_width_rows(posts, self.state_.coef.shape[0], "stack")
+        matrix, present = trained_width_rows(posts, self.embedding_width, "stack")
         if present.any():
             out[present] = self.state_.features(matrix, self.ks)
         return out
+
+    def transform_row(self, row: PostRow) -> np.ndarray:
+        require_fitted(self, "state_")
+        vector = row_vector(row, self.embedding_width, "stack")
+        if vector is None:
+            return np.full(len(self.feature_names), np.nan)
+        return self.state_.features(vector, self.ks)[0]
+
+    @property
+    def embedding_width(self) -> int:
+        require_fitted(self, "state_")
+        return int(self.state_.coef.shape[0])
 
     @staticmethod
     def feature_names_for(ks: tuple[int, ...]) -> list[str]:

@@ -8,7 +8,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from hybrid_scorer.features.base import StatelessGroup
+from hybrid_scorer.features.base import PostRow, StatelessGroup
 
 _LINK = re.compile(r"\]\((?:https?://|www\.)|(?<!\()(?:https?://|www\.)")  # a markdown link counts once
 _EDIT = re.compile(r"\bedit\b|\bupdate\b", re.IGNORECASE)
@@ -61,6 +61,9 @@ class TextStatsFeatures(StatelessGroup):
             _stats(t, b, r) for t, b, r in zip(posts["title_clean"], posts["body_clean"], posts["body"], strict=True)
         ]
         return np.asarray(rows, dtype=np.float64).reshape(len(posts), len(self.columns))
+
+    def transform_row(self, row: PostRow) -> np.ndarray:
+        return np.asarray(_stats(row.title_clean, row.body_clean, row.body), dtype=np.float64)
 
     @property
     def feature_names(self) -> list[str]:

@@ -10,9 +10,9 @@ from scipy import sparse
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from hybrid_scorer.features.base import require_fitted, safe_name
+from hybrid_scorer.features.base import GroupBase, PostRow, require_fitted, safe_name
 
-_FIELDS = {"title": "title_clean", "body": "body_clean"}
+_FIELDS = {"title": "title_clean", "body": "body_clean"}  # field -> column of the posts and attribute of a PostRow
 _VECTORIZER_PARAMS: dict[str, Any] = {"lowercase": True, "ngram_range": (1, 2), "min_df": 3, "sublinear_tf": True}
 
 
@@ -21,7 +21,8 @@ class FieldTfidf:
 
     The counter over the vocabulary is built once when the state is set (in `fit` or `from_state`):
     validating a 2,000-term vocabulary costs more than scoring one post, and building it lazily on the
-    first request would race between concurrent requests."""
+    first request would race between concurrent requests. The row path reads the counter's own analyzer
+    (scikit-learn's tokenizer, lowercasing and 1-2 grams, plain Python) and does the rest in numpy."""
 
     def __init__(self, max_features: int) -> None:
         self.max_features = max_features
@@ -41,6 +42,7 @@ class FieldTfidf:
         )
         if vocabulary:
             self.counter_.fit([""])
+        self.analyze_ = self.counter_.build_analyzer()
         self.idf_diagonal_ = sparse.diags(self.idf_)
         return self
 
@@ -52,6 +54,23 @@ class FieldTfidf:
         counts.data = 1.0 + np.log(counts.data)
         return normalize(counts @ self.idf_diagonal_, norm="l2").tocsr()
 
+    def transform_text(self, text: str) -> np.ndarray:
+        """One text's row, dense: the batch path's arithmetic on the same analyzer, vocabulary and idf."""
+        require_fitted(self, "vocabulary_")
+        counts: dict[int, int] = {}
+        for term in self.analyze_(text):
+            index = self.vocabulary_.get(term)
+            if index is not None:
+                counts[index] = counts.get(index, 0) + 1
+        out = np.zeros(len(self.vocabulary_))
+        if counts:
+            indices = np.fromiter(counts, dtype=np.intp, count=len(counts))
+            values = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * self.idf_[
+                indices
+            ]
+            out[indices] = values / np.sqrt(np.dot(values, values))
+        return out
+
     @property
     def terms(self) -> list[str]:
         ordered = [""] * len(self.vocabulary_)
@@ -60,7 +79,7 @@ class FieldTfidf:
         return ordered
 
 
-class TfidfFeatures:
+class TfidfFeatures(GroupBase):
     """Word 1-2 grams of the title and the body, each its own vocabulary (titles carry more signal)."""
 
     name: ClassVar[str] = "tfidf"
@@ -68,13 +87,22 @@ class TfidfFeatures:
     def __init__(self, max_features: int = 2000) -> None:
         self.max_features = max_features
 
-    def fit(self, posts: pd.DataFrame) -> Self:
+    def fit(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> Self:
         self.fields_ = {f: FieldTfidf(self.max_features).fit(posts[c]) for f, c in _FIELDS.items()}
         return self
 
     def transform(self, posts: pd.DataFrame) -> sparse.csr_matrix:
         require_fitted(self, "fields_")
         return sparse.hstack([self.fields_[f].transform(posts[c]) for f, c in _FIELDS.items()], format="csr")
+
+    def transform_row(self, row: PostRow) -> np.ndarray:
+        require_fitted(self, "fields_")
+        return np.concatenate([self.fields_[f].transform_text(getattr(row, c)) for f, c in _FIELDS.items()])
+
+    @property
+    def width(self) -> int:
+        require_fitted(self, "fields_")
+        return sum(len(v.vocabulary_) for v in self.fields_.values())
 
     @property
     def feature_names(self) -> list[str]:

@@ -21,7 +21,7 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from hybrid_scorer.llm.cache import cache_key
 from hybrid_scorer.llm.prompts import PostText, PromptTemplate
-from hybrid_scorer.llm.protocol import Backend
+from hybrid_scorer.llm.protocol import Backend, backend_spec
 from hybrid_scorer.llm.schema import PostAssessment
 from hybrid_scorer.llm.store import FeatureStore
 from hybrid_scorer.llm.usage import Usage, UsageLedger
@@ -145,17 +145,18 @@ class LLMClient:
         self.embedder = embedder or backend  # who embeds: the chat backend unless another is given
         self.prompt = prompt
         self.cache = cache
-        self.ledger = ledger if ledger is not None else UsageLedger(f"{backend.name}:{backend.model}")
+        self.ledger = ledger if ledger is not None else UsageLedger(backend_spec(backend.name, backend.model))
         self.max_retries = max_retries
         self.backoff_s = backoff_s
+        self._schemas: dict[type[BaseModel], dict[str, Any]] = {}  # the schema as sent, per response model
 
     @property
     def spec(self) -> str:
-        return f"{self.backend.name}:{self.backend.model}"
+        return backend_spec(self.backend.name, self.backend.model)
 
     @property
     def embedding_spec(self) -> str:
-        return f"{self.embedder.name}:{self.embedder.embedding_model}"
+        return backend_spec(self.embedder.name, self.embedder.embedding_model)
 
     @property
     def one_pass(self) -> bool:
@@ -169,12 +170,14 @@ class LLMClient:
     def request_key(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> str:
         """Hash of the exact request the backend receives (rendered messages, the schema as sent) and of
         the backend's identity (model, weights, runtime, decoding): change any of them and the key misses."""
+        if response_model not in self._schemas:  # pydantic builds a schema in ~0.1 ms: once per model class
+            self._schemas[response_model] = self.backend.request_schema(response_model)
         return cache_key(
             "assess",
             backend=self.backend.name,
             identity=self.backend.identity(),
             messages=messages,
-            schema=self.backend.request_schema(response_model),
+            schema=self._schemas[response_model],
         )
 
     def assessment_key(self, post: PostText) -> str:
@@ -209,18 +212,24 @@ class LLMClient:
                 return fn(*args)
         raise AssertionError("unreachable: tenacity reraises")
 
+    def _cached(self, key: str, response_model: type[M]) -> StructuredResult[M] | None:
+        cached = self.cache.get_json(key) if self.cache is not None else None
+        if cached is None:
+            return None
+        # keep what producing it cost (tokens, ms) but mark it as served from the cache
+        usage = Usage.model_validate(cached["usage"]).model_copy(update={"cache_hit": True})
+        self.ledger.record(usage)
+        return StructuredResult(response_model.model_validate(cached["value"]), usage, cached["expected"])
+
     def structured(
         self, messages: list[dict[str, str]], response_model: type[M], use_cached: bool = True
     ) -> StructuredResult[M]:
         """One validated structured call through the cache: the model instance, or a counted failure.
         `use_cached=False` makes the call even when its answer is cached (to get what the cache lacks)."""
         key = self.request_key(messages, response_model)
-        cached = self.cache.get_json(key) if self.cache is not None and use_cached else None
+        cached = self._cached(key, response_model) if use_cached else None
         if cached is not None:
-            # keep what producing it cost (tokens, ms) but mark it as served from the cache
-            usage = Usage.model_validate(cached["usage"]).model_copy(update={"cache_hit": True})
-            self.ledger.record(usage)
-            return StructuredResult(response_model.model_validate(cached["value"]), usage, cached["expected"])
+            return cached
         usage = Usage(kind="assess")
         started = time.perf_counter()
         result: StructuredResult[M] = StructuredResult(None, usage)
@@ -258,12 +267,7 @@ class LLMClient:
                 ]
         raise AssertionError("unreachable")
 
-    def assess(self, post: PostText) -> AssessmentResult:
-        """The post's assessment; from a backend that embeds in the same pass, its embedding is cached
-        too (at no extra token or millisecond: `embed` then finds it)."""
-        reply = self.structured(self.prompt.messages(post), self.prompt.response_model)
-        if reply.embedding is not None and self.one_pass:
-            self._keep_embedding(self.embedding_key(post), reply.embedding, Usage(kind="embed"))
+    def _assessment(self, post: PostText, reply: StructuredResult[PostAssessment]) -> AssessmentResult:
         return AssessmentResult(
             post_id=post.post_id,  # the cache is keyed by content: twins share an entry, not an identity
             assessment=reply.value,
@@ -273,14 +277,34 @@ class LLMClient:
             error=reply.error,
         )
 
-    def embed(self, post: PostText) -> EmbeddingResult:
+    def cached_assessment(self, post: PostText) -> AssessmentResult | None:
+        """The post's assessment if the cache holds it; None otherwise (nothing is sent)."""
+        reply = self._cached(self.assessment_key(post), self.prompt.response_model)
+        return self._assessment(post, reply) if reply is not None else None
+
+    def assess(self, post: PostText) -> AssessmentResult:
+        """The post's assessment; from a backend that embeds in the same pass, its embedding is cached
+        too (at no extra token or millisecond: `embed` then finds it)."""
+        reply = self.structured(self.prompt.messages(post), self.prompt.response_model)
+        if reply.embedding is not None and self.one_pass:
+            self._keep_embedding(self.embedding_key(post), reply.embedding, Usage(kind="embed"))
+        return self._assessment(post, reply)
+
+    def cached_embedding(self, post: PostText) -> EmbeddingResult | None:
+        """The post's embedding if the cache holds it; None otherwise (nothing is sent)."""
         key = self.embedding_key(post)
         cached = self.cache.get_vector(key) if self.cache is not None else None
+        if cached is None:
+            return None
+        stored = self.cache.get_json(key + ":usage") if self.cache is not None else None
+        usage = Usage.model_validate(stored or {"kind": "embed"}).model_copy(update={"cache_hit": True})
+        self.ledger.record(usage)
+        return EmbeddingResult(post_id=post.post_id, vector=cached, usage=usage, provenance=self.provenance)
+
+    def embed(self, post: PostText) -> EmbeddingResult:
+        cached = self.cached_embedding(post)
         if cached is not None:
-            stored = self.cache.get_json(key + ":usage") if self.cache is not None else None
-            usage = Usage.model_validate(stored or {"kind": "embed"}).model_copy(update={"cache_hit": True})
-            self.ledger.record(usage)
-            return EmbeddingResult(post_id=post.post_id, vector=cached, usage=usage, provenance=self.provenance)
+            return cached
         usage = Usage(kind="embed")
         started = time.perf_counter()
         result = EmbeddingResult(post_id=post.post_id, usage=usage, provenance=self.provenance)
@@ -293,7 +317,7 @@ class LLMClient:
         usage.latency_ms = (time.perf_counter() - started) * 1000
         self.ledger.record(usage)
         if result.vector is not None:
-            self._keep_embedding(key, result.vector, usage)
+            self._keep_embedding(self.embedding_key(post), result.vector, usage)
         return result
 
     def _embed_live(self, post: PostText, usage: Usage) -> np.ndarray:

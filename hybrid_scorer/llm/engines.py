@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from hybrid_scorer.config import Settings
-from hybrid_scorer.llm.client import LLMClient
+from hybrid_scorer.llm.extract import missing
 from hybrid_scorer.llm.factory import make_client
 from hybrid_scorer.llm.prompts import PostText
 from hybrid_scorer.llm.store import MemoryStore, ParquetStore
@@ -56,18 +56,6 @@ class RayRun:
     sent: int  # posts sent to the actors (the rest were in the store already)
     ledger: UsageLedger  # this run's calls, as the actors reported them
     store: ParquetStore  # the store with this run's shards read in
-
-
-def missing(client: LLMClient, texts: list[PostText], assessments: bool, embeddings: bool) -> list[PostText]:
-    """The posts whose wanted entries are not in the client's store (computing keys loads no model)."""
-    store = client.cache
-    assert store is not None
-    return [
-        t
-        for t in texts
-        if (assessments and client.assessment_key(t) not in store)
-        or (embeddings and client.embedding_key(t) not in store)
-    ]
 
 
 def extract_with_ray(

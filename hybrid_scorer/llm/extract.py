@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from hybrid_scorer.errors import HybridScorerError
 from hybrid_scorer.llm.client import AssessmentResult, EmbeddingResult, LLMClient
 from hybrid_scorer.llm.prompts import PostText
 from hybrid_scorer.llm.schema import RATING_FIELDS, Answer, question_columns, question_fields
@@ -34,7 +35,7 @@ FIXES = {
 }
 
 
-class ExtractionFailedError(ValueError):
+class ExtractionFailedError(HybridScorerError, ValueError):
     """Too many posts without LLM features: fitting on them would learn from missing values."""
 
 
@@ -115,6 +116,19 @@ def _map(fn: Callable[[PostText], T], items: list[PostText], concurrency: int, d
         bar.close()
 
 
+def missing(client: LLMClient, texts: list[PostText], assessments: bool, embeddings: bool) -> list[PostText]:
+    """The posts whose wanted entries are not in the client's store (computing keys loads no model): what
+    a run sends, and what a rerun after it would send again."""
+    store = client.cache
+    assert store is not None
+    return [
+        t
+        for t in texts
+        if (assessments and client.assessment_key(t) not in store)
+        or (embeddings and client.embedding_key(t) not in store)
+    ]
+
+
 def extract(
     client: LLMClient,
     posts: pd.DataFrame | Iterable[PostText],
@@ -123,9 +137,10 @@ def extract(
     concurrency: int = 4,
     progress: bool = True,
 ) -> Extraction:
-    """Assess and/or embed every post. Local backends run one call at a time (one model in memory)."""
+    """Assess and/or embed every post, `concurrency` calls at once where the backend serves that many
+    (an in-process model serves one)."""
     items = post_texts(posts) if isinstance(posts, pd.DataFrame) else list(posts)
-    workers = 1 if client.backend.is_local else concurrency
+    workers = min(concurrency, client.backend.max_concurrency or concurrency)
     out = Extraction()
     try:
         if assessments:  # first: a backend that embeds in the same pass caches the embeddings on the way

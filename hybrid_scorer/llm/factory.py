@@ -6,6 +6,7 @@ from hybrid_scorer.config import Settings
 from hybrid_scorer.llm.backends import make_backend
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.prompts import load_prompt
+from hybrid_scorer.llm.protocol import backend_spec
 from hybrid_scorer.llm.store import FeatureStore, open_store
 from hybrid_scorer.llm.usage import UsageLedger
 
@@ -18,19 +19,14 @@ def make_client(spec: str, settings: Settings | None = None, store: FeatureStore
     settings = settings or Settings()
     backend = make_backend(spec, settings)
     embedder = make_backend(settings.embedder, settings) if settings.embedder else backend
+    chat, embedding = backend_spec(backend.name, backend.model), backend_spec(embedder.name, embedder.embedding_model)
     prices = settings.prices_per_million
     free = (0.0, 0.0)
     return LLMClient(
         backend,
         load_prompt(settings.prompt),
         cache=store if store is not None else open_store(settings.cache_dir, settings.features),
-        ledger=UsageLedger(
-            f"{backend.name}:{backend.model}",
-            {
-                "assess": prices.get(f"{backend.name}:{backend.model}", free),
-                "embed": prices.get(f"{embedder.name}:{embedder.embedding_model}", free),
-            },
-        ),
+        ledger=UsageLedger(chat, {"assess": prices.get(chat, free), "embed": prices.get(embedding, free)}),
         max_retries=settings.llm_max_retries,
         embedder=embedder,
     )

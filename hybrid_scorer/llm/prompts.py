@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from hybrid_scorer.errors import MissingArtifactError
 from hybrid_scorer.llm.schema import PostAssessment, Topic, assessment_model
 
 PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
@@ -44,6 +45,11 @@ class PromptTemplate:
         return hashlib.sha256(f"{self.system}\x00{self.user}{asked}".encode()).hexdigest()
 
     @property
+    def id(self) -> str:
+        """`version@hash`: what a model records and serving compares (the text's hash, not only its name)."""
+        return f"{self.version}@{self.sha256[:12]}"
+
+    @property
     def response_model(self) -> type[PostAssessment]:
         """The schema the reply is constrained by and validated against."""
         return assessment_model(self.questions)
@@ -70,7 +76,7 @@ def load_prompt(name: str = DEFAULT_PROMPT, directory: Path = PROMPTS_DIR) -> Pr
         system, user = (folder / "system.txt").read_text(), (folder / "user.txt").read_text()
     except FileNotFoundError as exc:
         available = sorted(p.name for p in directory.iterdir()) if directory.is_dir() else []
-        raise FileNotFoundError(f"prompt {name!r} not found in {directory} (available: {available})") from exc
+        raise MissingArtifactError(f"prompt {name!r} not found in {directory} (available: {available})") from exc
     asked = folder / "questions.json"
     questions = json.loads(asked.read_text()) if asked.is_file() else {}
     return PromptTemplate(name, system, user, tuple(questions.items()))

@@ -7,6 +7,7 @@ model manifest, so a changed backend can never be served a stale answer or a mis
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -14,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from hybrid_scorer.config import Settings
+from hybrid_scorer.errors import ConfigurationError
 
 
 @dataclass
@@ -37,7 +39,10 @@ class Backend(Protocol):
     """One raw call each; raise the library's own exceptions (the client classifies them)."""
 
     name: ClassVar[str]
-    is_local: ClassVar[bool]  # local backends cost 0 and run one call at a time in-process
+    is_local: ClassVar[bool]  # runs in this process on this machine's cores (costs 0; threads from the settings)
+    # calls it can serve at once: 1 for one model in this process; None: a remote endpoint, as many as the
+    # caller asks for (--concurrency, HYBRID_SCORER_LLM_CONCURRENCY)
+    max_concurrency: ClassVar[int | None]
     Options: ClassVar[type[BaseModel]]  # the backend's configuration; its dump is part of identity()
     options: BaseModel
 
@@ -83,10 +88,15 @@ class Backend(Protocol):
         ...
 
 
+def backend_spec(name: str, model: str) -> str:
+    """`name:model`, the resolved spec a model records and serving compares (one place builds it)."""
+    return f"{name}:{model}"
+
+
 def require_model(backend: str, model: str, example: str) -> None:
     """Remote backends have no default model: say how to name one."""
     if not model:
-        raise ValueError(f"LLM spec {backend!r} needs a model name, e.g. '{backend}:{example}'")
+        raise ConfigurationError(f"LLM spec {backend!r} needs a model name, e.g. '{backend}:{example}'")
 
 
 class RemoteOptions(BaseModel):
@@ -104,9 +114,25 @@ class RemoteOptions(BaseModel):
 
 class RemoteBackend:
     """What the hosted backends share: their options name a chat model and, optionally, an embedding
-    model, and the options' dump (model, endpoint, decoding) is the backend's identity."""
+    model, and the options' dump (model, endpoint, decoding) is the backend's identity. The SDK client is
+    made on first use, so building a backend to compare identities (the promotion gate) needs no API key."""
 
     options: Any
+
+    def __init__(self, options: Any, client: Any = None) -> None:
+        self.options = options
+        self._client = client
+        self._client_lock = threading.Lock()
+
+    def _make_client(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def client(self) -> Any:
+        with self._client_lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
 
     @property
     def model(self) -> str:

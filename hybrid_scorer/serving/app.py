@@ -2,6 +2,12 @@
 Prometheus metrics. Request and response bodies are the pydantic models `predict()` uses, so the OpenAPI
 schema and the Python API cannot drift apart.
 
+Routes live on two module-level routers: `probes` (liveness, readiness, metrics: always open) and
+`scoring`, whose every route depends on readiness, so a route added there cannot forget it. The predictor
+and the service state reach the routes through `Depends`, read from `app.state`. Responses are
+serialized by FastAPI from their declared models (pydantic's Rust serializer); metrics are counted by a
+pure ASGI middleware, which costs a request far less than Starlette's BaseHTTPMiddleware.
+
 Run it with `hybrid-scorer serve` (uvicorn, one worker: see serving/metrics.py for why)."""
 
 from __future__ import annotations
@@ -9,21 +15,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from dataclasses import dataclass
+from typing import Annotated, Any
 
 import anyio
-from fastapi import FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hybrid_scorer.serving.metrics import ServiceMetrics
 from hybrid_scorer.serving.predictor import Predictor
-from hybrid_scorer.serving.schemas import PostInput, Prediction, PredictionInputError, describe_errors
+from hybrid_scorer.serving.schemas import PostInput, Prediction, describe_errors
 from hybrid_scorer.version import __version__
 
 log = logging.getLogger(__name__)
@@ -42,12 +49,110 @@ class BatchResponse(BaseModel):
     results: list[BatchItem]
 
 
-class Readiness:
-    """Loading and warming happen in the background after start; /readyz says 503 until they are done."""
+@dataclass
+class ServiceState:
+    """What the routes share: the predictor, its metrics, the limits, and whether it is ready yet
+    (loading and warming happen in the background after start; /readyz says 503 until they are done)."""
 
-    def __init__(self) -> None:
-        self.ready = False
-        self.reason = "loading the models and warming the LLM"
+    predictor: Predictor
+    metrics: ServiceMetrics
+    max_batch: int
+    ready: bool = False
+    reason: str = "loading the models and warming the LLM"
+
+    def warm(self) -> None:
+        try:
+            self.predictor.warm()
+        except Exception as exc:  # reported by /readyz; the process stays up so the reason can be read
+            self.reason = f"{type(exc).__name__}: {exc}"
+            log.error("the service is not ready: %s", self.reason)
+            return
+        for role, model in (("hybrid", self.predictor.hybrid), ("content", self.predictor.content)):
+            if model is not None and model.manifest_ is not None:
+                labels = (
+                    Predictor.version(model),
+                    model.manifest_.llm_model or "none",
+                    model.manifest_.prompt_version or "none",
+                )
+                self.metrics.model_info.labels(role, *labels).set(1)
+        self.ready, self.reason = True, "ready"
+
+    def observed(self, prediction: Prediction) -> Prediction:
+        role = "hybrid" if prediction.llm_called and not prediction.fallback else "content"
+        self.metrics.observe_prediction(prediction, role)
+        return prediction
+
+
+async def service_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.service
+    return state
+
+
+State = Annotated[ServiceState, Depends(service_state)]
+
+
+async def require_ready(state: State) -> None:
+    if not state.ready:
+        raise HTTPException(503, f"not ready: {state.reason}", headers={"retry-after": "5"})
+
+
+NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {"description": "still loading, or the model and LLM do not fit together"}
+}
+probes = APIRouter()
+scoring = APIRouter(dependencies=[Depends(require_ready)], responses=NOT_READY)
+
+
+@probes.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is alive (says nothing about the model)."""
+    return {"status": "ok"}
+
+
+@probes.get("/readyz", responses=NOT_READY)
+async def readyz(state: State) -> dict[str, str]:
+    """Models loaded and the LLM warmed and checked against the model's manifest."""
+    await require_ready(state)
+    return {"status": "ready"}
+
+
+@probes.get("/metrics", response_class=PlainTextResponse)
+async def prometheus(state: State) -> PlainTextResponse:
+    """Prometheus metrics in the text exposition format."""
+    return PlainTextResponse(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@scoring.get("/v1/model")
+def model(state: State) -> dict[str, Any]:
+    """The served models' manifests: version, feature groups, LLM, prompt version, CV metrics."""
+    predictor = state.predictor
+    return {
+        role: {"version": Predictor.version(m), **m.manifest_.model_dump(mode="json", exclude={"params"})}
+        for role, m in (("hybrid", predictor.hybrid), ("content", predictor.content))
+        if m is not None and m.manifest_ is not None
+    }
+
+
+@scoring.post("/v1/predict", responses={422: {"description": "names the bad field"}})
+async def predict(
+    post: PostInput, state: State, explain: bool = Query(False, description="add contributions by feature group")
+) -> Prediction:
+    """Score one post. Without a flair, the post is scored as of unknown flair."""
+    return state.observed(state.predictor.predict(post, explain=explain))
+
+
+@scoring.post("/v1/predict/batch")
+def predict_batch(batch: BatchRequest, state: State, explain: bool = False) -> BatchResponse:
+    """Score up to `max_batch` posts; an invalid post gets its error in place, the others are scored."""
+    if len(batch.posts) > state.max_batch:
+        raise HTTPException(422, f"at most {state.max_batch} posts per batch, got {len(batch.posts)}")
+    results = state.predictor.predict_batch(batch.posts, explain)
+    return BatchResponse(
+        results=[
+            BatchItem(prediction=state.observed(r)) if isinstance(r, Prediction) else BatchItem(error=str(r))
+            for r in results
+        ]
+    )
 
 
 class BodySizeLimit:
@@ -71,117 +176,59 @@ class BodySizeLimit:
         await self.app(scope, receive, send)
 
 
+class RequestMetrics:
+    """Requests by route and status, their latency and how many are in flight (pure ASGI)."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        self.metrics.in_flight.inc()
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            self.metrics.in_flight.dec()
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.metrics.requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.request_seconds.labels(route, scope["method"]).observe(time.perf_counter() - started)
+
+
 def create_app(predictor: Predictor, max_batch: int = 64, max_body_bytes: int = 2_000_000, threads: int = 4) -> FastAPI:
     """The service around one predictor (already configured; loaded and warmed at startup)."""
-    metrics = ServiceMetrics()
-    readiness = Readiness()
-
-    def warm() -> None:
-        try:
-            predictor.warm()
-        except Exception as exc:  # reported by /readyz; the process stays up so the reason can be read
-            readiness.reason = f"{type(exc).__name__}: {exc}"
-            log.error("the service is not ready: %s", readiness.reason)
-            return
-        for role, model in (("hybrid", predictor.hybrid), ("content", predictor.content)):
-            if model is not None and model.manifest_ is not None:
-                labels = (
-                    Predictor.version(model),
-                    model.manifest_.llm_model or "none",
-                    model.manifest_.prompt_version or "none",
-                )
-                metrics.model_info.labels(role, *labels).set(1)
-        readiness.ready, readiness.reason = True, "ready"
+    state = ServiceState(predictor, ServiceMetrics(), max_batch)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Scoring is CPU-bound Python: a few threads keep the cores busy, forty only fight over the GIL.
         anyio.to_thread.current_default_thread_limiter().total_tokens = threads
-        task = asyncio.create_task(asyncio.to_thread(warm))
+        task = asyncio.create_task(asyncio.to_thread(state.warm))
         yield
         task.cancel()
+        predictor.close()  # the prediction log's last lines reach the file
 
     app = FastAPI(title="hybrid-scorer", version=__version__, lifespan=lifespan, description=__doc__)
+    app.state.service = state
+    app.include_router(probes)
+    app.include_router(scoring)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
-
-    @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        started = time.perf_counter()
-        metrics.in_flight.inc()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            metrics.in_flight.dec()
-            route = getattr(request.scope.get("route"), "path", "unmatched")
-            metrics.requests.labels(route, request.method, str(status)).inc()
-            metrics.request_seconds.labels(route, request.method).observe(time.perf_counter() - started)
+    app.add_middleware(RequestMetrics, metrics=state.metrics)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{**e, "loc": tuple(e["loc"][1:]) if e["loc"][:1] == ("body",) else e["loc"]} for e in exc.errors()]
         return JSONResponse({"detail": describe_errors(errors)}, status_code=422)
 
-    def require_ready() -> JSONResponse | None:
-        if readiness.ready:
-            return None
-        return JSONResponse({"detail": f"not ready: {readiness.reason}"}, status_code=503, headers={"retry-after": "5"})
-
-    def scored(post: PostInput | dict[str, Any], explain: bool) -> Prediction:
-        prediction = predictor.predict(post, explain=explain)
-        metrics.observe_prediction(
-            prediction, "hybrid" if prediction.llm_called and not prediction.fallback else "content"
-        )
-        return prediction
-
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        """The process is alive (says nothing about the model)."""
-        return {"status": "ok"}
-
-    @app.get("/readyz", responses={503: {"description": "still loading, or the model and LLM do not fit together"}})
-    def readyz() -> Response:
-        """Models loaded and the LLM warmed and checked against the model's manifest."""
-        return require_ready() or JSONResponse({"status": "ready"})
-
-    @app.get("/v1/model")
-    def model() -> Response:
-        """The served models' manifests: version, feature groups, LLM, prompt version, CV metrics."""
-        manifests = {
-            role: {"version": Predictor.version(m), **m.manifest_.model_dump(mode="json", exclude={"params"})}
-            for role, m in (("hybrid", predictor.hybrid), ("content", predictor.content))
-            if m is not None and m.manifest_ is not None
-        }
-        return require_ready() or JSONResponse(manifests)
-
-    @app.post("/v1/predict", response_model=Prediction, responses={422: {"description": "names the bad field"}})
-    def predict(
-        post: PostInput, explain: bool = Query(False, description="add contributions by feature group")
-    ) -> Response | Prediction:
-        """Score one post. Without a flair, the post is scored as of unknown flair."""
-        return require_ready() or scored(post, explain)
-
-    @app.post("/v1/predict/batch", response_model=BatchResponse)
-    def predict_batch(batch: BatchRequest, explain: bool = False) -> Response | BatchResponse:
-        """Score up to `max_batch` posts; an invalid post gets its error in place, the others are scored."""
-        if (not_ready := require_ready()) is not None:
-            return not_ready
-        if len(batch.posts) > max_batch:
-            return JSONResponse({"detail": f"at most {max_batch} posts per batch, got {len(batch.posts)}"}, 422)
-        results = []
-        for post in batch.posts:
-            try:
-                results.append(BatchItem(prediction=scored(post, explain)))
-            except PredictionInputError as exc:
-                results.append(BatchItem(error=str(exc)))
-        return BatchResponse(results=results)
-
-    @app.get("/metrics")
-    def prometheus() -> Response:
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    app.state.metrics = metrics
-    app.state.readiness = readiness
     return app

@@ -12,39 +12,37 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import Executor, Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
-import pandas as pd
 from pydantic import ValidationError
 
 from hybrid_scorer.config import Settings
-from hybrid_scorer.data import clean
+from hybrid_scorer.data import clean_fields
+from hybrid_scorer.errors import MissingArtifactError, ModelMismatchError
+from hybrid_scorer.features.base import PostRow
+from hybrid_scorer.features.matrix import llm_needs
 from hybrid_scorer.features.meta import normalize_flair
 from hybrid_scorer.intervals import LEVELS
-from hybrid_scorer.llm.client import LLMClient
-from hybrid_scorer.llm.extract import Extraction
+from hybrid_scorer.llm.client import AssessmentResult, EmbeddingResult, LLMClient
+from hybrid_scorer.llm.identity import LLMIdentity
 from hybrid_scorer.llm.prompts import PostText
 from hybrid_scorer.llm.usage import cost_usd
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS
-from hybrid_scorer.pipeline import client_for, llm_columns
+from hybrid_scorer.pipeline import LLMRow, client_for, llm_row
 from hybrid_scorer.registry import resolve_model_dir
+from hybrid_scorer.serving.llm_queue import LLMQueue, QueueFullError
 from hybrid_scorer.serving.predictlog import PredictionLog
 from hybrid_scorer.serving.schemas import PostInput, Prediction, PredictionInputError
+from hybrid_scorer.target import to_score
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 WARMUP_POST = PostText("warmup", "Why is the sky blue?", "And why not violet?")
-
-
-class ModelMismatchError(ValueError):
-    """The LLM serving would call is not the one the hybrid model was trained with."""
 
 
 class LLMUnavailableError(RuntimeError):
@@ -55,13 +53,21 @@ class LLMUnavailableError(RuntimeError):
         self.failure = failure  # timeout | busy | validation | transient | error
 
 
-def post_frame(post: PostInput) -> pd.DataFrame:
-    """One cleaned row shaped like the training data; an unknown flair stays None (the model averages
-    over the flairs it was trained on), a post published without one has ""."""
-    created = post.created_utc or datetime.now(UTC)
-    post_id = "live-" + hashlib.sha256(f"{post.title}\x00{post.body}".encode()).hexdigest()[:12]
-    row = {"post_id": post_id, "title": post.title, "body": post.body, "flair": post.flair}
-    return clean(pd.DataFrame([{**row, "created_utc": pd.Timestamp(created), "score": np.nan}]))
+@dataclass(frozen=True)
+class ServedPost:
+    """A validated post, cleaned once: what the LLM reads and what the feature groups read."""
+
+    text: PostText
+    row: PostRow
+
+    @classmethod
+    def of(cls, post: PostInput) -> ServedPost:
+        """An unknown flair stays None (the model averages over the flairs it was trained on), a post
+        published without one has ""; without a posting time, the post is scored as posted now."""
+        title, body, raw_body = clean_fields(post.title, post.body)
+        post_id = "live-" + hashlib.sha256(f"{post.title}\x00{post.body}".encode()).hexdigest()[:12]
+        created = post.created_utc or datetime.now(UTC)
+        return cls(PostText(post_id, title, body), PostRow(title, body, raw_body, post.flair, created))
 
 
 @dataclass
@@ -75,62 +81,12 @@ class LLMCall:
     cache_hit: bool = False
     failure: str | None = None  # timeout | busy | validation | transient | error
 
-    def account(self, extraction: Extraction, client: LLMClient) -> None:
-        usages = [r.usage for r in extraction.results]
+    def account(self, results: list[AssessmentResult | EmbeddingResult], client: LLMClient) -> None:
+        usages = [r.usage for r in results]
         live = [u for u in usages if not u.cache_hit]
         self.tokens = sum(u.prompt_tokens + u.completion_tokens for u in live)
         self.cost_usd = cost_usd(live, client.ledger.prices)
         self.cache_hit = bool(usages) and all(u.cache_hit for u in usages)
-
-
-class QueueFullError(RuntimeError):
-    """Live LLM work would wait longer than the latency budget: the request is not queued."""
-
-
-class LLMQueue(Executor):
-    """The executor live LLM work runs on, with admission control. One embedded model serves one call
-    at a time, so requests queue behind each other; work whose expected wait (calls ahead of it x the
-    recent call time) would already exceed the budget is refused at once (QueueFullError: the caller
-    falls back, flagged "busy") instead of joining a queue that only grows. A call counts as pending
-    until it has really finished, so work that timed out still holds its place while it runs."""
-
-    def __init__(self, workers: int, budget_ms: float, max_pending: int = 64) -> None:
-        self.workers = workers
-        self.budget_ms = budget_ms
-        self.max_pending = max_pending
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llm")
-        self._lock = threading.Lock()
-        self._pending = 0
-        self.call_ms = 0.0  # moving average of recent call durations (0 until one is known)
-
-    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
-        with self._lock:
-            rounds_ahead = self._pending // self.workers
-            expected_ms = (rounds_ahead + 1) * self.call_ms
-            if self._pending >= self.max_pending or (self._pending >= self.workers and expected_ms > self.budget_ms):
-                raise QueueFullError(f"LLM busy: {self._pending} calls pending, ~{expected_ms:.0f} ms to answer")
-            self._pending += 1
-        return self._executor.submit(self._timed, fn, *args, **kwargs)
-
-    def _timed(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        started = time.perf_counter()
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            self.record((time.perf_counter() - started) * 1000)
-
-    def record(self, elapsed_ms: float) -> None:
-        """A call finished: it leaves the queue and updates the average call time."""
-        with self._lock:
-            self._pending = max(self._pending - 1, 0)
-            self.call_ms = elapsed_ms if self.call_ms == 0 else 0.8 * self.call_ms + 0.2 * elapsed_ms
-
-    @property
-    def pending(self) -> int:
-        return self._pending
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        self._executor.shutdown(wait, cancel_futures=cancel_futures)
 
 
 class Predictor:
@@ -170,7 +126,7 @@ class Predictor:
             model_dir = resolve_model_dir(self.model_ref)
             content_dir, hybrid_dir = model_dir / "content", model_dir / "hybrid"
             if not content_dir.is_dir():
-                raise FileNotFoundError(
+                raise MissingArtifactError(
                     f"no trained model in {model_dir}: run `make run` or `hybrid-scorer train` first"
                 )
             self.content = HybridScorer.load(content_dir)
@@ -186,7 +142,7 @@ class Predictor:
                 if self.client is not None:
                     check_client(hybrid, self.client)
                     self.hybrid = hybrid
-                    workers = 1 if self.client.backend.is_local else 4
+                    workers = self.client.backend.max_concurrency or self.settings.llm_concurrency
                     self.queue = LLMQueue(workers, self.llm_budget_ms)
             self._loaded = True
         return self
@@ -224,54 +180,56 @@ class Predictor:
         manifest = model.manifest_
         return f"{'+'.join(manifest.feature_groups)}@{manifest.training_data_hash[:10]}" if manifest else "unknown"
 
-    def _llm_frame(self, frame: pd.DataFrame, call: LLMCall) -> pd.DataFrame:
-        """The post with the hybrid's LLM columns, within the budget; LLMUnavailableError otherwise."""
+    def _llm_values(self, post: ServedPost, call: LLMCall) -> dict[str, Any]:
+        """The post's LLM outputs within the budget (cached ones at once, live ones through the queue);
+        LLMUnavailableError otherwise."""
         assert self.hybrid is not None and self.client is not None and self.queue is not None
         started = time.perf_counter()
+        needs = llm_needs(self.hybrid.groups)
         try:
-            columns = llm_columns(
-                frame,
-                self.hybrid.groups,
-                self.client,
-                concurrency=1,
-                progress=False,
-                max_failure_rate=None,
-                timeout_s=self.llm_budget_ms / 1000,
-                executor=self.queue,
-            )
+            found = llm_row(self.client, post.text, needs, cached_only=True) or self._live(post, needs, call)
+        finally:
+            call.latency_ms = (time.perf_counter() - started) * 1000
+        call.account(found.results, self.client)
+        failed = found.failed
+        if failed is not None:
+            call.failure = failed.usage.failure or "error"
+            raise LLMUnavailableError(f"LLM failed: {failed.error}", call.failure)
+        return found.values
+
+    def _live(self, post: ServedPost, needs: frozenset[Any], call: LLMCall) -> LLMRow:
+        assert self.client is not None and self.queue is not None
+        try:
+            future = self.queue.submit(llm_row, self.client, post.text, needs)
         except QueueFullError as exc:
             call.failure = "busy"
             raise LLMUnavailableError(str(exc), "busy") from exc
-        except TimeoutError as exc:
+        try:
+            found = future.result(timeout=self.llm_budget_ms / 1000)
+        except FutureTimeout as exc:
+            future.cancel()  # still queued: dropped; already running: it finishes and fills the cache
             call.failure = "timeout"
-            raise LLMUnavailableError(str(exc), "timeout") from exc
-        finally:
-            call.latency_ms = (time.perf_counter() - started) * 1000
-        call.account(columns.extraction, self.client)
-        failed = [r for r in columns.extraction.results if r.error]
-        if failed:
-            call.failure = failed[0].usage.failure or "error"
-            raise LLMUnavailableError(f"LLM failed: {failed[0].error}", call.failure)
-        return columns.posts
+            raise LLMUnavailableError(f"LLM exceeded the {self.llm_budget_ms:.0f} ms budget", "timeout") from exc
+        assert found is not None  # not cached_only: every output is there, or its failure
+        return found
 
     def predict(self, post: dict[str, Any] | PostInput, explain: bool = False) -> Prediction:
         started = time.perf_counter()
-        valid = validate_post(post)
+        served = ServedPost.of(validate_post(post))
         self.load()
-        frame = post_frame(valid)
         model, call, reason = self.content, LLMCall(), None
         if self.hybrid is not None:
             call.called = True
             try:
-                frame = self._llm_frame(frame, call)
+                served = replace(served, row=replace(served.row, llm=self._llm_values(served, call)))
                 model = self.hybrid
             except LLMUnavailableError as exc:
                 reason = f"{exc.failure}: {exc}"[:300]
                 log.info("falling back to the content model: %s", reason)
         assert model is not None
-        log_score = float(model.predict_log(frame)[0])
+        log_score = model.predict_log_row(served.row)
         prediction = Prediction(
-            score=float(max(np.expm1(log_score), 0.0)),
+            score=float(to_score(log_score)),
             log_score=log_score,
             **_intervals(model, log_score),
             model_version=self.version(model),
@@ -284,9 +242,9 @@ class Predictor:
             llm_failure=call.failure,
             fallback=reason is not None,
             fallback_reason=reason,
-            contributions=model.contributions_by_group(frame).iloc[0].to_dict() if explain else None,
+            contributions=model.contributions_row(served.row) if explain else None,
         )
-        self._log(frame, prediction, call)
+        self._log(served.row, prediction, call)
         return prediction
 
     def predict_batch(
@@ -301,15 +259,14 @@ class Predictor:
                 out.append(exc)
         return out
 
-    def _log(self, frame: pd.DataFrame, prediction: Prediction, call: LLMCall) -> None:
-        row = frame.iloc[0]
+    def _log(self, row: PostRow, prediction: Prediction, call: LLMCall) -> None:
         features = {
-            "title_chars": len(row["title_clean"]),
-            "body_chars": len(row["body_clean"]),
-            "flair": normalize_flair(row["flair"]) if row["flair"] is not None else "unknown",
+            "title_chars": len(row.title_clean),
+            "body_chars": len(row.body_clean),
+            "flair": normalize_flair(row.flair) if row.flair is not None else "unknown",
             "llm_out_of_range": call.failure == "validation",
         }
-        features.update({c: row[c] for c in SIGNAL_COLUMNS if c in frame})
+        features.update({c: row.llm[c] for c in SIGNAL_COLUMNS if c in row.llm})
         self.log.write(
             {
                 "timestamp": datetime.now(UTC).isoformat(),
@@ -318,6 +275,12 @@ class Predictor:
                 "features": features,
             }
         )
+
+    def close(self) -> None:
+        """Finish the prediction log (every line reaches the file) and stop the LLM queue."""
+        self.log.close()
+        if self.queue is not None:
+            self.queue.shutdown(wait=False, cancel_futures=True)
 
 
 def _intervals(model: HybridScorer, log_score: float) -> dict[str, tuple[float, float]]:
@@ -344,29 +307,16 @@ def validate_post(post: object) -> PostInput:
 
 
 def check_client(model: HybridScorer, client: LLMClient) -> None:
-    """Refuse to serve a hybrid with an LLM other than the one it was trained with (its columns would
-    mean something else): same backend and model, same prompt text."""
-    manifest = model.manifest_
-    assert manifest is not None
-    trained_prompt = manifest.prompt_version
-    serving_prompt = f"{client.prompt.version}@{client.prompt.sha256[:12]}"
-    trained_spec = manifest.llm_spec or "?"
-    problems = []
-    if manifest.llm_model != client.spec:
-        problems.append(f"the model was trained with LLM {manifest.llm_model!r}, serving would call {client.spec!r}")
-    if manifest.embedding_model is not None and manifest.embedding_model != client.embedding_spec:
-        problems.append(
-            f"the model was trained on embeddings of {manifest.embedding_model!r}, serving would embed with"
-            f" {client.embedding_spec!r} (serve with --embedder {manifest.embedder_spec}"
-            if manifest.embedder_spec
-            else f" {client.embedding_spec!r} (serve without --embedder: the chat LLM embedded"
-        )
-    if trained_prompt != serving_prompt:
-        problems.append(f"the model was trained with prompt {trained_prompt}, serving has {serving_prompt}")
+    """Refuse to serve a hybrid with an LLM setup other than the one it was trained with (its columns
+    would mean something else): same backend and model, same embedder, same prompt text."""
+    trained = LLMIdentity.from_manifest(model.manifest_) if model.manifest_ is not None else None
+    if trained is None:
+        raise ModelMismatchError("the hybrid model records no LLM: retrain it with `hybrid-scorer train --llm <spec>`")
+    problems = trained.mismatches(LLMIdentity.from_client(client, None, None))
     if problems:
         raise ModelMismatchError(
-            "; ".join(problems) + f": serve with --llm {trained_spec} (and the prompt it was trained with), or"
-            " retrain with `hybrid-scorer train --llm <spec>`"
+            "; ".join(problems) + f": serve with --llm {trained.llm_spec or '?'} (and the prompt it was trained"
+            " with), or retrain with `hybrid-scorer train --llm <spec>`"
         )
 
 

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints, ValidationError, field_validator
+
+from hybrid_scorer.errors import HybridScorerError
 
 MAX_TITLE_CHARS = 300  # reddit's own limit
 MAX_BODY_CHARS = 40_000  # reddit's self-post limit
@@ -21,12 +23,12 @@ class PostInput(BaseModel):
     was published without a flair: send "" for that."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        str_strip_whitespace=True,
-        json_schema_extra={"examples": [{"title": "Why is the sky blue?", "body": "Why not violet?"}]},
+        extra="forbid", json_schema_extra={"examples": [{"title": "Why is the sky blue?", "body": "Why not violet?"}]}
     )
 
-    title: StrictStr = Field(min_length=1, max_length=MAX_TITLE_CHARS)
+    # the title is stripped (a blank one is an error); the body is kept as written, as in training, where
+    # its paragraphs are counted on the raw text
+    title: Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE_CHARS)]
     body: StrictStr = Field(default="", max_length=MAX_BODY_CHARS)
     flair: StrictStr | None = Field(default=None, max_length=100, description='null: unknown; "": posted without')
     created_utc: datetime | None = Field(default=None, description="ISO time of posting; default: now")
@@ -46,7 +48,7 @@ def describe_errors(errors: Sequence[Any]) -> str:
     )
 
 
-class PredictionInputError(ValueError):
+class PredictionInputError(HybridScorerError, ValueError):
     """Bad input; the message names each offending field and what it should be."""
 
     @classmethod

@@ -10,6 +10,7 @@ import pkgutil
 from functools import cache
 
 from hybrid_scorer.config import Settings
+from hybrid_scorer.errors import ConfigurationError
 from hybrid_scorer.llm.protocol import Backend
 
 
@@ -34,5 +35,5 @@ def make_backend(spec: str, settings: Settings | None = None) -> Backend:
     name, _, model = spec.partition(":")
     backends = registry()
     if name not in backends:
-        raise ValueError(f"unknown LLM spec {spec!r}; expected {spec_help()} (backends: {sorted(backends)})")
+        raise ConfigurationError(f"unknown LLM spec {spec!r}; expected {spec_help()} (backends: {sorted(backends)})")
     return backends[name].from_spec(model, settings or Settings())

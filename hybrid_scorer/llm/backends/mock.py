@@ -41,6 +41,7 @@ class MockBackend:
 
     name: ClassVar[str] = "mock"
     is_local: ClassVar[bool] = True
+    max_concurrency: ClassVar[int | None] = 1
     Options: ClassVar[type[BaseModel]] = MockOptions
     model: ClassVar[str] = "mock-v1"
     embedding_model: ClassVar[str] = "mock-v1"

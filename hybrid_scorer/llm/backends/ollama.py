@@ -27,13 +27,15 @@ class OllamaOptions(RemoteOptions):
 class OllamaBackend(RemoteBackend):
     name: ClassVar[str] = "ollama"
     is_local: ClassVar[bool] = False
+    max_concurrency: ClassVar[int | None] = None
     Options: ClassVar[type[BaseModel]] = OllamaOptions
 
-    def __init__(self, options: OllamaOptions, client: Any = None) -> None:
+    options: OllamaOptions
+
+    def _make_client(self) -> Any:
         import ollama
 
-        self.options = options
-        self.client = client or ollama.Client(host=options.host or None, timeout=options.timeout_s)
+        return ollama.Client(host=self.options.host or None, timeout=self.options.timeout_s)
 
     @classmethod
     def from_spec(cls, model: str, settings: Settings) -> OllamaBackend:

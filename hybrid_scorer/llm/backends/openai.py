@@ -15,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from hybrid_scorer.config import Settings
+from hybrid_scorer.errors import ConfigurationError
 from hybrid_scorer.llm.protocol import RawEmbedding, RawReply, RemoteBackend, RemoteOptions, require_model
 from hybrid_scorer.llm.ratings import expectations_from_token_logprobs
 
@@ -38,21 +39,22 @@ class OpenAIOptions(RemoteOptions):
 class OpenAIBackend(RemoteBackend):
     name: ClassVar[str] = "openai"
     is_local: ClassVar[bool] = False
+    max_concurrency: ClassVar[int | None] = None
     Options: ClassVar[type[BaseModel]] = OpenAIOptions
 
-    def __init__(self, options: OpenAIOptions, client: Any = None) -> None:
-        self.options = options
-        if client is None:
-            from openai import OpenAI
+    options: OpenAIOptions
 
-            api_key = os.environ.get("OPENAI_API_KEY") or ("not-needed" if options.base_url else None)
-            if api_key is None:
-                raise ValueError("openai backend: set OPENAI_API_KEY, or OPENAI_BASE_URL for a local compatible server")
-            # Retries are the client's job (one policy for every backend), so the SDK's own are off.
-            client = OpenAI(
-                base_url=options.base_url or None, api_key=api_key, timeout=options.timeout_s, max_retries=0
+    def _make_client(self) -> Any:
+        from openai import OpenAI
+
+        options = self.options
+        api_key = os.environ.get("OPENAI_API_KEY") or ("not-needed" if options.base_url else None)
+        if api_key is None:
+            raise ConfigurationError(
+                "openai backend: set OPENAI_API_KEY, or OPENAI_BASE_URL for a local compatible server"
             )
-        self.client = client
+        # Retries are the LLM client's job (one policy for every backend), so the SDK's own are off.
+        return OpenAI(base_url=options.base_url or None, api_key=api_key, timeout=options.timeout_s, max_retries=0)
 
     @classmethod
     def from_spec(cls, model: str, settings: Settings) -> OpenAIBackend:

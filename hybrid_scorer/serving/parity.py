@@ -1,0 +1,83 @@
+"""Proof that the row path serving uses equals the batch path training used, post by post.
+
+For each post, the batch path is the training frame (data.prepare_posts, the LLM columns joined by
+pipeline.llm_columns) through FeatureMatrix.transform and predict_log; the row path is what a request
+goes through: the raw fields validated as a PostInput, cleaned by ServedPost.of, the LLM outputs read by
+pipeline.llm_row, then transform_row and predict_log_row. `scripts/parity.py` runs it over every post of
+the data, `tests/test_row_path.py` over the synthetic fixture."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from hybrid_scorer.features.base import PostRow
+from hybrid_scorer.features.matrix import llm_needs
+from hybrid_scorer.llm.client import LLMClient
+from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.pipeline import llm_row
+from hybrid_scorer.serving.predictor import ServedPost
+from hybrid_scorer.serving.schemas import PostInput
+
+
+def served_rows(raw: pd.DataFrame, client: LLMClient | None, groups: tuple[str, ...]) -> list[PostRow]:
+    """The rows serving builds for these posts: `raw` has the CSV's fields as load_posts reads them (title,
+    body, flair, created_utc), LLM outputs come from the client's cache (they must all be there)."""
+    needs = llm_needs(groups)
+    rows = []
+    for title, body, flair, created in zip(raw["title"], raw["body"], raw["flair"], raw["created_utc"], strict=True):
+        served = ServedPost.of(PostInput(title=title, body=body, flair=flair, created_utc=created.to_pydatetime()))
+        if needs:
+            assert client is not None, f"feature groups {groups} need an LLM"
+            found = llm_row(client, served.text, needs, cached_only=True)
+            if found is None:
+                raise LookupError(f"post {title[:60]!r} has no cached LLM outputs: run `hybrid-scorer extract` first")
+            served = replace(served, row=replace(served.row, llm=found.values))
+        rows.append(served.row)
+    return rows
+
+
+@dataclass
+class Parity:
+    """How far the row path is from the batch path over `posts` posts (0 everywhere when they agree)."""
+
+    posts: int
+    features: int
+    max_feature_diff: float  # over non-missing values
+    nan_mismatches: int  # values missing in one path and not in the other
+    max_log_diff: float  # predict_log vs predict_log_row
+    max_unknown_flair_log_diff: float  # the same with the flair unknown (the average over trained flairs)
+    worst_post: int  # index of the post with the largest feature difference
+
+    def holds(self, tolerance: float = 1e-9) -> bool:
+        return (
+            self.nan_mismatches == 0
+            and self.max_feature_diff <= tolerance
+            and self.max_log_diff <= tolerance
+            and self.max_unknown_flair_log_diff <= tolerance
+        )
+
+
+def check_parity(model: HybridScorer, posts: pd.DataFrame, rows: list[PostRow]) -> Parity:
+    """Compare both paths on `posts` (the batch frame) and `rows` (the same posts, row path, same order)."""
+    batch = model.features_.transform(posts).toarray()
+    by_row = np.vstack([model.features_.transform_row(r) for r in rows])
+    nan_batch, nan_row = np.isnan(batch), np.isnan(by_row)
+    both = ~(nan_batch | nan_row)
+    diff = np.where(both, np.abs(batch - by_row), 0.0)
+    log_diff = np.abs(model.predict_log(posts) - np.array([model.predict_log_row(r) for r in rows]))
+    unknown = posts.assign(flair=None)
+    unknown_diff = np.abs(
+        model.predict_log(unknown) - np.array([model.predict_log_row(replace(r, flair=None)) for r in rows])
+    )
+    return Parity(
+        posts=len(rows),
+        features=batch.shape[1],
+        max_feature_diff=float(diff.max(initial=0.0)),
+        nan_mismatches=int((nan_batch != nan_row).sum()),
+        max_log_diff=float(log_diff.max(initial=0.0)),
+        max_unknown_flair_log_diff=float(unknown_diff.max(initial=0.0)),
+        worst_post=int(diff.max(axis=1).argmax()) if len(rows) else -1,
+    )

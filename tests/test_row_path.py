@@ -1,0 +1,54 @@
+"""The row path (one post -> numpy, what serving runs) equals the batch path (DataFrames, what training
+ran) post by post, for the content model and the hybrid; scripts/parity.py does the same on all posts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hybrid_scorer.config import Settings
+from hybrid_scorer.data import deduplicate, load_posts, prepare_posts
+from hybrid_scorer.features.stacked import _Fitted
+from hybrid_scorer.llm.factory import make_client
+from hybrid_scorer.marginal import average_over_one_hot
+from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.pipeline import llm_columns
+from hybrid_scorer.serving.parity import check_parity, served_rows
+
+
+@pytest.mark.parametrize("role", ["content", "hybrid"])
+def test_row_path_equals_batch_path_post_by_post(model_dir: Path, settings: Settings, role: str) -> None:
+    model = HybridScorer.load(model_dir / role)
+    csv = model_dir.parent / "posts.csv"
+    posts, _ = prepare_posts(csv)
+    raw = deduplicate(load_posts(csv))  # the fields as a caller sends them: raw body, "" for no flair
+    client = make_client("mock", settings.model_copy(update={"cache_dir": model_dir.parent / "cache"}))
+    enriched = llm_columns(posts, model.groups, client, progress=False).posts
+    parity = check_parity(model, enriched, served_rows(raw, client, tuple(model.groups)))
+    assert parity.posts == len(posts) > 100 and parity.features == model.manifest_.n_features
+    assert parity.holds(1e-9), parity
+    if role == "hybrid":  # the LLM columns are really there: a row without them would differ
+        assert enriched.filter(like="llm_").notna().all().all()
+
+
+def test_nearest_neighbours_match_a_full_float64_search_even_on_ties() -> None:
+    """float32 candidates + float64 ranking give exactly the full float64 ranking (ties: lower index
+    first), including when duplicates tie at the k-th place and the float32 guard must fall back."""
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(300, 48))
+    vectors[100:160] = vectors[7]  # 61 identical neighbours: more ties than float32 candidates (k + 16)
+    fitted = _Fitted.fit(vectors, rng.normal(size=300), alphas=(1.0, 10.0))
+    queries = np.vstack([vectors[7] + 1e-9, rng.normal(size=(20, 48))])
+    units = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    exact = units @ fitted.neighbours.astype(np.float64).T
+    for k in (1, 10, 30):
+        expected = np.array([np.lexsort((np.arange(300), -row))[:k] for row in exact])
+        np.testing.assert_array_equal(fitted.nearest(units, k), expected)
+
+
+def test_averaged_forest_of_no_group_is_the_model_itself(model_dir: Path) -> None:
+    """average_over_one_hot rewrites only flair trees: with no one-hot group it writes the text it read."""
+    text = (model_dir / "content" / "lightgbm.txt").read_text()
+    assert average_over_one_hot(text, [], [], [1.0]) == text

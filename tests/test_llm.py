@@ -366,22 +366,28 @@ def test_cache_key_changes_with_the_schema(tmp_path: Path) -> None:
 
 
 def test_embedded_identity_is_the_weights_hash_and_runtime(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No model is loaded to compute a key: the GGUF's sha256 and llama-cpp-python's version identify it."""
+    """No model is loaded to compute a key: the GGUF's sha256 and llama-cpp-python's version identify it,
+    read once per backend (the weights it loads): a backend made after a change keys differently."""
     import hybrid_scorer.llm.backends.embedded as embedded
+
+    def client_of(path: Path) -> LLMClient:
+        return client_for(embedded.EmbeddedBackend(embedded.EmbeddedOptions(model_path=path)), tmp_path)
 
     gguf = tmp_path / "model.gguf"
     gguf.write_bytes(b"weights v1")
-    client = client_for(embedded.EmbeddedBackend(embedded.EmbeddedOptions(model_path=gguf)), tmp_path)
+    client = client_of(gguf)
     first = client.assessment_key(POST), client.embedding_key(POST)
     renamed = tmp_path / "renamed.gguf"
     renamed.write_bytes(b"weights v1")
-    same_weights = client_for(embedded.EmbeddedBackend(embedded.EmbeddedOptions(model_path=renamed)), tmp_path)
+    same_weights = client_of(renamed)
     assert (same_weights.assessment_key(POST), same_weights.embedding_key(POST)) == first
     monkeypatch.setattr(embedded, "runtime_version", lambda: "llama-cpp-python 9.9.9")
-    assert client.assessment_key(POST) != first[0] and client.embedding_key(POST) != first[1]
+    other_runtime = client_of(gguf)
+    assert other_runtime.assessment_key(POST) != first[0] and other_runtime.embedding_key(POST) != first[1]
     monkeypatch.undo()
     gguf.write_bytes(b"weights v2, same name")
-    assert client.assessment_key(POST) != first[0]
+    assert client_of(gguf).assessment_key(POST) != first[0]
+    assert client.assessment_key(POST) == first[0]  # the running backend keeps the identity it read
 
 
 class OnePassBackend(MockBackend):
@@ -466,3 +472,21 @@ def test_a_separate_embedder_embeds_even_when_the_chat_backend_could_in_its_pass
     assert client.embedding_key(POST) != default.embedding_key(POST)
     embeds = [r for r in client.ledger.records if r.kind == "embed"]
     assert [r.prompt_tokens for r in embeds] == [3]  # the embedder's own call, counted
+
+
+def test_key_builder_gives_the_hash_of_the_whole_request_json() -> None:
+    """The key format every cache entry was written under: sha256 of the sorted JSON of the request."""
+    import hashlib
+    import json
+
+    from hybrid_scorer.llm.cache import KeyBuilder
+
+    constant = {
+        "backend": "embedded",
+        "identity": {"sha256": "ab", "n_ctx": 2048},
+        "schema": {"b": [1, "é"], "a": None},
+    }
+    builder = KeyBuilder("assess", "messages", **constant)
+    for value in ([{"role": "user", "content": 'Why? ü \\n "quoted"'}], [], "plain text"):
+        payload = json.dumps({"kind": "assess", **constant, "messages": value}, sort_keys=True, default=str)
+        assert builder.key(value) == "assess:" + hashlib.sha256(payload.encode()).hexdigest()

@@ -170,9 +170,15 @@ def test_concurrent_requests_are_all_valid_and_the_counters_add_up(service: Serv
 def test_service_traffic_reaches_the_log_and_the_monitor(
     service: Service, model_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    httpx.post(service.url + "/v1/predict", json={**POST, "title": "A fresh question for the log?"})
-    records = [json.loads(line) for line in service.log.read_text().splitlines()]
-    assert records and records[-1]["features"]["title_chars"] > 0 and records[-1]["features"]["flair"] == "unknown"
+    served = httpx.post(service.url + "/v1/predict", json={**POST, "title": "A fresh question for the log?"}).json()
+    deadline = time.monotonic() + 5  # the log is written off the request path, within ~50 ms
+    while time.monotonic() < deadline:
+        records = [json.loads(line) for line in service.log.read_text().splitlines()]
+        if records and records[-1]["latency_ms"] == served["latency_ms"]:
+            break
+        time.sleep(0.02)
+    assert records[-1]["latency_ms"] == served["latency_ms"], "the prediction never reached the log"
+    assert records[-1]["features"]["title_chars"] > 0 and records[-1]["features"]["flair"] == "unknown"
     assert main(["monitor", "--log", str(service.log), "--model-dir", str(model_dir)]) == 0
     assert f"({len(records)} predictions)" in capsys.readouterr().out
 
@@ -192,6 +198,36 @@ def test_sigterm_lets_in_flight_requests_finish(model_dir: Path, tmp_path: Path)
     assert _stop(running)
     thread.join(timeout=60)
     assert outcome["r"].status_code == 200 and len(outcome["r"].json()["results"]) == 64
+
+
+def test_sigterm_under_load_loses_no_prediction_log_line(model_dir: Path, tmp_path: Path) -> None:
+    """Eight clients send requests back to back; SIGTERM arrives mid-stream. Every prediction a client
+    received is a line in the log after the process exits (the log is written off the request path and
+    drained on shutdown), and every line is whole JSON."""
+    running = _start(model_dir, tmp_path)
+    received: list[float] = []
+
+    def client(worker: int) -> None:
+        with httpx.Client(timeout=10) as http:
+            for i in range(10_000):
+                try:
+                    response = http.post(running.url + "/v1/predict", json={"title": f"Load {worker}-{i} gravity?"})
+                except httpx.HTTPError:
+                    return  # the server has stopped accepting
+                if response.status_code != 200:
+                    return
+                received.append(response.json()["latency_ms"])
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1.0)
+    assert _stop(running)
+    for thread in threads:
+        thread.join(timeout=30)
+    logged = [json.loads(line)["latency_ms"] for line in running.log.read_text().splitlines()]
+    assert len(received) > 50, "too little traffic before SIGTERM to prove anything"
+    assert set(received) <= set(logged) and len(logged) - len(received) <= 8  # at most the in-flight ones more
 
 
 def test_a_mismatched_llm_is_not_ready_and_says_why(model_dir: Path, tmp_path: Path) -> None:

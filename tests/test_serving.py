@@ -154,6 +154,7 @@ def test_out_of_range_llm_output_falls_back_and_is_logged(model_dir: Path, setti
     predictor = predictor_with(InvalidReplyBackend(), model_dir, settings, tmp_path)
     prediction = predictor.predict(POST)
     assert prediction.fallback and prediction.model_version.startswith("text_stats+tfidf+meta@")
+    predictor.log.flush()  # the log is written off the request path
     record = json.loads((tmp_path / "logs" / "p.jsonl").read_text().splitlines()[-1])
     assert record["llm_failure"] == "validation" and record["features"]["llm_out_of_range"] is True
 
@@ -163,6 +164,7 @@ def test_log_is_written_and_monitor_parses_it(
 ) -> None:
     for i in range(5):
         predictor.predict({**POST, "title": f"{POST['title']} {i}"})
+    predictor.log.flush()
     lines = (tmp_path / "logs" / "p.jsonl").read_text().splitlines()
     record = json.loads(lines[0])
     assert len(lines) == 5 and {"timestamp", "model_version", "latency_ms", "llm_tokens", "fallback"} <= set(record)
@@ -180,6 +182,7 @@ def test_log_rotates_at_its_size_bound(model_dir: Path, settings: Settings, tmp_
     predictor = Predictor(model_dir=model_dir, settings=small, log_path=tmp_path / "r" / "p.jsonl")
     for i in range(20):
         predictor.predict({"title": f"question number {i}?"})
+    predictor.close()  # everything written, rotated at the bound
     files = list((tmp_path / "r").iterdir())
     assert len(files) > 1 and all(f.stat().st_size <= 2000 for f in files)
 

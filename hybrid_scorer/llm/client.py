@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 import httpx
@@ -19,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ValidationError
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential, wait_random
 
-from hybrid_scorer.llm.cache import cache_key
+from hybrid_scorer.llm.cache import KeyBuilder
 from hybrid_scorer.llm.prompts import PostText, PromptTemplate
 from hybrid_scorer.llm.protocol import Backend, backend_spec
 from hybrid_scorer.llm.schema import PostAssessment
@@ -148,7 +149,7 @@ class LLMClient:
         self.ledger = ledger if ledger is not None else UsageLedger(backend_spec(backend.name, backend.model))
         self.max_retries = max_retries
         self.backoff_s = backoff_s
-        self._schemas: dict[type[BaseModel], dict[str, Any]] = {}  # the schema as sent, per response model
+        self._request_keys: dict[type[BaseModel], KeyBuilder] = {}
 
     @property
     def spec(self) -> str:
@@ -170,28 +171,30 @@ class LLMClient:
     def request_key(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> str:
         """Hash of the exact request the backend receives (rendered messages, the schema as sent) and of
         the backend's identity (model, weights, runtime, decoding): change any of them and the key misses."""
-        if response_model not in self._schemas:  # pydantic builds a schema in ~0.1 ms: once per model class
-            self._schemas[response_model] = self.backend.request_schema(response_model)
-        return cache_key(
-            "assess",
-            backend=self.backend.name,
-            identity=self.backend.identity(),
-            messages=messages,
-            schema=self._schemas[response_model],
-        )
+        if response_model not in self._request_keys:  # the schema and identity are encoded once per model class
+            self._request_keys[response_model] = KeyBuilder(
+                "assess",
+                "messages",
+                backend=self.backend.name,
+                identity=self.backend.identity(),
+                schema=self.backend.request_schema(response_model),
+            )
+        return self._request_keys[response_model].key(messages)
 
     def assessment_key(self, post: PostText) -> str:
         return self.request_key(self.prompt.messages(post), self.prompt.response_model)
 
+    @cached_property
+    def _embedding_keys(self) -> KeyBuilder:
+        identity = self.embedder.embedding_identity()
+        return KeyBuilder(
+            "embed", "messages" if self.one_pass else "text", backend=self.embedder.name, identity=identity
+        )
+
     def embedding_key(self, post: PostText) -> str:
         """Keyed by the text embedded, or by the rendered messages when the vector comes from the
         assessment pass (it then depends on the prompt around the post)."""
-        identity = self.embedder.embedding_identity()
-        if self.one_pass:
-            return cache_key(
-                "embed", backend=self.embedder.name, identity=identity, messages=self.prompt.messages(post)
-            )
-        return cache_key("embed", backend=self.embedder.name, identity=identity, text=post.embedding_input())
+        return self._embedding_keys.key(self.prompt.messages(post) if self.one_pass else post.embedding_input())
 
     def _wait(self, state: RetryCallState) -> float:
         after = retry_after_s(state.outcome.exception() if state.outcome else None)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -81,10 +81,11 @@ def cost_usd(usages: list[Usage], prices: Mapping[str, Price]) -> float:
 class UsageLedger:
     """Thread-safe accumulator; summary() gives run totals and percentiles, save() writes them as JSON."""
 
-    def __init__(self, backend: str, prices: Mapping[str, Price] | None = None) -> None:
+    def __init__(self, backend: str, prices: Mapping[str, Price] | None = None, keep: int | None = None) -> None:
+        """`keep`: hold only the last `keep` calls (a long-running service; None: every call of a run)."""
         self.backend = backend
         self.prices = dict(prices or {})
-        self._records: list[Usage] = []
+        self._records: deque[Usage] = deque(maxlen=keep)
         self._lock = threading.Lock()
 
     def record(self, usage: Usage) -> None:

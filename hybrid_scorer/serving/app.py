@@ -13,6 +13,7 @@ Run it with `hybrid-scorer serve` (uvicorn, one worker: see serving/metrics.py f
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -75,6 +76,11 @@ class ServiceState:
                     model.manifest_.prompt_version or "none",
                 )
                 self.metrics.model_info.labels(role, *labels).set(1)
+        # Everything loaded so far (models, vocabularies, libraries) lives as long as the process: moved out
+        # of the collector's generations, a full collection no longer walks it mid-request (measured by
+        # bench/load.py as the difference in p99 between a run with and without it)
+        gc.collect()
+        gc.freeze()
         self.ready, self.reason = True, "ready"
 
     def observed(self, prediction: Prediction) -> Prediction:
@@ -138,7 +144,7 @@ async def predict(
     post: PostInput, state: State, explain: bool = Query(False, description="add contributions by feature group")
 ) -> Prediction:
     """Score one post. Without a flair, the post is scored as of unknown flair."""
-    return state.observed(state.predictor.predict(post, explain=explain))
+    return state.observed(await state.predictor.predict_async(post, explain=explain))
 
 
 @scoring.post("/v1/predict/batch")

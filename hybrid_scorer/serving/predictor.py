@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import anyio
 import numpy as np
 from pydantic import ValidationError
 
@@ -31,7 +32,7 @@ from hybrid_scorer.intervals import LEVELS
 from hybrid_scorer.llm.client import AssessmentResult, EmbeddingResult, LLMClient
 from hybrid_scorer.llm.identity import LLMIdentity
 from hybrid_scorer.llm.prompts import PostText
-from hybrid_scorer.llm.usage import cost_usd
+from hybrid_scorer.llm.usage import UsageLedger, cost_usd
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS
 from hybrid_scorer.pipeline import LLMRow, client_for, llm_row
@@ -42,6 +43,7 @@ from hybrid_scorer.serving.schemas import PostInput, Prediction, PredictionInput
 from hybrid_scorer.target import to_score
 
 log = logging.getLogger(__name__)
+LEDGER_KEEP = 10_000
 WARMUP_POST = PostText("warmup", "Why is the sky blue?", "And why not violet?")
 
 
@@ -141,6 +143,9 @@ class Predictor:
                 self.client = self.client or client_for(self.llm or manifest.llm_spec, settings)
                 if self.client is not None:
                     check_client(hybrid, self.client)
+                    # a service runs for weeks: its ledger keeps the recent calls, not every one
+                    ledger = self.client.ledger
+                    self.client.ledger = UsageLedger(ledger.backend, ledger.prices, keep=LEDGER_KEEP)
                     self.hybrid = hybrid
                     workers = self.client.backend.max_concurrency or self.settings.llm_concurrency
                     self.queue = LLMQueue(workers, self.llm_budget_ms)
@@ -180,14 +185,17 @@ class Predictor:
         manifest = model.manifest_
         return f"{'+'.join(manifest.feature_groups)}@{manifest.training_data_hash[:10]}" if manifest else "unknown"
 
-    def _llm_values(self, post: ServedPost, call: LLMCall) -> dict[str, Any]:
-        """The post's LLM outputs within the budget (cached ones at once, live ones through the queue);
-        LLMUnavailableError otherwise."""
+    def _llm_values(self, post: ServedPost, call: LLMCall, live: bool) -> dict[str, Any] | None:
+        """The post's LLM outputs within the budget: cached ones at once, live ones through the queue
+        (None instead when not `live`); LLMUnavailableError when the LLM cannot give them."""
         assert self.hybrid is not None and self.client is not None and self.queue is not None
         started = time.perf_counter()
         needs = llm_needs(self.hybrid.groups)
         try:
-            found = llm_row(self.client, post.text, needs, cached_only=True) or self._live(post, needs, call)
+            found = llm_row(self.client, post.text, needs, cached_only=True)
+            if found is None and not live:
+                return None
+            found = found or self._live(post, needs, call)
         finally:
             call.latency_ms = (time.perf_counter() - started) * 1000
         call.account(found.results, self.client)
@@ -214,6 +222,20 @@ class Predictor:
         return found
 
     def predict(self, post: dict[str, Any] | PostInput, explain: bool = False) -> Prediction:
+        prediction = self._predict(post, explain, live=True)
+        assert prediction is not None  # live: the LLM is called when its outputs are not cached
+        return prediction
+
+    async def predict_async(self, post: dict[str, Any] | PostInput, explain: bool = False) -> Prediction:
+        """predict() for an event loop: scored inline when no LLM call is needed (the content model, or
+        the LLM's outputs cached: well under a millisecond, which a hop to a worker thread would double),
+        in a worker thread when the LLM must be called (that waits up to the latency budget)."""
+        prediction = self._predict(post, explain, live=False)
+        if prediction is not None:
+            return prediction
+        return await anyio.to_thread.run_sync(self.predict, post, explain)
+
+    def _predict(self, post: dict[str, Any] | PostInput, explain: bool, live: bool) -> Prediction | None:
         started = time.perf_counter()
         served = ServedPost.of(validate_post(post))
         self.load()
@@ -221,7 +243,10 @@ class Predictor:
         if self.hybrid is not None:
             call.called = True
             try:
-                served = replace(served, row=replace(served.row, llm=self._llm_values(served, call)))
+                values = self._llm_values(served, call, live)
+                if values is None:
+                    return None
+                served = replace(served, row=replace(served.row, llm=values))
                 model = self.hybrid
             except LLMUnavailableError as exc:
                 reason = f"{exc.failure}: {exc}"[:300]

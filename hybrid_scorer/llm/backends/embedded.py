@@ -24,7 +24,7 @@ import json
 import os
 import tempfile
 import threading
-from functools import cache
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -166,19 +166,22 @@ class EmbeddedBackend:
     def embeds_in_assessment(self) -> bool:
         return self.options.embedding == "assessment-pass"
 
+    @cached_property
     def _weights(self) -> dict[str, Any]:
-        """The file's hash and the runtime; re-encoded weights say so (as shipped, the identity is the one
-        from before re-encoding existed, so results cached then still hit)."""
+        """The file's hash and the runtime, read once per backend: they name the weights this backend
+        loads, and every cache key carries them (hashing and stat-ing per key cost ~60 us). Re-encoded
+        weights say so (as shipped, the identity is the one from before re-encoding existed, so results
+        cached then still hit)."""
         weights = {"sha256": file_sha256(self.model_path), "runtime": runtime_version()}
         return weights if self.options.weights == "as-shipped" else {**weights, "weights": self.options.weights}
 
     def identity(self) -> dict[str, Any]:
-        return {**self._weights(), **self.options.model_dump()}
+        return {**self._weights, **self.options.model_dump()}
 
     def embedding_identity(self) -> dict[str, Any]:
         if self.embeds_in_assessment:  # the vector depends on the whole prompt: the client keys it by the messages
-            return {**self._weights(), "source": "assessment-pass", "pooling": "mean of the post's tokens"}
-        return {**self._weights(), "pooling": "mean", "n_ctx": self.options.n_ctx, "truncate": True}
+            return {**self._weights, "source": "assessment-pass", "pooling": "mean of the post's tokens"}
+        return {**self._weights, "pooling": "mean", "n_ctx": self.options.n_ctx, "truncate": True}
 
     def _weights_file(self) -> Path:
         return reencoded_q8_0(self.model_path) if self.options.weights == "q8_0" else self.model_path

@@ -54,11 +54,12 @@ lint: install
 	$(BIN)/mypy hybrid_scorer
 
 bench: install
+	mkdir -p reports/bench
 	$(BIN)/python bench/train.py --data $(DATA)
 	$(BIN)/python bench/extract.py --data $(DATA)
-	$(BIN)/python bench/predict.py --data $(DATA)
+	$(BIN)/python bench/predict.py --data $(DATA) 2>/dev/null | tee reports/bench/predict.txt
 	$(BIN)/python bench/flair.py --data $(DATA)
-	$(BIN)/python bench/load.py --data $(DATA)
+	$(BIN)/python bench/load.py --data $(DATA) 2>/dev/null | tee reports/bench/load.txt
 
 clean:
 	rm -rf $(VENV) cache models mlruns mlflow.db logs

@@ -14,14 +14,23 @@ import pandas as pd
 
 from hybrid_scorer.config import Settings
 from hybrid_scorer.data import grouped_folds
-from hybrid_scorer.evaluation import METRICS, CVResult, bootstrap_intervals, cross_conformal, cross_validate
+from hybrid_scorer.evaluation import METRICS, CVResult, bootstrap_intervals, cross_calibrate, cross_validate
 from hybrid_scorer.features.base import LLMOutput
 from hybrid_scorer.features.matrix import llm_needs
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.pipeline import Job
 from hybrid_scorer.report import Comparison, IntervalRow, Results, Row, sync_docs, write_report
-from hybrid_scorer.specs import ABLATION_CONFIGS, COMPARISONS, CONTENT, SERVED, Config, groups_of
+from hybrid_scorer.specs import (
+    ABLATION_CONFIGS,
+    COMPARISONS,
+    CONTENT,
+    INTERVAL_SCHEME,
+    SERVED,
+    Config,
+    groups_of,
+    served_scorer,
+)
 from hybrid_scorer.target import log_target
 from hybrid_scorer.tracking import log_run
 from hybrid_scorer.version import __version__
@@ -121,12 +130,14 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] |
         if c.key in by_key and b.key in by_key
     ]
     interval_rows = []
-    for config in served:
-        check = cross_conformal(
-            partial(config.make, settings), enriched, folds, by_key[config.key].oof_log, settings.n_folds,
-            settings.seed, progress=job.progress,
-        )  # fmt: skip
-        interval_rows += IntervalRow.rows(config, check, y_log)
+    for config in served:  # the served intervals, calibrated as train does, measured on the outer folds
+        make = partial(served_scorer, config, settings)
+        heads = make().heads
+        outer = by_key[config.key] if not heads else cross_validate(config.name, make, enriched, folds, job.progress)
+        check = cross_calibrate(
+            make, enriched, folds, outer, settings.n_folds, settings.seed, (INTERVAL_SCHEME,), progress=job.progress
+        )[INTERVAL_SCHEME]
+        interval_rows += IntervalRow.rows(config, check, y_log, outer.oof_log)
     print(f"ablation: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     prompt = f"{client.spec} (prompt {client.prompt.id})" if client else "none"
     header = {

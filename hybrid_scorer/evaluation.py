@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, Self
 
 import numpy as np
@@ -12,7 +12,8 @@ from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from hybrid_scorer.data import grouped_folds
-from hybrid_scorer.intervals import LEVELS, ConformalIntervals
+from hybrid_scorer.intervals import LEVELS, SCHEMES
+from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.target import log_target
 
 METRICS = ("spearman", "rmse", "mae", "r2")
@@ -44,6 +45,7 @@ class CVResult:
     name: str
     oof_log: np.ndarray
     fold_metrics: list[dict[str, float]]
+    oof_heads: dict[str, np.ndarray] = field(default_factory=dict)  # a HybridScorer's heads, out of fold
 
     def mean(self, metric: str) -> float:
         return float(np.mean([m[metric] for m in self.fold_metrics]))
@@ -61,13 +63,16 @@ def cross_validate(
 ) -> CVResult:
     """Fit a fresh estimator per fold (so every fitted transform, PCA included, sees training rows only)."""
     y_log = log_target(posts)
-    oof = np.full(len(posts), np.nan)
-    fold_metrics = []
+    result = CVResult(name, np.full(len(posts), np.nan), [])
     for train_idx, test_idx in tqdm(folds, desc=name, leave=False, disable=not progress):
         estimator = make_estimator().fit(posts.iloc[train_idx])
-        oof[test_idx] = estimator.predict_log(posts.iloc[test_idx])
-        fold_metrics.append(regression_metrics(y_log[test_idx], oof[test_idx]))
-    return CVResult(name, oof, fold_metrics)
+        held_out = posts.iloc[test_idx]
+        result.oof_log[test_idx] = estimator.predict_log(held_out)
+        if isinstance(estimator, HybridScorer):
+            for head, values in estimator.predict_heads(held_out).items():
+                result.oof_heads.setdefault(head, np.full(len(posts), np.nan))[test_idx] = values
+        result.fold_metrics.append(regression_metrics(y_log[test_idx], result.oof_log[test_idx]))
+    return result
 
 
 Interval = tuple[float, float, float]  # (point estimate, 2.5th percentile, 97.5th percentile)
@@ -108,35 +113,58 @@ def _percentiles(values: list[float]) -> tuple[float, float]:
 
 @dataclass
 class IntervalCheck:
-    """Conformal intervals evaluated on outer folds: per post, the bounds each level gave (log scale)."""
+    """One interval scheme evaluated on outer folds: per post, the bounds each level gave (log scale)."""
 
+    scheme: str
     levels: tuple[float, ...]
     low: dict[float, np.ndarray]
     high: dict[float, np.ndarray]
 
 
-def cross_conformal(
+def apply_schemes(
+    checks: dict[str, IntervalCheck],
+    calibration: CVResult,
+    y_calibration: np.ndarray,
+    outer: CVResult,
+    test_idx: np.ndarray,
+) -> None:
+    """Calibrate each scheme of `checks` on `calibration` (out-of-fold predictions of the outer training
+    posts) and write its bounds for the held-out posts `test_idx` of `outer`."""
+    point, heads = outer.oof_log[test_idx], {h: v[test_idx] for h, v in outer.oof_heads.items()}
+    for name, check in checks.items():
+        calibrated = SCHEMES[name].calibrate(y_calibration, calibration.oof_log, calibration.oof_heads, check.levels)
+        for level in check.levels:
+            check.low[level][test_idx], check.high[level][test_idx] = calibrated.log_bounds(point, heads, level)
+
+
+def empty_checks(schemes: tuple[str, ...], n: int, levels: tuple[float, ...] = LEVELS) -> dict[str, IntervalCheck]:
+    return {
+        name: IntervalCheck(
+            name, levels, {a: np.full(n, np.nan) for a in levels}, {a: np.full(n, np.nan) for a in levels}
+        )
+        for name in schemes
+    }
+
+
+def cross_calibrate(
     make_estimator: Callable[[], LogScoreEstimator],
     posts: pd.DataFrame,
     folds: list[tuple[np.ndarray, np.ndarray]],
-    oof_log: np.ndarray,
+    outer: CVResult,
     inner_folds: int,
     seed: int,
+    schemes: tuple[str, ...],
     levels: tuple[float, ...] = LEVELS,
     progress: bool = True,
-) -> IntervalCheck:
-    """Calibrate the intervals as `train` does (out-of-fold residuals, here of each outer training fold
-    on inner grouped folds) and apply them to that fold's held-out predictions (`oof_log`), so their
-    coverage is measured on posts neither the model nor the calibration saw."""
-    low = {level: np.full(len(posts), np.nan) for level in levels}
-    high = {level: np.full(len(posts), np.nan) for level in levels}
+) -> dict[str, IntervalCheck]:
+    """Calibrate each interval scheme as `train` does (on out-of-fold predictions, here of each outer
+    training fold on inner grouped folds) and apply it to that fold's held-out predictions (`outer`, made
+    on the same `folds`), so coverage is measured on posts neither the model nor the calibration saw."""
+    checks = empty_checks(schemes, len(posts), levels)
     for train_idx, test_idx in folds:
         training = posts.iloc[train_idx]
         inner = cross_validate(
             "calibration", make_estimator, training, grouped_folds(training, inner_folds, seed), progress
         )
-        residuals = log_target(training) - inner.oof_log
-        intervals = ConformalIntervals.from_residuals(residuals, levels)
-        for level in levels:
-            low[level][test_idx], high[level][test_idx] = intervals.log_bounds(oof_log[test_idx], level)
-    return IntervalCheck(levels, low, high)
+        apply_schemes(checks, inner, log_target(training), outer, test_idx)
+    return checks

@@ -22,9 +22,9 @@ from scipy import sparse
 from hybrid_scorer.errors import ConfigurationError, MissingArtifactError
 from hybrid_scorer.features.base import LLMOutput, PostRow, require_fitted
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, FeatureMatrix
-from hybrid_scorer.intervals import ConformalIntervals
+from hybrid_scorer.intervals import Intervals
 from hybrid_scorer.marginal import average_over_one_hot
-from hybrid_scorer.target import log_target, to_score
+from hybrid_scorer.target import TOP_SCORE, log_target, to_score
 from hybrid_scorer.version import __version__
 
 # Deterministic on one machine: same data, seed and build give bit-identical models (`deterministic`,
@@ -65,9 +65,19 @@ class ModelManifest(BaseModel):
     embedding_identity: dict[str, Any] | None = None
     embedder_spec: str | None = None  # `--embedder` as the user gave it; None: the chat backend embedded
     embedding_model: str | None = None  # resolved backend:embedding model, what serving must embed with
-    intervals: ConformalIntervals | None = None  # from the training posts' out-of-fold residuals (train)
+    intervals: Intervals | None = None  # calibrated on the training posts' out-of-fold predictions (train)
     metrics: dict[str, float] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
+    heads: list[str] = Field(default_factory=list)  # boosters beside the point model (lightgbm_<head>.txt)
+
+
+def _link(head: str, raw: np.ndarray) -> np.ndarray:
+    """A head's prediction from its raw score: a probability for p_top, the quantile itself otherwise."""
+    return 1.0 / (1.0 + np.exp(-raw)) if head == "p_top" else raw
+
+
+def _raw(booster: lgb.Booster, rows: np.ndarray | sparse.csr_matrix) -> np.ndarray:
+    return np.asarray(booster.predict(rows, raw_score=True, num_threads=1), dtype=np.float64)
 
 
 def training_data_hash(posts: pd.DataFrame) -> str:
@@ -76,9 +86,21 @@ def training_data_hash(posts: pd.DataFrame) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+def head_objective(head: str) -> dict[str, Any]:
+    """LightGBM's objective for a head: `q0.05` (the 5% quantile of log1p(score)), `p_top` (the
+    probability of the upper mode, score >= TOP_SCORE)."""
+    if head == "p_top":
+        return {"objective": "binary"}
+    if head.startswith("q") and 0 < float(head[1:]) < 1:
+        return {"objective": "quantile", "alpha": float(head[1:])}
+    raise ConfigurationError(f"unknown model head {head!r}: use 'q<alpha>' (e.g. q0.05) or 'p_top'")
+
+
 class HybridScorer:
     """Estimator-style: parameters stored as given in __init__, fitted state (trailing _) set in fit.
-    Predicts log1p(score); `predict` returns scores."""
+    Predicts log1p(score); `predict` returns scores. `heads` adds boosters on the same feature matrix:
+    quantiles of log1p(score) (`q0.05`, ...: the intervals' bounds) and `p_top`, the probability that the
+    post lands in the upper of the score's two modes."""
 
     def __init__(
         self,
@@ -87,12 +109,14 @@ class HybridScorer:
         num_boost_round: int = DEFAULT_ROUNDS,
         feature_options: dict[str, Any] | None = None,
         seed: int = 42,
+        heads: Sequence[str] = (),
     ) -> None:
         self.groups = groups
         self.params = params
         self.num_boost_round = num_boost_round
         self.feature_options = feature_options
         self.seed = seed
+        self.heads = heads
 
     def lightgbm_params(self) -> dict[str, Any]:
         return {**DEFAULT_PARAMS, **(self.params or {}), "seed": self.seed}
@@ -101,7 +125,7 @@ class HybridScorer:
         features = FeatureMatrix(list(self.groups), self.feature_options or {})
         target = log_target(posts)
         matrix = features.fit_transform(posts, target)
-        dataset = lgb.Dataset(matrix, label=target, feature_name=features.feature_names, free_raw_data=True)
+        dataset = lgb.Dataset(matrix, label=target, feature_name=features.feature_names, free_raw_data=False)
         params = self.lightgbm_params()
         manifest = ModelManifest(
             feature_groups=list(self.groups),
@@ -110,19 +134,34 @@ class HybridScorer:
             n_features=matrix.shape[1],
             n_train=len(posts),
             training_data_hash=training_data_hash(posts),
+            heads=list(self.heads),
         )
-        return self._set_fitted(features, lgb.train(params, dataset, num_boost_round=self.num_boost_round), manifest)
+        booster = lgb.train(params, dataset, num_boost_round=self.num_boost_round)
+        heads = {}
+        for head in self.heads:  # the same binned matrix (reference=dataset), another objective or label
+            label = (posts["score"].to_numpy() >= TOP_SCORE).astype(float) if head == "p_top" else target
+            data = lgb.Dataset(matrix, label=label, reference=dataset, feature_name=features.feature_names)
+            heads[head] = lgb.train({**params, **head_objective(head)}, data, num_boost_round=self.num_boost_round)
+        return self._set_fitted(features, booster, manifest, heads)
 
-    def _set_fitted(self, features: FeatureMatrix, booster: lgb.Booster, manifest: ModelManifest) -> Self:
+    def _set_fitted(
+        self,
+        features: FeatureMatrix,
+        booster: lgb.Booster,
+        manifest: ModelManifest,
+        heads: dict[str, lgb.Booster] | None = None,
+    ) -> Self:
         """The fitted state, and what both prediction paths derive from it once: where the flair columns
-        are (for posts of unknown flair) and which group each column belongs to (for contributions)."""
+        are (for posts of unknown flair: each booster averaged over them as one forest) and which group
+        each column belongs to (for contributions)."""
         self.features_, self.booster_, self.manifest_ = features, booster, manifest
+        self.heads_ = heads or {}
         groups = features.feature_groups
         self.group_names_ = list(dict.fromkeys(groups))
         self.group_indicator_ = np.array([[g == name for name in self.group_names_] for g in groups], dtype=np.float64)
         meta = features.group("meta")
         self.flair_levels_: tuple[slice, np.ndarray, np.ndarray] | None = None
-        self.unknown_flair_booster_: lgb.Booster | None = None
+        self.unknown_flair_: dict[str, lgb.Booster] = {}  # per booster ("" is the point model)
         if meta is not None:
             levels = meta.unknown_flair_weights()  # type: ignore[attr-defined]
             offset = features.column_offset("meta")
@@ -130,10 +169,10 @@ class HybridScorer:
             flair_columns = slice(offset, offset + len(meta.flairs_))  # type: ignore[attr-defined]
             self.flair_levels_ = (flair_columns, np.array(columns), np.array(list(levels.values())))
             # the row path's unknown flair: the K-row average as one forest, one row through it (marginal.py)
-            averaged = average_over_one_hot(
-                booster.model_to_string(), range(flair_columns.start, flair_columns.stop), columns, levels.values()
-            )
-            self.unknown_flair_booster_ = lgb.Booster(model_str=averaged)
+            group = range(flair_columns.start, flair_columns.stop)
+            for name, model in {"": booster, **self.heads_}.items():
+                averaged = average_over_one_hot(model.model_to_string(), group, columns, levels.values())
+                self.unknown_flair_[name] = lgb.Booster(model_str=averaged)
         return self
 
     def _with_unknown_flair(self, rows: np.ndarray) -> np.ndarray:
@@ -183,15 +222,40 @@ class HybridScorer:
         raw = np.asarray(self.booster_.predict(rows, num_threads=1), dtype=np.float64)
         return self._average(raw, weights, owner, len(posts))
 
-    def predict_log_row(self, row: PostRow) -> float:
-        """predict_log of one post by the row path (numpy only; equal to the batch path, see parity.py).
-        An unknown flair goes through the forest that averages the model over the flair levels."""
+    def predict_heads(self, posts: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each head's prediction per post (quantiles on the log scale, p_top a probability). For an
+        unknown flair the raw scores are averaged over the flair levels (p_top: the logistic of the
+        averaged log-odds), as the row path's forests average them."""
         require_fitted(self, "booster_")
-        if row.flair is None and self.unknown_flair_booster_ is not None:
-            vector = self.features_.transform_row(replace(row, flair=""))  # its flair columns are never read
-            return float(self.unknown_flair_booster_.predict(vector[None, :], num_threads=1)[0])
-        vector = self.features_.transform_row(row)
-        return float(self.booster_.predict(vector[None, :], num_threads=1)[0])
+        rows, weights, owner = self._design(posts)
+        return {
+            head: _link(head, self._average(_raw(model, rows), weights, owner, len(posts)))
+            for head, model in self.heads_.items()
+        }
+
+    def _row_vector(self, row: PostRow) -> tuple[np.ndarray, str]:
+        """The post's booster row and which boosters read it: the model's own ("known") or, for an
+        unknown flair, the forests averaged over the flair levels (the row's flair columns never read)."""
+        if row.flair is None and self.unknown_flair_:
+            return self.features_.transform_row(replace(row, flair=""))[None, :], "unknown"
+        return self.features_.transform_row(row)[None, :], "known"
+
+    def _booster(self, head: str, which: str) -> lgb.Booster:
+        if which == "unknown":
+            return self.unknown_flair_[head]
+        return self.heads_[head] if head else self.booster_
+
+    def predict_log_row(self, row: PostRow) -> float:
+        """predict_log of one post by the row path (numpy only; equal to the batch path, see parity.py)."""
+        return self.predict_row(row)[0]
+
+    def predict_row(self, row: PostRow) -> tuple[float, dict[str, float]]:
+        """The row path: the post's log prediction and its heads, from one feature vector."""
+        require_fitted(self, "booster_")
+        vector, which = self._row_vector(row)
+        point = float(self._booster("", which).predict(vector, num_threads=1)[0])
+        heads = {head: float(_link(head, _raw(self._booster(head, which), vector))[0]) for head in self.heads_}
+        return point, heads
 
     def predict(self, posts: pd.DataFrame) -> np.ndarray:
         """Predicted scores (expm1 of the log prediction, never below 0)."""
@@ -203,7 +267,7 @@ class HybridScorer:
         require_fitted(self, "booster_")
         if self.manifest_ is None or self.manifest_.intervals is None:
             raise ConfigurationError("this model has no calibrated intervals: train it with `hybrid-scorer train`")
-        return self.manifest_.intervals.bounds(self.predict_log(posts), level)
+        return self.manifest_.intervals.bounds(self.predict_log(posts), self.predict_heads(posts), level)
 
     def _contributions(self, rows: sparse.csr_matrix | np.ndarray) -> np.ndarray:
         """LightGBM's pred_contrib summed per group: one column per group, then `bias`."""
@@ -248,6 +312,8 @@ class HybridScorer:
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         self.booster_.save_model(str(directory / "lightgbm.txt"))
+        for head, model in self.heads_.items():
+            model.save_model(str(directory / f"lightgbm_{head}.txt"))
         (directory / "features.json").write_text(json.dumps(self.features_.to_dict()))
         (directory / "manifest.json").write_text(self.manifest_.model_dump_json(indent=2))
         return directory
@@ -267,5 +333,13 @@ class HybridScorer:
             num_boost_round=manifest.num_boost_round,
             feature_options=features.options,
             seed=manifest.params.get("seed", 42),
+            heads=manifest.heads,
         )
-        return scorer._set_fitted(features, lgb.Booster(model_file=str(directory / "lightgbm.txt")), manifest)
+        heads = {}
+        for head in manifest.heads:
+            path = directory / f"lightgbm_{head}.txt"
+            if not path.is_file():
+                raise MissingArtifactError(f"{path} is missing (the manifest lists head {head!r}); retrain the model")
+            heads[head] = lgb.Booster(model_file=str(path))
+        booster = lgb.Booster(model_file=str(directory / "lightgbm.txt"))
+        return scorer._set_fitted(features, booster, manifest, heads)

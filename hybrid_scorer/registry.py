@@ -99,7 +99,8 @@ class Candidate:
 
     @property
     def spearman(self) -> float:
-        return float(self.tags["cv_spearman"])
+        """The expected Spearman (training.py: the nested estimate for tuned parameters, else the CV)."""
+        return float(self.tags.get("expected_spearman", self.tags["cv_spearman"]))
 
     @property
     def identity(self) -> LLMIdentity | None:
@@ -107,7 +108,7 @@ class Candidate:
 
     @property
     def spearman_low(self) -> float:
-        return float(self.tags.get("cv_spearman_ci_low", self.tags["cv_spearman"]))
+        return float(self.tags.get("expected_spearman_ci_low", self.tags.get("cv_spearman_ci_low", self.spearman)))
 
 
 def _version(version: int | None) -> Candidate:
@@ -134,7 +135,7 @@ def champion() -> Candidate | None:
 def promote(version: int | None, serving_llm: str, settings: Settings, force: bool = False) -> str:
     """Move `champion` to `version` (default: the newest) if (1) the model was trained with the LLM setup
     serving will use (chat LLM, embedder, prompt: LLMIdentity.mismatches, as serving checks it) and
-    (2) unless `force`, its CV Spearman is not below the lower end of the current champion's 95%
+    (2) unless `force`, its expected Spearman is not below the lower end of the current champion's 95%
     bootstrap interval. Returns what happened; raises PromotionRefusedError."""
     candidate = _version(version)
     trained = candidate.identity
@@ -152,13 +153,13 @@ def promote(version: int | None, serving_llm: str, settings: Settings, force: bo
         return f"version {candidate.version} is already {CHAMPION}"
     if current is not None and not force and candidate.spearman < current.spearman_low:
         raise PromotionRefusedError(
-            f"version {candidate.version} has CV Spearman {candidate.spearman:.3f}, below the 95% interval of the"
+            f"version {candidate.version} has expected Spearman {candidate.spearman:.3f}, below the 95% interval of the"
             f" {CHAMPION} (version {current.version}: {current.spearman:.3f}, interval from"
             f" {current.spearman_low:.3f}); keep the {CHAMPION}, or pass --force to promote it anyway"
         )
     _client().set_registered_model_alias(REGISTERED_NAME, CHAMPION, str(candidate.version))
     was = f" (was version {current.version})" if current else ""
-    return f"{CHAMPION} is now version {candidate.version}{was}: CV Spearman {candidate.spearman:.3f}"
+    return f"{CHAMPION} is now version {candidate.version}{was}: expected Spearman {candidate.spearman:.3f}"
 
 
 def resolve_model_dir(reference: str | Path) -> Path:

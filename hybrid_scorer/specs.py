@@ -7,13 +7,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from hybrid_scorer.baselines import MedianBaseline, RandomForestBaseline
 from hybrid_scorer.config import Settings
 from hybrid_scorer.evaluation import LogScoreEstimator
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, llm_needs
+from hybrid_scorer.intervals import heads_for
 from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.tuning import scorer_kwargs
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,13 @@ class Config:
             return RandomForestBaseline(seed=settings.seed)
         return self.make_scorer(settings)
 
-    def make_scorer(self, settings: Settings) -> HybridScorer:
-        """The LightGBM model of this configuration (baselines have none)."""
+    def make_scorer(self, settings: Settings, choice: dict[str, Any] | None = None) -> HybridScorer:
+        """The LightGBM model of this configuration (baselines have none), with LightGBM's defaults or a
+        choice of the tuning search's space (tuning.py)."""
         if self.estimator != "lightgbm":
             raise ValueError(f"{self.name} is a {self.estimator} baseline, not a HybridScorer")
+        if choice is not None:
+            return HybridScorer(self.groups, **scorer_kwargs(choice, settings))
         return HybridScorer(
             self.groups,
             seed=settings.seed,
@@ -78,6 +83,18 @@ COMPARISONS = [(STACKED, FULL_HYBRID), (FULL_HYBRID, CONTENT_EMBEDDING)]
 # stacked embedding features are in it because the ablation supports them: the paired comparison of
 # STACKED against FULL_HYBRID (COMPARISONS above; its interval in reports/ablation.md).
 SERVED = {"content": CONTENT, "hybrid": STACKED}
+# How the served models' intervals are made (intervals.py), chosen by scripts/intervals.py: the scheme with
+# the best interval score among those whose outer-fold coverage holds (reports/intervals.md).
+INTERVAL_SCHEME = "symmetric"
+SERVE_P_TOP = True  # the served models also estimate P(score >= 1,000): a number a person can read
+
+
+def served_scorer(config: Config, settings: Settings, choice: dict[str, Any] | None = None) -> HybridScorer:
+    """A served model: its configuration (LightGBM's defaults, or the tuned choice), with the heads its
+    intervals read and p_top."""
+    scorer = config.make_scorer(settings, choice)
+    scorer.heads = (*heads_for(INTERVAL_SCHEME), *(("p_top",) if SERVE_P_TOP else ()))
+    return scorer
 
 
 def groups_of(configs: Iterable[Config]) -> list[str]:

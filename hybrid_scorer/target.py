@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+TOP_SCORE = 1000  # where the upper of the score's two modes begins (mostly old "top" posts)
+
 
 def log_target(scores: pd.DataFrame | pd.Series | np.ndarray) -> np.ndarray:
     """log1p of the scores (a frame of posts gives its `score` column)."""

@@ -14,14 +14,15 @@ import pandas as pd
 from hybrid_scorer.data import grouped_folds
 from hybrid_scorer.evaluation import METRICS, bootstrap_intervals, cross_validate
 from hybrid_scorer.features.meta import normalize_flair
-from hybrid_scorer.intervals import ConformalIntervals
+from hybrid_scorer.intervals import SCHEMES
 from hybrid_scorer.llm.identity import LLMIdentity
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS, build_reference
 from hybrid_scorer.pipeline import Job
 from hybrid_scorer.registry import CHAMPION, REGISTERED_NAME, register
-from hybrid_scorer.specs import SERVED, Config, groups_of
+from hybrid_scorer.specs import INTERVAL_SCHEME, SERVED, Config, groups_of, served_scorer
 from hybrid_scorer.target import log_target
 from hybrid_scorer.tracking import log_run
+from hybrid_scorer.tuning import TunedParams
 
 
 def _reference_frame(enriched: pd.DataFrame, oof_log: np.ndarray) -> pd.DataFrame:
@@ -85,18 +86,31 @@ def train_and_save(job: Job, out_dir: Path, register_version: bool = True) -> Tr
     y_log = log_target(enriched)
     oof_of_served = None
     for name, config in served.items():
-        cv = cross_validate(config.name, partial(config.make, settings), enriched, folds, job.progress)
-        model = config.make_scorer(settings).fit(enriched)
+        tuned = TunedParams.load(config.key)  # hybrid_scorer/tuned/: `hybrid-scorer tune` chose them
+        make = partial(served_scorer, config, settings, tuned.chosen if tuned else None)
+        cv = cross_validate(config.name, make, enriched, folds, job.progress)
+        model = make().fit(enriched)
         assert model.manifest_ is not None
         spearman = bootstrap_intervals(y_log, cv.oof_log, n_boot=1000, seed=settings.seed)[0]["spearman"]
         model.manifest_.metrics = {f"cv_{m}": cv.mean(m) for m in METRICS}
-        # the pooled out-of-fold Spearman and its 95% bootstrap interval: what the promotion gate compares
         model.manifest_.metrics |= dict(
             zip(("cv_spearman_oof", "cv_spearman_ci_low", "cv_spearman_ci_high"), spearman, strict=True)
         )
-        model.manifest_.extra = {"data_sha256": report.sha256, "cv": f"{settings.n_folds}-fold grouped"}
-        # prediction intervals from the same out-of-fold residuals (conformal; see intervals.py)
-        model.manifest_.intervals = ConformalIntervals.from_residuals(y_log - cv.oof_log)
+        # what the model is expected to score on new posts, and what the promotion gate compares: with tuned
+        # parameters the nested estimate (their CV here saw posts the search chose them on), else the CV
+        expected = tuned.nested.spearman if tuned and tuned.nested else spearman
+        model.manifest_.metrics |= dict(
+            zip(("expected_spearman", "expected_spearman_ci_low", "expected_spearman_ci_high"), expected, strict=True)
+        )
+        model.manifest_.extra = {
+            "data_sha256": report.sha256,
+            "cv": f"{settings.n_folds}-fold grouped",
+            "tuning": tuned.model_dump(mode="json", exclude={"nested"}) | {"nested_spearman": expected}
+            if tuned
+            else "LightGBM defaults (no search)",
+        }
+        # prediction intervals calibrated on the same out-of-fold predictions (conformal; see intervals.py)
+        model.manifest_.intervals = SCHEMES[INTERVAL_SCHEME].calibrate(y_log, cv.oof_log, cv.oof_heads)
         if config.uses_llm and client is not None:  # which LLM made its columns: serving refuses another one
             identity = LLMIdentity.from_client(client, job.llm, settings.embedder)
             model.manifest_ = model.manifest_.model_copy(update=identity.manifest_fields())

@@ -28,6 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("features",),
     ("marginal",),
     ("model", "baselines", "evaluation"),
+    ("tuning",),
     ("specs", "monitoring", "tracking", "pipeline"),
     ("report", "training", "serving", "registry"),
     ("ablation", "registry_pyfunc"),

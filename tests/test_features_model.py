@@ -16,7 +16,7 @@ from hybrid_scorer.features.meta import MetaFeatures, TimeTrendFeatures, normali
 from hybrid_scorer.features.stacked import EmbeddingStackFeatures
 from hybrid_scorer.features.text import TextStatsFeatures
 from hybrid_scorer.features.tfidf import TfidfFeatures
-from hybrid_scorer.intervals import ConformalIntervals
+from hybrid_scorer.intervals import SCHEMES, SymmetricIntervals, interval_score
 from hybrid_scorer.llm.backends.mock import MockBackend
 from hybrid_scorer.llm.cache import LLMCache
 from hybrid_scorer.llm.client import LLMClient
@@ -314,20 +314,39 @@ def test_a_model_on_question_features_trains_saves_and_loads(posts: pd.DataFrame
 
 def test_conformal_half_width_is_the_finite_sample_quantile() -> None:
     residuals = np.arange(1, 20, dtype=float)  # 19 residuals: the 90% rank is ceil(20 * 0.9) = 18
-    intervals = ConformalIntervals.from_residuals(-residuals, levels=(0.8, 0.9, 0.99))
+    intervals = SymmetricIntervals.calibrate(np.zeros(19), residuals, {}, levels=(0.8, 0.9, 0.99))
     assert intervals.half_widths == {"0.8": 16.0, "0.9": 18.0, "0.99": float("inf")}
-    low, high = intervals.log_bounds(np.array([1.0, 30.0]), 0.8)
+    low, high = intervals.log_bounds(np.array([1.0, 30.0]), {}, 0.8)
     np.testing.assert_array_equal(low, [0.0, 14.0])  # never below log1p(0)
     np.testing.assert_array_equal(high, [17.0, 46.0])
     with pytest.raises(ValueError, match="no 95% interval"):
-        intervals.log_bounds(np.zeros(1), 0.95)
+        intervals.log_bounds(np.zeros(1), {}, 0.95)
+    old = SymmetricIntervals.model_validate({"half_widths": {"0.9": 1.0}, "n_residuals": 19})  # a 2025 manifest
+    assert old.kind == "symmetric" and old.n_calibration == 19
 
 
-def test_conformal_intervals_cover_new_exchangeable_posts() -> None:
-    """On data drawn like the calibration residuals, the 90% interval covers ~90% of new points."""
+def _heteroscedastic(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Targets whose noise grows with x, a point prediction and quantile heads that know it (roughly)."""
+    x = rng.uniform(0, 4, n)
+    y = 5.0 + x + rng.normal(scale=0.2 + x, size=n)
+    heads = {f"q{q:g}": 5.0 + x + (0.2 + x) * z for q, z in ((0.05, -1.5), (0.1, -1.2), (0.9, 1.2), (0.95, 1.5))}
+    return y, 5.0 + x, heads
+
+
+@pytest.mark.parametrize("scheme", sorted(SCHEMES))
+def test_every_interval_scheme_covers_new_exchangeable_posts(scheme: str) -> None:
+    """Calibrated on one sample, each scheme covers ~90% of a new sample from the same distribution; the
+    adaptive ones are narrower where the noise is small (an interval that says something about the post)."""
     rng = np.random.default_rng(0)
-    intervals = ConformalIntervals.from_residuals(rng.standard_t(3, size=2000))
-    truth = rng.standard_t(3, size=20000) + 5.0
-    low, high = intervals.log_bounds(np.full(len(truth), 5.0), 0.9)
-    coverage = float(np.mean((truth >= low) & (truth <= high)))
-    assert 0.88 <= coverage <= 0.92
+    calibrated = SCHEMES[scheme].calibrate(*_heteroscedastic(3000, rng))
+    y, point, heads = _heteroscedastic(20000, rng)
+    low, high = calibrated.log_bounds(point, heads, 0.9)
+    assert 0.88 <= float(np.mean((y >= low) & (y <= high))) <= 0.92
+    quiet, noisy = point < 5.8, point > 8.2
+    widths = high - low
+    if scheme == "symmetric":
+        assert np.allclose(widths[quiet & (low > 0)], widths[quiet & (low > 0)][0])
+    else:
+        assert np.median(widths[quiet]) < 0.5 * np.median(widths[noisy])
+    score = interval_score(y, low, high, 0.9).mean()
+    assert np.isfinite(score) and score > np.mean(widths) - 1e-9  # width plus the penalty for misses

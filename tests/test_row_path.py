@@ -6,10 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from hybrid_scorer.config import Settings
 from hybrid_scorer.data import deduplicate, load_posts, prepare_posts
+from hybrid_scorer.features.matrix import CONTENT_GROUPS
 from hybrid_scorer.features.stacked import _Fitted
 from hybrid_scorer.llm.factory import make_client
 from hybrid_scorer.marginal import average_over_one_hot
@@ -52,3 +54,21 @@ def test_averaged_forest_of_no_group_is_the_model_itself(model_dir: Path) -> Non
     """average_over_one_hot rewrites only flair trees: with no one-hot group it writes the text it read."""
     text = (model_dir / "content" / "lightgbm.txt").read_text()
     assert average_over_one_hot(text, [], [], [1.0]) == text
+
+
+def test_heads_train_save_load_and_match_post_by_post(posts: pd.DataFrame, csv_path: Path, tmp_path: Path) -> None:
+    """Quantile heads and p_top: ordered quantiles, a probability, saved and loaded as LightGBM text, and
+    the row path equal to the batch path, known and unknown flair."""
+    model = HybridScorer(CONTENT_GROUPS, num_boost_round=60, heads=("q0.1", "q0.9", "p_top")).fit(posts)
+    heads = model.predict_heads(posts)
+    assert (heads["q0.1"] <= heads["q0.9"]).mean() > 0.9 and ((heads["p_top"] > 0) & (heads["p_top"] < 1)).all()
+    loaded = HybridScorer.load(model.save(tmp_path / "m"))
+    assert sorted(p.name for p in (tmp_path / "m").glob("lightgbm*.txt")) == [
+        "lightgbm.txt",
+        "lightgbm_p_top.txt",
+        "lightgbm_q0.1.txt",
+        "lightgbm_q0.9.txt",
+    ]
+    raw = deduplicate(load_posts(csv_path))
+    parity = check_parity(loaded, posts, served_rows(raw, None, tuple(loaded.groups)))
+    assert parity.holds(1e-9), parity

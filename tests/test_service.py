@@ -183,9 +183,12 @@ def test_service_traffic_reaches_the_log_and_the_monitor(
     assert f"({len(records)} predictions)" in capsys.readouterr().out
 
 
-def test_sigterm_lets_in_flight_requests_finish(model_dir: Path, tmp_path: Path) -> None:
+def test_sigterm_lets_in_flight_requests_finish(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HYBRID_SCORER_SERVE_MAX_BATCH", "3000")  # a batch long enough to be caught mid-way
     running = _start(model_dir, tmp_path)
-    posts = [{"title": f"Question number {i} about gravity?", "body": "y" * i} for i in range(64)]
+    posts = [{"title": f"Question number {i} about gravity?", "body": "y" * (i % 500)} for i in range(3000)]
     outcome: dict[str, httpx.Response] = {}
     thread = threading.Thread(
         target=lambda: outcome.update(
@@ -193,11 +196,11 @@ def test_sigterm_lets_in_flight_requests_finish(model_dir: Path, tmp_path: Path)
         )
     )
     thread.start()
-    time.sleep(0.3)  # the batch is being scored (it takes ~1 s here)
+    time.sleep(0.5)  # the batch is being scored (it takes several seconds here)
     assert thread.is_alive(), "the batch finished before SIGTERM: the test proves nothing, make it longer"
     assert _stop(running)
     thread.join(timeout=60)
-    assert outcome["r"].status_code == 200 and len(outcome["r"].json()["results"]) == 64
+    assert outcome["r"].status_code == 200 and len(outcome["r"].json()["results"]) == 3000
 
 
 def test_sigterm_under_load_loses_no_prediction_log_line(model_dir: Path, tmp_path: Path) -> None:

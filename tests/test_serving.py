@@ -47,6 +47,18 @@ def test_predict_returns_score_with_mlops_fields(predictor: Predictor) -> None:
     assert again.cache_hit and again.llm_tokens == 0 and again.score == prediction.score
 
 
+def test_predictions_carry_p_top_from_the_models_classifier(predictor: Predictor, model_dir: Path) -> None:
+    """p_top is the served model's own estimate of P(score >= 1,000) (its `p_top` head, equal on the row
+    path and the batch path: tests/test_row_path.py): a probability, and it reaches the log."""
+    from hybrid_scorer.model import HybridScorer
+
+    prediction = predictor.predict({**POST, "flair": "Physics"})
+    assert prediction.p_top is not None and 0 < prediction.p_top < 1
+    assert "p_top" in HybridScorer.load(model_dir / "hybrid").manifest_.heads  # type: ignore[union-attr]
+    predictor.log.flush()
+    assert json.loads(predictor.log.path.read_text().splitlines()[-1])["p_top"] == prediction.p_top
+
+
 @pytest.mark.parametrize(
     ("post", "field", "hint"),
     [
@@ -98,7 +110,7 @@ def test_a_bug_is_an_error_not_a_silent_fallback(
 ) -> None:
     predictor = predictor_with(MockBackend(), model_dir, settings, tmp_path).load()
     assert predictor.hybrid is not None
-    monkeypatch.setattr(predictor.hybrid, "predict_log_row", lambda row: 1 / 0)
+    monkeypatch.setattr(predictor.hybrid, "predict_row", lambda row: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         predictor.predict(POST)
 

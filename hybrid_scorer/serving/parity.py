@@ -49,6 +49,7 @@ class Parity:
     nan_mismatches: int  # values missing in one path and not in the other
     max_log_diff: float  # predict_log vs predict_log_row
     max_unknown_flair_log_diff: float  # the same with the flair unknown (the average over trained flairs)
+    max_head_diff: float  # the model's heads (quantiles, p_top), known and unknown flair
     worst_post: int  # index of the post with the largest feature difference
 
     def holds(self, tolerance: float = 1e-9) -> bool:
@@ -57,6 +58,7 @@ class Parity:
             and self.max_feature_diff <= tolerance
             and self.max_log_diff <= tolerance
             and self.max_unknown_flair_log_diff <= tolerance
+            and self.max_head_diff <= tolerance
         )
 
 
@@ -69,9 +71,13 @@ def check_parity(model: HybridScorer, posts: pd.DataFrame, rows: list[PostRow]) 
     diff = np.where(both, np.abs(batch - by_row), 0.0)
     log_diff = np.abs(model.predict_log(posts) - np.array([model.predict_log_row(r) for r in rows]))
     unknown = posts.assign(flair=None)
-    unknown_diff = np.abs(
-        model.predict_log(unknown) - np.array([model.predict_log_row(replace(r, flair=None)) for r in rows])
-    )
+    unknown_rows = [replace(r, flair=None) for r in rows]
+    unknown_diff = np.abs(model.predict_log(unknown) - np.array([model.predict_log_row(r) for r in unknown_rows]))
+    head_diff = 0.0
+    for frame, each in ((posts, rows), (unknown, unknown_rows)):
+        batch_heads, row_heads = model.predict_heads(frame), [model.predict_row(r)[1] for r in each]
+        for head, values in batch_heads.items():
+            head_diff = max(head_diff, float(np.abs(values - np.array([h[head] for h in row_heads])).max()))
     return Parity(
         posts=len(rows),
         features=batch.shape[1],
@@ -79,5 +85,6 @@ def check_parity(model: HybridScorer, posts: pd.DataFrame, rows: list[PostRow]) 
         nan_mismatches=int((nan_batch != nan_row).sum()),
         max_log_diff=float(log_diff.max(initial=0.0)),
         max_unknown_flair_log_diff=float(unknown_diff.max(initial=0.0)),
+        max_head_diff=head_diff,
         worst_post=int(diff.max(axis=1).argmax()) if len(rows) else -1,
     )

@@ -252,11 +252,12 @@ class Predictor:
                 reason = f"{exc.failure}: {exc}"[:300]
                 log.info("falling back to the content model: %s", reason)
         assert model is not None
-        log_score = model.predict_log_row(served.row)
+        log_score, heads = model.predict_row(served.row)
         prediction = Prediction(
             score=float(to_score(log_score)),
             log_score=log_score,
-            **_intervals(model, log_score),
+            **_intervals(model, log_score, heads),
+            p_top=heads.get("p_top"),
             model_version=self.version(model),
             latency_ms=(time.perf_counter() - started) * 1000,
             llm_latency_ms=call.latency_ms,
@@ -308,14 +309,15 @@ class Predictor:
             self.queue.shutdown(wait=False, cancel_futures=True)
 
 
-def _intervals(model: HybridScorer, log_score: float) -> dict[str, tuple[float, float]]:
+def _intervals(model: HybridScorer, log_score: float, heads: dict[str, float]) -> dict[str, tuple[float, float]]:
     """The served model's 80% and 90% intervals in score units (none for a model trained before them)."""
     intervals = model.manifest_.intervals if model.manifest_ is not None else None
     if intervals is None:
         return {}
+    point, values = np.array([log_score]), {h: np.array([v]) for h, v in heads.items()}
     out = {}
     for level in LEVELS:
-        low, high = intervals.bounds(np.array([log_score]), level)
+        low, high = intervals.bounds(point, values, level)
         out[f"interval_{round(level * 100)}"] = (round(float(low[0]), 1), round(float(high[0]), 1))
     return out
 

@@ -63,6 +63,11 @@ class Prediction(BaseModel):
         default=None, description="scores between which the true score lies with 80% probability (conformal)"
     )
     interval_90: tuple[float, float] | None = Field(default=None, description="the same at 90%")
+    p_top: float | None = Field(
+        default=None,
+        description="the probability that the post lands in the upper of the score's two modes (score >= 1,000),"
+        " when the served model estimates it",
+    )
     model_version: str
     latency_ms: float
     llm_latency_ms: float = 0.0

@@ -7,8 +7,11 @@ import json
 import logging
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from pydantic import ValidationError
 
 from hybrid_scorer.config import MonitorThresholds, get_settings
 from hybrid_scorer.data import prepare_posts
@@ -290,23 +293,68 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     from hybrid_scorer.monitoring import monitor_report
 
     settings = get_settings()
-    thresholds = settings.monitor.model_copy(update={k: v for k, v in (args.threshold or [])})
+    try:
+        thresholds = MonitorThresholds.model_validate({**settings.monitor.model_dump(), **dict(args.threshold or [])})
+    except ValidationError as exc:
+        raise ConfigurationError(f"--threshold: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from exc
     log_path = Path(args.log) if args.log else settings.log_dir / "predictions.jsonl"
     text, alerts = monitor_report(log_path, Path(args.model_dir) if args.model_dir else settings.model_dir, thresholds)
     print(text)
     return 1 if alerts and args.fail_on_alert else 0
 
 
-def _threshold(text: str) -> tuple[str, float]:
+def cmd_feedback(args: argparse.Namespace) -> int:
+    """Realised scores from a CSV (prediction_id, score, optional observed_at) into the outcome store."""
+    import pandas as pd
+
+    from hybrid_scorer.outcomes import Feedback, OutcomeStore, outcomes_path
+    from hybrid_scorer.serving.schemas import FeedbackInput, describe_errors
+
+    settings = get_settings()
+    table = pd.read_csv(args.file, dtype=str, keep_default_na=False)
+    missing = {"prediction_id", "score"} - set(table.columns)
+    if missing:
+        raise ConfigurationError(
+            f"{args.file}: missing column(s) {sorted(missing)}; expected prediction_id, score, optional observed_at"
+        )
+    items, problems = [], []
+    for line, row in enumerate(table.to_dict("records"), start=2):
+        fields = {k: v for k, v in row.items() if k in FeedbackInput.model_fields and v != ""}
+        try:
+            item = FeedbackInput.model_validate(fields)
+        except ValidationError as exc:
+            problems.append(f"line {line}: {describe_errors(exc.errors())}")
+            continue
+        items.append(Feedback(item.prediction_id, item.score, item.observed_at or datetime.now(UTC)))
+    if problems:
+        shown = "; ".join(problems[:5])
+        raise ConfigurationError(f"{args.file}: {len(problems)} row(s) invalid, nothing stored: {shown}")
+    log_path = Path(args.log) if args.log else settings.log_dir / "predictions.jsonl"
+    store = OutcomeStore(outcomes_path(log_path))
+    print(f"stored {store.add_feedback(items)} realised score(s) in {store.path}; `hybrid-scorer monitor` reads them")
+    return 0
+
+
+def cmd_alert_rules(args: argparse.Namespace) -> int:
+    from hybrid_scorer.alerting import render_rules
+
+    text = render_rules(get_settings().monitor)
+    if args.out:
+        args.out.write_text(text)
+        print(f"wrote {args.out}; check it with `promtool check rules {args.out}`")
+    else:
+        print(text, end="")
+    return 0
+
+
+def _threshold(text: str) -> tuple[str, str]:
+    """NAME=VALUE; the value is validated with the others (MonitorThresholds)."""
     name, _, value = text.partition("=")
     if name not in MonitorThresholds.model_fields:
         raise argparse.ArgumentTypeError(
             f"unknown threshold {name!r}; choose from {list(MonitorThresholds.model_fields)}"
         )
-    try:
-        return name, float(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"threshold {name!r} needs a number, got {value!r}") from exc
+    return name, value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -456,6 +504,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", help=PROMPT_HELP)
     p.add_argument("--log", type=Path, help="prediction log (default: <log dir>/predictions.jsonl)")
     p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser(
+        "feedback",
+        help="record realised scores of earlier predictions (delayed labels) from a CSV file",
+        description="Read FILE (columns prediction_id, score, optional observed_at) and store the realised"
+        " scores beside the prediction log, where `hybrid-scorer monitor` and the service's /metrics join them to"
+        " the predictions: realised Spearman, RMSE and interval coverage per cohort. The same as POST /v1/feedback.",
+    )
+    p.add_argument("file", type=Path, help="CSV with prediction_id,score[,observed_at]")
+    p.add_argument("--log", help="the prediction log the ids come from (default: <log dir>/predictions.jsonl)")
+    p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser(
+        "alert-rules",
+        help="Prometheus recording and alert rules with the monitor's thresholds",
+        description="Print (or write) the Prometheus rules for the service: p99 latency, fallbacks, LLM failures,"
+        " cache hits, LLM spend and the spend limit, readiness, realised quality. Thresholds come from"
+        " HYBRID_SCORER_MONITOR (the same ones `hybrid-scorer monitor` uses); deploy/prometheus/rules.yml holds"
+        " the defaults.",
+    )
+    p.add_argument("--out", type=Path, help="write the rules here instead of printing them")
+    p.set_defaults(func=cmd_alert_rules)
 
     p = sub.add_parser(
         "monitor",

@@ -17,6 +17,9 @@ class MonitorThresholds(BaseModel):
     llm_failure_rate: float = 0.02
     out_of_range_rate: float = 0.01
     min_cache_hit_rate: float = 0.0
+    llm_usd_per_hour: float = 1.0  # LLM spend over the last hour
+    min_realised_labels: int = 100  # realised quality is judged on cohorts with at least this many labels
+    realised_cohort: Literal["day", "week"] = "week"
 
 
 class Settings(BaseSettings):

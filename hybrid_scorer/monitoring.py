@@ -18,6 +18,7 @@ from scipy.stats import chisquare
 
 from hybrid_scorer.config import MonitorThresholds
 from hybrid_scorer.errors import MissingArtifactError
+from hybrid_scorer.outcomes import CohortQuality, OutcomeStore, outcomes_path, realised_quality
 
 NUMERIC_SIGNALS = (
     "title_chars",
@@ -113,6 +114,7 @@ def summarize(
             "fallback_rate": float(log["fallback"].mean()),
             "llm_tokens": float(log["llm_tokens"].sum()),
             "llm_cost_usd": float(log["llm_cost_usd"].sum()) if "llm_cost_usd" in log else float("nan"),
+            "llm_usd_last_hour": _last_hour_spend(log),
             "out_of_range_rate": float(log.get("features.llm_out_of_range", pd.Series([False])).fillna(False).mean()),
         }
     )
@@ -126,6 +128,14 @@ def summarize(
     return metrics, _alerts(metrics, thresholds)
 
 
+def _last_hour_spend(log: pd.DataFrame) -> float:
+    """LLM dollars of the predictions in the hour before the newest one."""
+    if "llm_cost_usd" not in log:
+        return float("nan")
+    times = pd.to_datetime(log["timestamp"], utc=True, format="ISO8601")
+    return float(log.loc[times > times.max() - pd.Timedelta(hours=1), "llm_cost_usd"].sum())
+
+
 def _alerts(metrics: dict[str, float], t: MonitorThresholds) -> list[str]:
     checks = [(k, v, t.psi) for k, v in metrics.items() if k.startswith("psi.")]
     checks += [(k, v, t.js_distance) for k, v in metrics.items() if k.startswith("js.")]
@@ -134,12 +144,54 @@ def _alerts(metrics: dict[str, float], t: MonitorThresholds) -> list[str]:
         ("fallback_rate", metrics["fallback_rate"], t.fallback_rate),
         ("llm_failure_rate", metrics["llm_failure_rate"], t.llm_failure_rate),
         ("out_of_range_rate", metrics["out_of_range_rate"], t.out_of_range_rate),
+        ("llm_usd_last_hour", metrics["llm_usd_last_hour"], t.llm_usd_per_hour),
     ]
     alerts = [f"{k} = {v:.3f} > {limit}" for k, v, limit in checks if np.isfinite(v) and v > limit]
     hit = metrics.get("cache_hit_rate", float("nan"))
     if np.isfinite(hit) and hit < t.min_cache_hit_rate:
         alerts.append(f"cache_hit_rate = {hit:.3f} < {t.min_cache_hit_rate}")
     return alerts
+
+
+def expected_spearman_low(model_dir: Path) -> float | None:
+    """The lower end of the served model's expected Spearman interval (its manifest), the floor realised
+    quality is held to."""
+    for role in ("hybrid", "content"):
+        path = model_dir / role / "manifest.json"
+        if path.is_file():
+            metrics = json.loads(path.read_text()).get("metrics", {})
+            low = metrics.get("expected_spearman_ci_low", metrics.get("cv_spearman_ci_low"))
+            return float(low) if low is not None else None
+    return None
+
+
+def latest_judged(qualities: list[CohortQuality], min_labels: int) -> CohortQuality | None:
+    """The newest cohort with enough labels to judge (None before there is one)."""
+    return next((q for q in reversed(qualities) if q.labels >= min_labels), None)
+
+
+def realised_report(store: OutcomeStore, model_dir: Path, thresholds: MonitorThresholds) -> tuple[list[str], list[str]]:
+    """Lines for the realised quality per cohort, and the alert when the newest judged cohort's Spearman
+    is below the model's expected interval."""
+    counts = store.counts()
+    qualities = realised_quality(store.joined(), thresholds.realised_cohort)
+    lines = [
+        f"realised quality (delayed labels, {store.path}): {counts['feedback']} labels for"
+        f" {counts['predictions']} predictions ({counts['feedback_without_prediction']} without a known prediction)"
+    ]
+    lines += [
+        f"  {q.cohort}: {q.labels} labels, Spearman {q.spearman[0]:.3f} [{q.spearman[1]:.3f}, {q.spearman[2]:.3f}],"
+        f" RMSE log1p {q.rmse[0]:.3f}, coverage 80% {q.coverage_80:.1%}, 90% {q.coverage_90:.1%}"
+        for q in qualities
+    ]
+    judged, floor = latest_judged(qualities, thresholds.min_realised_labels), expected_spearman_low(model_dir)
+    alerts = []
+    if judged is not None and floor is not None and judged.spearman[0] < floor:
+        alerts.append(
+            f"realised Spearman {judged.spearman[0]:.3f} ({judged.cohort}, {judged.labels} labels) < {floor:.3f},"
+            " the lower end of the model's expected interval"
+        )
+    return lines, alerts
 
 
 def monitor_report(log_path: Path, model_dir: Path, thresholds: MonitorThresholds) -> tuple[str, list[str]]:
@@ -155,5 +207,9 @@ def monitor_report(log_path: Path, model_dir: Path, thresholds: MonitorThreshold
         f"reference: {reference_path if reference else 'none found (drift not computed)'}",
     ]
     lines += [f"  {k:<40} {v:.4f}" for k, v in metrics.items() if k != "predictions"]
+    if outcomes_path(log_path).is_file():
+        realised, realised_alerts = realised_report(OutcomeStore(outcomes_path(log_path)), model_dir, thresholds)
+        lines += realised
+        alerts += realised_alerts
     lines += ["ALERTS:", *(f"  ! {a}" for a in alerts)] if alerts else ["no threshold crossed"]
     return "\n".join(lines), alerts

@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("marginal",),
     ("model", "baselines", "evaluation"),
     ("tuning",),
-    ("specs", "monitoring", "tracking", "pipeline"),
+    ("specs", "monitoring", "tracking", "pipeline", "outcomes", "alerting"),
     ("report", "training", "serving", "registry"),
     ("ablation", "registry_pyfunc"),
     ("cli",),

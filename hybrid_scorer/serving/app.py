@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import anyio
@@ -29,9 +30,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hybrid_scorer.outcomes import Feedback
 from hybrid_scorer.serving.metrics import ServiceMetrics
 from hybrid_scorer.serving.predictor import Predictor
-from hybrid_scorer.serving.schemas import PostInput, Prediction, describe_errors
+from hybrid_scorer.serving.schemas import (
+    FeedbackAccepted,
+    FeedbackBatch,
+    FeedbackInput,
+    PostInput,
+    Prediction,
+    describe_errors,
+)
 from hybrid_scorer.version import __version__
 
 log = logging.getLogger(__name__)
@@ -82,6 +91,15 @@ class ServiceState:
         gc.collect()
         gc.freeze()
         self.ready, self.reason = True, "ready"
+        self.metrics.ready.set(1)
+
+    def feedback(self, items: list[FeedbackInput]) -> FeedbackAccepted:
+        now = datetime.now(UTC)
+        accepted = self.predictor.outcomes.add_feedback(
+            Feedback(i.prediction_id, i.score, i.observed_at or now) for i in items
+        )
+        self.metrics.feedback.inc(accepted)
+        return FeedbackAccepted(accepted=accepted)
 
     def observed(self, prediction: Prediction) -> Prediction:
         role = "hybrid" if prediction.llm_called and not prediction.fallback else "content"
@@ -161,6 +179,18 @@ def predict_batch(batch: BatchRequest, state: State, explain: bool = False) -> B
     )
 
 
+@scoring.post("/v1/feedback")
+def feedback(item: FeedbackInput, state: State) -> FeedbackAccepted:
+    """The realised score of a prediction this service made (its `prediction_id`), for realised quality."""
+    return state.feedback([item])
+
+
+@scoring.post("/v1/feedback/batch")
+def feedback_batch(batch: FeedbackBatch, state: State) -> FeedbackAccepted:
+    """Up to 10,000 realised scores at once."""
+    return state.feedback(batch.items)
+
+
 class BodySizeLimit:
     """Refuse bodies over `max_bytes` (413) before reading them; POSTs must say their length (411)."""
 
@@ -214,7 +244,7 @@ class RequestMetrics:
 
 def create_app(predictor: Predictor, max_batch: int = 64, max_body_bytes: int = 2_000_000, threads: int = 4) -> FastAPI:
     """The service around one predictor (already configured; loaded and warmed at startup)."""
-    state = ServiceState(predictor, ServiceMetrics(), max_batch)
+    state = ServiceState(predictor, ServiceMetrics(predictor), max_batch)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -6,17 +6,74 @@ copy), so prometheus-client's single-process registry is exact; scale out with r
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from hybrid_scorer.monitoring import expected_spearman_low, latest_judged
+from hybrid_scorer.outcomes import realised_quality
 from hybrid_scorer.serving.schemas import Prediction
+
+if TYPE_CHECKING:
+    from hybrid_scorer.serving.predictor import Predictor
 
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+class RealisedQuality(Collector):
+    """The newest judged cohort's realised quality, from the outcome store at scrape time (recomputed at
+    most every `every_s`: a bootstrap over the cohort's labels), beside the floor the model is held to."""
+
+    def __init__(self, predictor: Predictor, every_s: float = 60.0) -> None:
+        self.predictor = predictor
+        self.every_s = every_s
+        self._at = -float("inf")
+        self._families: list[Metric] = []
+
+    def collect(self) -> Iterator[Metric]:
+        if time.monotonic() - self._at > self.every_s:
+            self._families, self._at = self._compute(), time.monotonic()
+        yield from self._families
+
+    def _compute(self) -> list[Metric]:
+        thresholds = self.predictor.settings.monitor
+        qualities = realised_quality(self.predictor.outcomes.joined(), thresholds.realised_cohort)
+        judged = latest_judged(qualities, thresholds.min_realised_labels)
+        floor = expected_spearman_low(self.predictor.model_dir) if self.predictor.model_dir else None
+        families: list[Metric] = []
+        if floor is not None:
+            families.append(
+                GaugeMetricFamily(
+                    "hybrid_scorer_expected_spearman_low",
+                    "Lower end of the served model's expected Spearman interval",
+                    value=floor,
+                )
+            )
+        if judged is not None:
+            for name, value, doc in (
+                ("spearman", judged.spearman[0], "Spearman of predictions and realised scores"),
+                ("rmse", judged.rmse[0], "RMSE on log1p of predictions and realised scores"),
+                ("coverage_90", judged.coverage_90, "Share of realised scores inside the 90% interval"),
+                ("labels", judged.labels, "Realised scores in the cohort"),
+            ):
+                family = GaugeMetricFamily(
+                    f"hybrid_scorer_realised_{name}", f"{doc}, newest judged cohort", labels=["cohort"]
+                )
+                family.add_metric([judged.cohort], float(value))
+                families.append(family)
+        return families
+
+
 class ServiceMetrics:
-    def __init__(self) -> None:
+    def __init__(self, predictor: Predictor | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        if predictor is not None:
+            r.register(RealisedQuality(predictor))
         self.requests = Counter(
             "hybrid_scorer_http_requests",
             "HTTP requests by route and status",
@@ -52,6 +109,9 @@ class ServiceMetrics:
         )
         self.llm_tokens = Counter("hybrid_scorer_llm_tokens", "LLM tokens spent on live calls", registry=r)
         self.llm_cost = Counter("hybrid_scorer_llm_cost_dollars", "Estimated LLM spend (USD)", registry=r)
+        self.feedback = Counter("hybrid_scorer_feedback", "Realised scores received", registry=r)
+        self.llm_calls = Counter("hybrid_scorer_llm_calls", "Predictions for which the LLM was asked", registry=r)
+        self.ready = Gauge("hybrid_scorer_ready", "1 when the service is ready to score (readyz)", registry=r)
         self.model_info = Gauge(
             "hybrid_scorer_model_info",
             "The served models (value 1)",
@@ -63,6 +123,7 @@ class ServiceMetrics:
         self.predictions.labels(role).inc()
         if not prediction.llm_called:
             return
+        self.llm_calls.inc()
         if prediction.llm_failure:
             self.llm_failures.labels(prediction.llm_failure).inc()
         if prediction.fallback:

@@ -6,7 +6,8 @@ write. The request never waits for the disk, and the writer takes the GIL a few 
 than once per request (woken per line, it cost each prediction ~75 us of GIL time here: bench/predict.py
 measures predict() with it). When lines pile up past `max_pending` (the disk is slower than the traffic),
 the request writes them itself: back-pressure, never a dropped line. `close` writes what is left, so a
-graceful shutdown loses nothing; a crash loses at most the last `flush_every_s`."""
+graceful shutdown loses nothing; a crash loses at most the last `flush_every_s`. The same writer records
+each prediction's id and bounds in the outcome store, where delayed labels join them (outcomes.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from typing import Any
 
 from pydantic_core import to_json
 
+from hybrid_scorer.outcomes import OutcomeStore
+
 log = logging.getLogger(__name__)
 BACKUPS = 3
 
@@ -27,14 +30,23 @@ class PredictionLog:
     """JSON lines; past `max_bytes` the file becomes `<name>.1` (older ones `.2`, `.3`, then dropped), so
     the log never grows without bound."""
 
-    def __init__(self, path: Path, max_bytes: int, flush_every_s: float = 0.05, max_pending: int = 10_000) -> None:
+    def __init__(
+        self,
+        path: Path,
+        max_bytes: int,
+        outcomes: OutcomeStore | None = None,
+        flush_every_s: float = 0.05,
+        max_pending: int = 10_000,
+    ) -> None:
+        """`outcomes`: also record each prediction's id and bounds there (for delayed labels)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.outcomes = outcomes
         self.max_bytes = max_bytes
         self.max_pending = max_pending
         self._file = path.open("ab")
         self._size = self._file.tell()
-        self._lines: deque[bytes] = deque()
+        self._lines: deque[tuple[bytes, dict[str, Any]]] = deque()
         self._lock = threading.Lock()  # one writer of the file at a time
         self._stop = threading.Event()
         self._writer = threading.Thread(target=self._run, args=(flush_every_s,), name="prediction-log", daemon=True)
@@ -44,7 +56,7 @@ class PredictionLog:
     def write(self, record: dict[str, Any]) -> None:
         if self._stop.is_set():
             raise RuntimeError(f"the prediction log {self.path} is closed")
-        self._lines.append(to_json(record, serialize_unknown=True) + b"\n")
+        self._lines.append((to_json(record, serialize_unknown=True) + b"\n", record))
         if len(self._lines) > self.max_pending:
             self.flush()
 
@@ -62,7 +74,7 @@ class PredictionLog:
             if not batch:
                 return
             chunk: list[bytes] = []
-            for line in batch:  # rotate at line boundaries, so no file passes the bound by more than a line
+            for line, _ in batch:  # rotate at line boundaries, so no file passes the bound by more than a line
                 if self._size and self._size + len(line) > self.max_bytes:
                     self._file.write(b"".join(chunk))
                     chunk = []
@@ -71,6 +83,8 @@ class PredictionLog:
                 self._size += len(line)
             self._file.write(b"".join(chunk))
             self._file.flush()
+            if self.outcomes is not None:
+                self.outcomes.add_predictions(record for _, record in batch)
 
     def _rotate(self) -> None:
         self._file.close()

@@ -12,6 +12,7 @@ import hashlib
 import logging
 import threading
 import time
+import uuid
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from hybrid_scorer.llm.prompts import PostText
 from hybrid_scorer.llm.usage import UsageLedger, cost_usd
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS
+from hybrid_scorer.outcomes import OutcomeStore, outcomes_path
 from hybrid_scorer.pipeline import LLMRow, client_for, llm_row
 from hybrid_scorer.registry import resolve_model_dir
 from hybrid_scorer.serving.llm_queue import LLMQueue, QueueFullError
@@ -108,12 +110,13 @@ class Predictor:
     ) -> None:
         self.settings = settings or Settings()
         self.model_ref = model_dir or self.settings.model_dir  # a directory or models:/hybrid-scorer@champion
+        self.model_dir: Path | None = None  # where the loaded models are (resolved at load)
         self.llm = llm
         self.client = client
         self.llm_budget_ms = llm_budget_ms if llm_budget_ms is not None else self.settings.predict_llm_budget_ms
-        self.log = PredictionLog(
-            Path(log_path or self.settings.log_dir / "predictions.jsonl"), self.settings.prediction_log_max_bytes
-        )
+        path = Path(log_path or self.settings.log_dir / "predictions.jsonl")
+        self.outcomes = OutcomeStore(outcomes_path(path))
+        self.log = PredictionLog(path, self.settings.prediction_log_max_bytes, self.outcomes)
         self._lock = threading.Lock()
         self._loaded = False
         self.hybrid: HybridScorer | None = None
@@ -125,7 +128,7 @@ class Predictor:
         with self._lock:
             if self._loaded:
                 return self
-            model_dir = resolve_model_dir(self.model_ref)
+            model_dir = self.model_dir = resolve_model_dir(self.model_ref)
             content_dir, hybrid_dir = model_dir / "content", model_dir / "hybrid"
             if not content_dir.is_dir():
                 raise MissingArtifactError(
@@ -254,6 +257,7 @@ class Predictor:
         assert model is not None
         log_score, heads = model.predict_row(served.row)
         prediction = Prediction(
+            prediction_id=uuid.uuid4().hex,
             score=float(to_score(log_score)),
             log_score=log_score,
             **_intervals(model, log_score, heads),

@@ -8,12 +8,28 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictStr,
+    StringConstraints,
+    ValidationError,
+)
 
 from hybrid_scorer.errors import HybridScorerError
 
 MAX_TITLE_CHARS = 300  # reddit's own limit
 MAX_BODY_CHARS = 40_000  # reddit's self-post limit
+
+
+def _as_utc(value: datetime) -> datetime:
+    """A time without a zone is UTC (reddit's and the data's convention)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+UTCDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class PostInput(BaseModel):
@@ -31,12 +47,27 @@ class PostInput(BaseModel):
     title: Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE_CHARS)]
     body: StrictStr = Field(default="", max_length=MAX_BODY_CHARS)
     flair: StrictStr | None = Field(default=None, max_length=100, description='null: unknown; "": posted without')
-    created_utc: datetime | None = Field(default=None, description="ISO time of posting; default: now")
+    created_utc: UTCDatetime | None = Field(default=None, description="ISO time of posting; default: now")
 
-    @field_validator("created_utc")
-    @classmethod
-    def _utc(cls, value: datetime | None) -> datetime | None:
-        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+class FeedbackInput(BaseModel):
+    """A realised score for a prediction this service made (its `prediction_id`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prediction_id: Annotated[StrictStr, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+    score: float = Field(ge=0, allow_inf_nan=False, description="the post's score when observed")
+    observed_at: UTCDatetime | None = Field(default=None, description="ISO time the score was read; default: now")
+
+
+class FeedbackBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    items: list[FeedbackInput] = Field(max_length=10_000)
+
+
+class FeedbackAccepted(BaseModel):
+    accepted: int
 
 
 def describe_errors(errors: Sequence[Any]) -> str:
@@ -57,6 +88,7 @@ class PredictionInputError(HybridScorerError, ValueError):
 
 
 class Prediction(BaseModel):
+    prediction_id: str = Field(description="send it back with the realised score: POST /v1/feedback")
     score: float
     log_score: float
     interval_80: tuple[float, float] | None = Field(

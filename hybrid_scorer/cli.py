@@ -105,6 +105,7 @@ def cmd_extract(args: argparse.Namespace) -> int:
             embeddings=not args.no_embed,
             concurrency=args.concurrency,
             progress=not args.quiet,
+            max_cost_usd=args.max_cost_usd,
         )
     except KeyboardInterrupt:
         print("\ninterrupted: finished posts are in the cache; rerun the same command to resume", file=sys.stderr)
@@ -121,6 +122,13 @@ def cmd_extract(args: argparse.Namespace) -> int:
     # what the cache lacks now is exactly what a rerun of this command sends
     redo = missing(client, post_texts(job.posts), not args.no_assess, not args.no_embed)
     print(f"a rerun sends {len(redo)} post(s) again" + (f" (first: {redo[0].post_id})" if redo else ": nothing"))
+    if result.left:
+        print(
+            f"error: stopped at the cost cap of ${args.max_cost_usd:g}: {len(result.left)} post(s) left unsent"
+            " (rerun the same command, with a higher --max-cost-usd, to resume: done posts are cached)",
+            file=sys.stderr,
+        )
+        return 1
     failed = result.failure_summary(job.max_failure_rate)
     if failed:
         print(
@@ -391,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--actors", type=int, default=2, help="ray: actors, each with its own LLM (default 2)")
     p.add_argument("--batch-size", type=int, default=8, help="ray: posts per batch, the most a killed actor loses")
     p.add_argument("--out", help="where to write the table and ledger (default: <report dir>/extraction)")
+    p.add_argument(
+        "--max-cost-usd",
+        type=float,
+        help="stop before the run's LLM spend would pass this many dollars (cached posts are free); exits 1 with"
+        " the count of posts left, and a rerun resumes",
+    )
     p.set_defaults(func=cmd_extract)
 
     p = sub.add_parser(

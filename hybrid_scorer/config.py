@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     llm_concurrency: int = 4  # calls at once to a remote LLM while serving (an in-process model serves one)
     llm_max_retries: int = 4
     predict_llm_budget_ms: float = 2000.0
+    llm_max_usd_per_hour: float | None = None  # serving: past it, new posts are scored without the LLM
+    llm_max_usd_per_day: float | None = None
     prediction_log_max_bytes: int = 5_000_000
     serve_max_batch: int = 64  # posts per /v1/predict/batch request
     serve_max_body_bytes: int = 2_000_000

@@ -19,6 +19,7 @@ from hybrid_scorer.llm.identity import LLMIdentity
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS, build_reference
 from hybrid_scorer.pipeline import Job
 from hybrid_scorer.registry import CHAMPION, REGISTERED_NAME, register
+from hybrid_scorer.releases import new_release, publish
 from hybrid_scorer.specs import INTERVAL_SCHEME, SERVED, Config, groups_of, served_scorer
 from hybrid_scorer.target import log_target
 from hybrid_scorer.tracking import log_run
@@ -56,6 +57,7 @@ class Training:
     n_posts: int
     models: dict[str, SavedModel] = field(default_factory=dict)
     reference: Path | None = None
+    published: Path | None = None  # the model path now pointing at this run's release
     version: int | None = None  # the registered model version (None: not registered)
 
     def summary(self) -> list[str]:
@@ -66,6 +68,8 @@ class Training:
         ]
         if self.reference is not None:
             lines.append(f"saved {self.reference} (drift reference for `hybrid-scorer monitor`)")
+        if self.published is not None and self.reference is not None:
+            lines.append(f"published: {self.published} -> {self.reference.parent} (serve reloads it on SIGHUP)")
         if self.version is not None:
             lines.append(
                 f"registered as version {self.version} of '{REGISTERED_NAME}' (MLflow);"
@@ -76,7 +80,22 @@ class Training:
 
 def train_and_save(job: Job, out_dir: Path, register_version: bool = True) -> Training:
     """Cross-validate then fit on all posts: `content/` always, `hybrid/` when an LLM is given; save
-    them with the drift reference, and register them (unless told not to)."""
+    them with the drift reference into a new release, publish it at `out_dir` (one atomic switch:
+    releases.py), and register it (unless told not to)."""
+    release = new_release(out_dir)
+    try:
+        done = _train_release(job, release)
+    except BaseException:  # a run that did not finish leaves nothing behind (a killed one: pruned later)
+        shutil.rmtree(release, ignore_errors=True)
+        raise
+    publish(out_dir, release)
+    done.published = out_dir
+    if register_version:
+        done.version = register(release, job.report.sha256)
+    return done
+
+
+def _train_release(job: Job, out_dir: Path) -> Training:
     settings, report = job.settings, job.report
     client = job.client()
     served: dict[str, Config] = {name: c for name, c in SERVED.items() if client or not c.uses_llm}
@@ -103,6 +122,7 @@ def train_and_save(job: Job, out_dir: Path, register_version: bool = True) -> Tr
             zip(("expected_spearman", "expected_spearman_ci_low", "expected_spearman_ci_high"), expected, strict=True)
         )
         model.manifest_.extra = {
+            "release": out_dir.name,  # one training run: content and hybrid carry the same
             "data_sha256": report.sha256,
             "cv": f"{settings.n_folds}-fold grouped",
             "tuning": tuned.model_dump(mode="json", exclude={"nested"}) | {"nested_spearman": expected}
@@ -124,11 +144,7 @@ def train_and_save(job: Job, out_dir: Path, register_version: bool = True) -> Tr
             artifact_paths=[target],
         )
         done.models[name] = SavedModel(target, cv.mean("spearman"), cv.mean("rmse"), model.manifest_.n_features)
-    for name in SERVED.keys() - served.keys():  # a stale hybrid must not be served with a new content model
-        shutil.rmtree(out_dir / name, ignore_errors=True)
     assert oof_of_served is not None
     done.reference = out_dir / "reference.json"
     done.reference.write_text(json.dumps(build_reference(_reference_frame(enriched, oof_of_served))))
-    if register_version:
-        done.version = register(out_dir, report.sha256)
     return done

@@ -30,7 +30,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("model", "baselines", "evaluation"),
     ("tuning",),
     ("specs", "monitoring", "tracking", "pipeline", "outcomes", "alerting"),
-    ("report", "training", "serving", "registry"),
+    ("report", "training", "serving", "registry", "releases"),
     ("ablation", "registry_pyfunc"),
     ("cli",),
 ]

@@ -4,6 +4,7 @@ services (tests/standins.py): strict schemas, error bodies, logprobs, retries, l
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -241,3 +242,25 @@ def test_any_chat_llm_with_any_embedder_through_train_and_serving(
         other = get_settings(cache_dir=tmp_path / "cache", embedder="mock")
         with pytest.raises(ModelMismatchError, match="trained on embeddings of 'ollama:nomic-embed-text'"):
             Predictor(tmp_path / "models", other).load()
+
+
+def test_extract_stops_before_its_cost_cap_and_a_rerun_resumes(
+    csv_path: Path,
+    tmp_path: Path,
+    openai_env: None,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Against the OpenAI stand-in at gpt-4o-mini's prices: a cap below the run's cost sends only what fits,
+    exits 1 naming the posts left, and the rerun with room sends exactly those."""
+    with running(OpenAIStandIn(None, stall_s=0, retry_after_s=0)) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url + "/v1")
+        assert _extract(csv_path, "openai:gpt-4o-mini", 40, tmp_path, "--max-cost-usd", "0.0005") == 1
+        err = capsys.readouterr().err
+        left = int(re.search(r"cost cap of \$0\.0005: (\d+) post\(s\) left", err).group(1))  # type: ignore[union-attr]
+        first = server.traffic.paths["/v1/chat/completions"]
+        ledger = json.loads((tmp_path / "ex" / "ledger.json").read_text())["total"]
+        assert 0 < first == 40 - left and ledger["estimated_cost_usd"] <= 0.0005
+        assert _extract(csv_path, "openai:gpt-4o-mini", 40, tmp_path, "--max-cost-usd", "1") == 0
+        assert server.traffic.paths["/v1/chat/completions"] - first == left
+        assert "a rerun sends 0 post(s) again: nothing" in capsys.readouterr().out

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import re
 import shutil
+import signal
 import subprocess
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -175,3 +178,104 @@ def test_a_real_prometheus_scraping_a_real_service_raises_the_fallback_alert(
         server.terminate()
         server.wait(timeout=30)
         assert _stop(service)
+
+
+# --- atomic publishing and reload ----------------------------------------------------------------------
+
+
+def _train_command(csv: Path, out: Path, seed: int) -> list[str]:
+    return [sys.executable, "-m", "hybrid_scorer.cli", "train", "--data", str(csv), "--llm", "mock", "-q",
+            "--no-register", "--out", str(out), "--seed", str(seed)]  # fmt: skip
+
+
+def _release_of(models: Path) -> tuple[str, str]:
+    """The release each served model says it came from (both load, or this raises)."""
+    from hybrid_scorer.model import HybridScorer
+
+    content, hybrid = (HybridScorer.load(models / role) for role in ("content", "hybrid"))
+    assert content.manifest_ is not None and hybrid.manifest_ is not None and (models / "reference.json").is_file()
+    return content.manifest_.extra["release"], hybrid.manifest_.extra["release"]
+
+
+def test_train_killed_at_any_instant_leaves_one_whole_release_published(
+    csv_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL at several moments of a retraining (another seed) into a published model path: every
+    time, models/current loads, content and hybrid from one run, and a finished run is published whole."""
+    monkeypatch.setenv("HYBRID_SCORER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HYBRID_SCORER_EMBEDDING_COMPONENTS", "4")
+    models = tmp_path / "models" / "current"
+    started = time.monotonic()
+    subprocess.run(_train_command(csv_path, models, 1), check=True, capture_output=True)
+    full_run_s = time.monotonic() - started
+    first = _release_of(models)
+    assert first[0] == first[1] and models.is_symlink()
+    rng = np.random.default_rng(0)
+    for trial, fraction in enumerate(sorted(rng.uniform(0.05, 0.98, 5))):
+        run = subprocess.Popen(_train_command(csv_path, models, 10 + trial), stderr=subprocess.DEVNULL)
+        time.sleep(fraction * full_run_s)
+        run.send_signal(signal.SIGKILL)
+        run.wait()
+        content, hybrid = _release_of(models)
+        assert content == hybrid, f"SIGKILL at {fraction:.0%} of a run mixed releases {content} and {hybrid}"
+    subprocess.run(_train_command(csv_path, models, 99), check=True, capture_output=True)
+    last = _release_of(models)
+    assert last[0] == last[1] != first[0]
+    assert len(list((models.parent / "releases").iterdir())) == 3  # the published one and the two newest others
+
+
+def _served_release(url: str) -> str:
+    return str(httpx.get(url + "/v1/model").json()["hybrid"]["extra"]["release"])
+
+
+def test_sighup_reloads_a_new_release_without_dropping_a_request_and_a_bad_one_keeps_the_old(
+    csv_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hybrid_scorer.releases import new_release, publish
+
+    monkeypatch.setenv("HYBRID_SCORER_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("HYBRID_SCORER_EMBEDDING_COMPONENTS", "4")
+    models = tmp_path / "models" / "current"
+    subprocess.run(_train_command(csv_path, models, 1), check=True, capture_output=True)
+    service = _start(models, tmp_path, cache_dir=tmp_path / "cache")
+    statuses: list[int] = []
+    stop = False
+
+    def traffic() -> None:
+        with httpx.Client(timeout=30) as http:
+            i = 0
+            while not stop:
+                answer = http.post(service.url + "/v1/predict", json={"title": f"Reload {i} gravity?"})
+                statuses.append(answer.status_code)
+                i += 1
+
+    sender = threading.Thread(target=traffic)
+    sender.start()
+    try:
+        before = _served_release(service.url)
+        subprocess.run(_train_command(csv_path, models, 2), check=True, capture_output=True)
+        after = models.resolve().name
+        assert after != before and _served_release(service.url) == before  # published, not yet served
+        service.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        while _served_release(service.url) != after and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _served_release(service.url) == after
+        # a broken release (its hybrid cannot load) is refused: the good one keeps serving, and says why
+        broken = new_release(models)
+        shutil.copytree(models.resolve(), broken, dirs_exist_ok=True)
+        (broken / "hybrid" / "lightgbm.txt").write_text("not a model")
+        publish(models, broken)
+        service.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 60
+        failed = 'hybrid_scorer_model_reloads_total{result="failure"} 1.0'
+        while failed not in httpx.get(service.url + "/metrics").text:
+            assert time.monotonic() < deadline, "the failed reload was never counted"
+            time.sleep(0.2)
+        assert _served_release(service.url) == after and httpx.get(service.url + "/readyz").status_code == 200
+    finally:
+        stop = True
+        sender.join(timeout=30)
+        assert _stop(service)
+    assert statuses and set(statuses) == {200}, f"requests failed during the reloads: {set(statuses)}"
+    assert "reload failed, still serving" in service.stderr.read_text()

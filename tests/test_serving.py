@@ -302,3 +302,34 @@ def test_predictions_carry_the_trained_conformal_intervals(predictor: Predictor,
     assert low90 <= low80 <= prediction.score <= high80 <= high90
     assert high90 == pytest.approx(np.expm1(prediction.log_score + widths["0.9"]), abs=0.1)
     assert high80 == pytest.approx(np.expm1(prediction.log_score + widths["0.8"]), abs=0.1)
+
+
+def test_past_the_spend_limit_new_posts_fall_back_flagged_budget(
+    model_dir: Path, settings: Settings, tmp_path: Path
+) -> None:
+    """A priced LLM and a tiny hourly limit: the first new post is scored live (and costs), the next new
+    one falls back flagged `budget` without calling the LLM, and a cached post still gets the hybrid."""
+    from hybrid_scorer.llm.cache import LLMCache
+    from hybrid_scorer.llm.usage import UsageLedger
+    from hybrid_scorer.serving.metrics import ServiceMetrics
+
+    calls: list[int] = []
+
+    class CountingBackend(MockBackend):
+        def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply:
+            calls.append(1)
+            return super().complete(messages, response_model)
+
+    priced = UsageLedger("mock:mock-v1", {"assess": (1000.0, 1000.0)})  # $1,000 per 1M tokens
+    client = LLMClient(CountingBackend(), load_prompt(), cache=LLMCache(tmp_path / "cache"), ledger=priced)
+    limited = settings.model_copy(update={"llm_max_usd_per_hour": 0.01})
+    predictor = Predictor(model_dir, limited, client=client, log_path=tmp_path / "p.jsonl")
+    first = predictor.predict({"title": "A first costly question about stars?"})
+    assert not first.fallback and first.llm_cost_usd > 0.01 and len(calls) == 1
+    second = predictor.predict({"title": "A second new question about planets?"})
+    assert second.fallback and (second.fallback_reason or "").startswith("budget: $") and len(calls) == 1
+    again = predictor.predict({"title": "A first costly question about stars?"})
+    assert not again.fallback and again.cache_hit
+    metrics = ServiceMetrics()
+    metrics.observe_prediction(second, "content")
+    assert metrics.fallbacks.labels("budget")._value.get() == 1 and not metrics.llm_failures._metrics

@@ -7,6 +7,7 @@ are never cached). A run whose failure share passes a threshold is a failed run,
 from __future__ import annotations
 
 import logging
+import threading
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from hybrid_scorer.errors import HybridScorerError
 from hybrid_scorer.llm.client import AssessmentResult, EmbeddingResult, LLMClient
 from hybrid_scorer.llm.prompts import PostText
 from hybrid_scorer.llm.schema import RATING_FIELDS, Answer, question_columns, question_fields
+from hybrid_scorer.llm.usage import Usage, cost_usd
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -71,6 +73,7 @@ class Extraction:
     assessments: pd.DataFrame | None = None
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)
     results: list[AssessmentResult | EmbeddingResult] = field(default_factory=list)
+    left: list[PostText] = field(default_factory=list)  # not sent: they would have passed the cost cap
 
     def failure_summary(self, max_failure_rate: float, labels: dict[str, str] | None = None) -> str | None:
         """One line per call kind whose failure share exceeds the threshold: counts by failure kind, the
@@ -129,6 +132,49 @@ def missing(client: LLMClient, texts: list[PostText], assessments: bool, embeddi
     ]
 
 
+class CostCap:
+    """Stop before the run's LLM spend would pass `max_usd`. A post is sent only if what was spent, plus
+    what posts in flight are expected to cost, plus this post's expected cost stays within the cap; the
+    expectation is the mean cost of this run's posts so far, or before the first one an estimate from
+    the prompt's length (~4 characters per token, 64 completion tokens) at the ledger's prices."""
+
+    def __init__(self, client: LLMClient, max_usd: float, assessments: bool, embeddings: bool) -> None:
+        self.client, self.max_usd = client, max_usd
+        self.kinds = [k for k, wanted in (("assess", assessments), ("embed", embeddings)) if wanted]
+        self.spent = self.reserved = 0.0
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def _expected(self, post: PostText) -> float:
+        if self.done:
+            return self.spent / self.done
+        prices = self.client.ledger.prices
+        chars = {
+            "assess": sum(len(m["content"]) for m in self.client.prompt.messages(post)),
+            "embed": len(post.embedding_input()),
+        }
+        completion = {"assess": 64, "embed": 0}
+        return sum(
+            (chars[k] / 4 * prices.get(k, (0.0, 0.0))[0] + completion[k] * prices.get(k, (0.0, 0.0))[1]) / 1e6
+            for k in self.kinds
+        )
+
+    def reserve(self, post: PostText) -> float | None:
+        """The post's expected cost, now counted as in flight; None when sending it could pass the cap."""
+        with self._lock:
+            expected = self._expected(post)
+            if self.spent + self.reserved + expected > self.max_usd:
+                return None
+            self.reserved += expected
+            return expected
+
+    def settle(self, reserved: float, usages: list[Usage]) -> None:
+        with self._lock:
+            self.reserved -= reserved
+            self.spent += cost_usd([u for u in usages if not u.cache_hit], self.client.ledger.prices)
+            self.done += 1
+
+
 def extract(
     client: LLMClient,
     posts: pd.DataFrame | Iterable[PostText],
@@ -136,23 +182,42 @@ def extract(
     embeddings: bool = True,
     concurrency: int = 4,
     progress: bool = True,
+    max_cost_usd: float | None = None,
 ) -> Extraction:
     """Assess and/or embed every post, `concurrency` calls at once where the backend serves that many
-    (an in-process model serves one)."""
+    (an in-process model serves one). With `max_cost_usd`, posts whose answers are not cached are sent
+    only while the run's spend stays within it (CostCap); the others are left (`Extraction.left`) for a
+    rerun, which finds what this one did in the cache."""
     items = post_texts(posts) if isinstance(posts, pd.DataFrame) else list(posts)
     workers = min(concurrency, client.backend.max_concurrency or concurrency)
+    cap = CostCap(client, max_cost_usd, assessments, embeddings) if max_cost_usd is not None else None
+    to_send = {t.post_id for t in missing(client, items, assessments, embeddings)} if cap else set()
+
+    def one(post: PostText) -> list[AssessmentResult | EmbeddingResult] | None:
+        reserved = cap.reserve(post) if cap is not None and post.post_id in to_send else 0.0
+        if reserved is None:
+            return None  # left for a rerun: it would pass the cost cap
+        # assessment first: a backend that embeds in the same pass caches the embedding on the way
+        results: list[AssessmentResult | EmbeddingResult] = [client.assess(post)] if assessments else []
+        results += [client.embed(post)] if embeddings else []
+        if cap is not None and post.post_id in to_send:
+            cap.settle(reserved, [r.usage for r in results])
+        return results
+
     out = Extraction()
     try:
-        if assessments:  # first: a backend that embeds in the same pass caches the embeddings on the way
-            assessed = _map(client.assess, items, workers, "assess", progress)
-            questions = question_fields(client.prompt.response_model)
-            out.assessments = pd.DataFrame([assessment_row(r, questions) for r in assessed])
-            out.results += assessed
-        if embeddings:
-            embedded = _map(client.embed, items, workers, "embed", progress)
-            out.embeddings = {r.post_id: r.vector for r in embedded if r.vector is not None}
-            out.results += embedded
+        done = _map(one, items, workers, "posts", progress)
     finally:  # interrupted or not, what finished is kept
         if client.cache is not None:
             client.cache.flush()
+    out.left = [post for post, results in zip(items, done, strict=True) if results is None]
+    out.results = [r for results in done if results is not None for r in results]
+    assessed = [r for r in out.results if isinstance(r, AssessmentResult)]
+    if assessments:
+        questions = question_fields(client.prompt.response_model)
+        out.assessments = pd.DataFrame([assessment_row(r, questions) for r in assessed])
+    if embeddings:
+        out.embeddings = {
+            r.post_id: r.vector for r in out.results if isinstance(r, EmbeddingResult) and r.vector is not None
+        }
     return out

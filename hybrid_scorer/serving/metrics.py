@@ -7,7 +7,7 @@ copy), so prometheus-client's single-process registry is exact; scale out with r
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -28,8 +28,8 @@ class RealisedQuality(Collector):
     """The newest judged cohort's realised quality, from the outcome store at scrape time (recomputed at
     most every `every_s`: a bootstrap over the cohort's labels), beside the floor the model is held to."""
 
-    def __init__(self, predictor: Predictor, every_s: float = 60.0) -> None:
-        self.predictor = predictor
+    def __init__(self, current: Callable[[], Predictor], every_s: float = 60.0) -> None:
+        self.current = current  # the predictor serving now (a reload swaps it)
         self.every_s = every_s
         self._at = -float("inf")
         self._families: list[Metric] = []
@@ -40,10 +40,11 @@ class RealisedQuality(Collector):
         yield from self._families
 
     def _compute(self) -> list[Metric]:
-        thresholds = self.predictor.settings.monitor
-        qualities = realised_quality(self.predictor.outcomes.joined(), thresholds.realised_cohort)
+        predictor = self.current()
+        thresholds = predictor.settings.monitor
+        qualities = realised_quality(predictor.outcomes.joined(), thresholds.realised_cohort)
         judged = latest_judged(qualities, thresholds.min_realised_labels)
-        floor = expected_spearman_low(self.predictor.model_dir) if self.predictor.model_dir else None
+        floor = expected_spearman_low(predictor.model_dir) if predictor.model_dir else None
         families: list[Metric] = []
         if floor is not None:
             families.append(
@@ -69,11 +70,12 @@ class RealisedQuality(Collector):
 
 
 class ServiceMetrics:
-    def __init__(self, predictor: Predictor | None = None) -> None:
+    def __init__(self, current: Callable[[], Predictor] | None = None) -> None:
+        """`current`: the predictor serving now, whose outcome store the realised-quality gauges read."""
         self.registry = CollectorRegistry()
         r = self.registry
-        if predictor is not None:
-            r.register(RealisedQuality(predictor))
+        if current is not None:
+            r.register(RealisedQuality(current))
         self.requests = Counter(
             "hybrid_scorer_http_requests",
             "HTTP requests by route and status",
@@ -112,6 +114,9 @@ class ServiceMetrics:
         self.feedback = Counter("hybrid_scorer_feedback", "Realised scores received", registry=r)
         self.llm_calls = Counter("hybrid_scorer_llm_calls", "Predictions for which the LLM was asked", registry=r)
         self.ready = Gauge("hybrid_scorer_ready", "1 when the service is ready to score (readyz)", registry=r)
+        self.reloads = Counter(
+            "hybrid_scorer_model_reloads", "Model reloads (SIGHUP) by result", ["result"], registry=r
+        )
         self.model_info = Gauge(
             "hybrid_scorer_model_info",
             "The served models (value 1)",
@@ -124,7 +129,7 @@ class ServiceMetrics:
         if not prediction.llm_called:
             return
         self.llm_calls.inc()
-        if prediction.llm_failure:
+        if prediction.llm_failure and prediction.llm_failure != "budget":  # the spend limit is not the LLM's fault
             self.llm_failures.labels(prediction.llm_failure).inc()
         if prediction.fallback:
             self.fallbacks.labels(prediction.llm_failure or "error").inc()

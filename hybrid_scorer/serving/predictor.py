@@ -42,6 +42,7 @@ from hybrid_scorer.registry import resolve_model_dir
 from hybrid_scorer.serving.llm_queue import LLMQueue, QueueFullError
 from hybrid_scorer.serving.predictlog import PredictionLog
 from hybrid_scorer.serving.schemas import PostInput, Prediction, PredictionInputError
+from hybrid_scorer.serving.spend import SpendLimit
 from hybrid_scorer.target import to_score
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ class LLMCall:
     tokens: int = 0
     cost_usd: float = 0.0
     cache_hit: bool = False
-    failure: str | None = None  # timeout | busy | validation | transient | error
+    failure: str | None = None  # timeout | busy | budget | validation | transient | error
 
     def account(self, results: list[AssessmentResult | EmbeddingResult], client: LLMClient) -> None:
         usages = [r.usage for r in results]
@@ -107,16 +108,23 @@ class Predictor:
         llm: str | None = None,
         log_path: Path | None = None,
         llm_budget_ms: float | None = None,
+        log: PredictionLog | None = None,
+        spend: SpendLimit | None = None,
     ) -> None:
+        """`log` and `spend`: a predictor replacing another one in a running service (successor) keeps
+        writing its log and counting its spend."""
         self.settings = settings or Settings()
         self.model_ref = model_dir or self.settings.model_dir  # a directory or models:/hybrid-scorer@champion
         self.model_dir: Path | None = None  # where the loaded models are (resolved at load)
         self.llm = llm
         self.client = client
         self.llm_budget_ms = llm_budget_ms if llm_budget_ms is not None else self.settings.predict_llm_budget_ms
-        path = Path(log_path or self.settings.log_dir / "predictions.jsonl")
-        self.outcomes = OutcomeStore(outcomes_path(path))
-        self.log = PredictionLog(path, self.settings.prediction_log_max_bytes, self.outcomes)
+        if log is None:
+            path = Path(log_path or self.settings.log_dir / "predictions.jsonl")
+            log = PredictionLog(path, self.settings.prediction_log_max_bytes, OutcomeStore(outcomes_path(path)))
+        assert log.outcomes is not None
+        self.log, self.outcomes = log, log.outcomes
+        self.spend = spend or SpendLimit(self.settings.llm_max_usd_per_hour, self.settings.llm_max_usd_per_day)
         self._lock = threading.Lock()
         self._loaded = False
         self.hybrid: HybridScorer | None = None
@@ -128,7 +136,8 @@ class Predictor:
         with self._lock:
             if self._loaded:
                 return self
-            model_dir = self.model_dir = resolve_model_dir(self.model_ref)
+            # resolved once: a release published while this loads cannot mix two trainings (releases.py)
+            model_dir = self.model_dir = resolve_model_dir(self.model_ref).resolve()
             content_dir, hybrid_dir = model_dir / "content", model_dir / "hybrid"
             if not content_dir.is_dir():
                 raise MissingArtifactError(
@@ -202,6 +211,7 @@ class Predictor:
         finally:
             call.latency_ms = (time.perf_counter() - started) * 1000
         call.account(found.results, self.client)
+        self.spend.record(call.cost_usd)
         failed = found.failed
         if failed is not None:
             call.failure = failed.usage.failure or "error"
@@ -210,6 +220,10 @@ class Predictor:
 
     def _live(self, post: ServedPost, needs: frozenset[Any], call: LLMCall) -> LLMRow:
         assert self.client is not None and self.queue is not None
+        over = self.spend.exceeded()
+        if over is not None:
+            call.failure = "budget"
+            raise LLMUnavailableError(over, "budget")
         try:
             future = self.queue.submit(llm_row, self.client, post.text, needs)
         except QueueFullError as exc:
@@ -305,6 +319,23 @@ class Predictor:
                 "features": features,
             }
         )
+
+    def successor(self) -> Predictor:
+        """A predictor for the same model path and settings, loaded afresh (a new release, a moved alias)
+        and sharing this one's log and spend: what a reload swaps in."""
+        return Predictor(
+            self.model_ref,
+            self.settings,
+            llm=self.llm,
+            llm_budget_ms=self.llm_budget_ms,
+            log=self.log,
+            spend=self.spend,
+        )
+
+    def retire(self) -> None:
+        """Replaced by a successor: stop taking LLM work (what runs finishes); the shared log stays open."""
+        if self.queue is not None:
+            self.queue.shutdown(wait=False)
 
     def close(self) -> None:
         """Finish the prediction log (every line reaches the file) and stop the LLM queue."""

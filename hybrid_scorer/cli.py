@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -284,7 +285,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = get_settings(features=args.features, embedder=args.embedder, prompt=args.prompt)
     predictor = Predictor(model_dir=args.model_dir, settings=settings, llm=args.llm, log_path=args.log)
-    app = create_app(predictor, settings.serve_max_batch, settings.serve_max_body_bytes, settings.serve_threads)
+    app = create_app(predictor, settings.serve_threads)
     print(f"serving on http://{args.host}:{args.port} (docs at /docs; ready when /readyz says so)", file=sys.stderr)
     uvicorn.run(
         app,
@@ -327,7 +328,9 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         )
     items, problems = [], []
     for line, row in enumerate(table.to_dict("records"), start=2):
-        fields = {k: v for k, v in row.items() if k in FeedbackInput.model_fields and v != ""}
+        fields: dict[str, object] = {k: v for k, v in row.items() if k in FeedbackInput.model_fields and v != ""}
+        with contextlib.suppress(KeyError, ValueError):  # the validation below names a bad or missing field
+            fields["score"] = float(str(fields["score"]))  # a CSV's number is text; a JSON body's is not
         try:
             item = FeedbackInput.model_validate(fields)
         except ValidationError as exc:
@@ -340,6 +343,15 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     log_path = Path(args.log) if args.log else settings.log_dir / "predictions.jsonl"
     store = OutcomeStore(outcomes_path(log_path))
     print(f"stored {store.add_feedback(items)} realised score(s) in {store.path}; `hybrid-scorer monitor` reads them")
+    return 0
+
+
+def cmd_api_key(args: argparse.Namespace) -> int:
+    from hybrid_scorer.serving.access import new_key
+
+    key, entry = new_key(args.name)
+    print(f"key (give it to the caller, it is shown only now): {key}")
+    print(f"entry (append to HYBRID_SCORER_API_KEYS or its file; it holds only a salted hash): {entry}")
     return 0
 
 
@@ -529,6 +541,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, help="CSV with prediction_id,score[,observed_at]")
     p.add_argument("--log", help="the prediction log the ids come from (default: <log dir>/predictions.jsonl)")
     p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser(
+        "api-key",
+        help="make an API key for the service (prints the key once, and the salted hash to configure)",
+        description="Print a new key `hs_<NAME>_<secret>` for a caller, and the entry `<NAME>:<salt>:<sha256>` to"
+        " add to HYBRID_SCORER_API_KEYS (comma-separated entries, or a file with one per line). With keys"
+        " configured, the /v1/ routes answer 401 without one; the key's NAME goes into the prediction log.",
+    )
+    p.add_argument("name", help="the key's id: 1-32 letters, digits or '-' (who it is for)")
+    p.set_defaults(func=cmd_api_key)
 
     p = sub.add_parser(
         "alert-rules",

@@ -56,6 +56,11 @@ class Settings(BaseSettings):
     serve_max_body_bytes: int = 2_000_000
     serve_threads: int = 4  # requests handled at once: 2 may wait on the LLM, 2 score; more only fight for the GIL
     serve_shutdown_grace_s: float = 30.0  # in-flight requests get this long to finish on SIGTERM
+    serve_max_in_flight: int = 256  # past it, /v1/ requests are refused at once (503 + Retry-After)
+    api_keys: str | None = None  # salted key hashes, or a file of them (serving/access.py); None: open
+    metrics_require_key: bool = False  # /metrics behind the API keys too
+    rate_limit_per_s: float | None = None  # per API key (or client address without keys); None: no limit
+    rate_limit_burst: int = 100
     monitor: MonitorThresholds = MonitorThresholds()
     # USD per 1M tokens (prompt, completion) for cost estimates; local backends cost 0.
     prices_per_million: dict[str, tuple[float, float]] = {

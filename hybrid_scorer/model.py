@@ -22,6 +22,7 @@ from scipy import sparse
 from hybrid_scorer.errors import ConfigurationError, MissingArtifactError
 from hybrid_scorer.features.base import LLMOutput, PostRow, require_fitted
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, FeatureMatrix
+from hybrid_scorer.features.meta import RARE_FLAIR
 from hybrid_scorer.intervals import Intervals
 from hybrid_scorer.marginal import average_over_one_hot
 from hybrid_scorer.target import TOP_SCORE, log_target, to_score
@@ -117,6 +118,12 @@ class HybridScorer:
         self.feature_options = feature_options
         self.seed = seed
         self.heads = heads
+
+    def flairs(self) -> list[str]:
+        """The flairs a caller can name (the fitted levels without 'other' and no-flair), for a form."""
+        meta = self.features_.group("meta")
+        levels: list[str] = getattr(meta, "flairs_", [])
+        return [f for f in levels if f not in ("", RARE_FLAIR)]
 
     def lightgbm_params(self) -> dict[str, Any]:
         return {**DEFAULT_PARAMS, **(self.params or {}), "seed": self.seed}

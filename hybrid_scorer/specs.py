@@ -85,7 +85,7 @@ COMPARISONS = [(STACKED, FULL_HYBRID), (FULL_HYBRID, CONTENT_EMBEDDING)]
 SERVED = {"content": CONTENT, "hybrid": STACKED}
 # How the served models' intervals are made (intervals.py), chosen by scripts/intervals.py: the scheme with
 # the best interval score among those whose outer-fold coverage holds (reports/intervals.md).
-INTERVAL_SCHEME = "symmetric"
+INTERVAL_SCHEME = "cqr"
 SERVE_P_TOP = True  # the served models also estimate P(score >= 1,000): a number a person can read
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import dataclass, field
 from functools import partial
@@ -24,6 +25,8 @@ from hybrid_scorer.specs import INTERVAL_SCHEME, SERVED, Config, groups_of, serv
 from hybrid_scorer.target import log_target
 from hybrid_scorer.tracking import log_run
 from hybrid_scorer.tuning import TunedParams
+
+log = logging.getLogger(__name__)
 
 
 def _reference_frame(enriched: pd.DataFrame, oof_log: np.ndarray) -> pd.DataFrame:
@@ -105,7 +108,12 @@ def _train_release(job: Job, out_dir: Path) -> Training:
     y_log = log_target(enriched)
     oof_of_served = None
     for name, config in served.items():
-        tuned = TunedParams.load(config.key)  # hybrid_scorer/tuned/: `hybrid-scorer tune` chose them
+        tuned = TunedParams.load(config.key)  # hybrid_scorer/tuned/: `hybrid-scorer tune` chose them on this data
+        if tuned is not None and tuned.data_sha256 != report.sha256:
+            log.warning(
+                "%s was tuned on other data (sha256 %s): trained with the defaults", config.key, tuned.data_sha256[:12]
+            )
+            tuned = None
         make = partial(served_scorer, config, settings, tuned.chosen if tuned else None)
         cv = cross_validate(config.name, make, enriched, folds, job.progress)
         model = make().fit(enriched)

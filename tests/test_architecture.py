@@ -17,6 +17,7 @@ LAYERS: list[tuple[str, ...]] = [
         "intervals",
         "llm.schema",
         "llm.ratings",
+        "llm.sanitize",
         "llm.prompts",
         "llm.protocol",
         "llm.cache",
@@ -31,7 +32,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tuning",),
     ("specs", "monitoring", "tracking", "pipeline", "outcomes", "alerting"),
     ("report", "training", "serving", "registry", "releases"),
-    ("ablation", "registry_pyfunc"),
+    ("ablation", "registry_pyfunc", "injection"),
     ("cli",),
 ]
 

@@ -103,7 +103,8 @@ def test_health_readiness_and_model(service: Service) -> None:
     hybrid = models["hybrid"]
     assert hybrid["llm_model"] == "mock:mock-v1" and hybrid["prompt_version"].startswith("assessment_v2@")
     assert hybrid["feature_groups"][-3:] == ["llm_ratings", "llm_embedding", "llm_stack"]
-    assert "cv_spearman" in hybrid["metrics"] and set(hybrid["intervals"]["half_widths"]) == {"0.8", "0.9"}
+    assert "cv_spearman" in hybrid["metrics"] and hybrid["intervals"]["kind"] == "cqr"
+    assert set(hybrid["intervals"]["corrections"]) == {"0.8", "0.9"}
     schema = httpx.get(service.url + "/openapi.json").json()["components"]["schemas"]
     assert {"PostInput", "Prediction"} <= set(schema) and "title" in schema["PostInput"]["required"]
 

@@ -76,7 +76,10 @@ class EmbeddingFeatures(GroupBase):
             )
         k = min(self.n_components, matrix.shape[0] - 1, matrix.shape[1])
         pca = PCA(n_components=k, svd_solver="full", random_state=self.seed).fit(matrix)
-        self.mean_, self.components_ = pca.mean_, pca.components_
+        # directions beyond the vectors' rank hold only rounding noise (~1e-17): a tree splitting on them
+        # would answer by the arithmetic's last bits, so they are dropped
+        kept = max(int((pca.explained_variance_ratio_ > 1e-12).sum()), 1)
+        self.mean_, self.components_ = pca.mean_, pca.components_[:kept]
         return self
 
     def transform(self, posts: pd.DataFrame) -> np.ndarray:

@@ -1,4 +1,6 @@
-"""Versioned prompt templates from `prompts/<name>_<version>/{system,user}.txt` (and `questions.json`).
+"""Versioned prompt templates from `hybrid_scorer/prompts/<name>_<version>/{system,user}.txt` (and
+`questions.json`), package data read through importlib.resources, so an installed wheel has them too
+(the top-level `prompts/` is a symlink to that folder: one copy, edited in either place).
 
 The template text (and so its hash) is part of the cache key and of the model manifest: editing a
 prompt changes every key, so nothing stale is ever served. A version with `questions.json` (field name
@@ -9,15 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from hybrid_scorer.errors import MissingArtifactError
+from hybrid_scorer.llm.sanitize import strip_instructions
 from hybrid_scorer.llm.schema import PostAssessment, Topic, assessment_model
 
-PROMPTS_DIR = Path(__file__).resolve().parents[2] / "prompts"
+PROMPTS_DIR = Path(str(resources.files("hybrid_scorer") / "prompts"))
 DEFAULT_PROMPT = "assessment_v2"
 MAX_BODY_CHARS = 1000  # ~250 tokens: keeps the prompt short on 2 cores; the title carries most signal.
-_DELIMITERS = ("<post>", "</post>")
 
 
 @dataclass(frozen=True)
@@ -29,7 +32,7 @@ class PostText:
     body: str
 
     def embedding_input(self) -> str:
-        return f"{self.title}\n\n{self.body[:MAX_BODY_CHARS]}".strip()
+        return f"{strip_instructions(self.title)}\n\n{strip_instructions(self.body)[:MAX_BODY_CHARS]}".strip()
 
 
 @dataclass(frozen=True)
@@ -55,19 +58,14 @@ class PromptTemplate:
         return assessment_model(self.questions)
 
     def messages(self, post: PostText) -> list[dict[str, str]]:
-        """Chat messages for one post. The post sits between delimiters it cannot close itself."""
+        """Chat messages for one post, between delimiters it cannot close itself: tags, role markers,
+        JSON and sentences addressed to the LLM are taken out first (llm/sanitize.py)."""
         # Instructions live in the system message so they form a prefix shared by every post (KV reuse).
         system = self.system.replace("{topics}", ", ".join(t.value for t in Topic))
         system = system.replace("{questions}", "\n".join(f'"{name}": {text}' for name, text in self.questions))
-        user = self.user.format(title=_neutralize(post.title), body=_neutralize(post.body[:MAX_BODY_CHARS]) or "(none)")
+        title, body = strip_instructions(post.title), strip_instructions(post.body)[:MAX_BODY_CHARS]
+        user = self.user.format(title=title, body=body or "(none)")
         return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}]
-
-
-def _neutralize(text: str) -> str:
-    """A post containing '</post>' must not end the data block early (prompt injection)."""
-    for tag in _DELIMITERS:
-        text = text.replace(tag, tag.replace("<", "‹").replace(">", "›"))
-    return text
 
 
 def load_prompt(name: str = DEFAULT_PROMPT, directory: Path = PROMPTS_DIR) -> PromptTemplate:

@@ -21,17 +21,24 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
+from importlib import resources
+from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse
+from fastapi.security import APIKeyHeader
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hybrid_scorer.outcomes import Feedback
+from hybrid_scorer.serving.access import ApiKeys, TokenBuckets, retry_after
 from hybrid_scorer.serving.metrics import ServiceMetrics
 from hybrid_scorer.serving.predictor import Predictor
 from hybrid_scorer.serving.schemas import (
@@ -40,6 +47,7 @@ from hybrid_scorer.serving.schemas import (
     FeedbackInput,
     PostInput,
     Prediction,
+    Problem,
     describe_errors,
 )
 from hybrid_scorer.version import __version__
@@ -60,6 +68,13 @@ class BatchResponse(BaseModel):
     results: list[BatchItem]
 
 
+class Flairs(BaseModel):
+    flairs: list[str] = Field(description="the flairs the served model was trained on (normalized, lowercase)")
+
+
+PAGE = Path(str(resources.files("hybrid_scorer.serving") / "page"))  # the page at /, package data
+
+
 @dataclass
 class ServiceState:
     """What the routes share: the predictor, its metrics, the limits, and whether it is ready yet
@@ -68,6 +83,8 @@ class ServiceState:
     predictor: Predictor
     metrics: ServiceMetrics
     max_batch: int
+    keys: ApiKeys | None = None
+    buckets: TokenBuckets | None = None
     ready: bool = False
     reason: str = "loading the models and warming the LLM"
     reloading: bool = False
@@ -118,9 +135,9 @@ class ServiceState:
             return
         finally:
             self.reloading = False
-        old = self.predictor
+        # the old predictor is not shut down: requests in flight may still call its LLM; it (and its model)
+        # is freed when the last of them lets go of it
         self._serving(successor)
-        old.retire()
         self.metrics.reloads.labels("success").inc()
         log.warning("reloaded: now serving %s", successor.model_dir)
 
@@ -151,11 +168,54 @@ async def require_ready(state: State) -> None:
         raise HTTPException(503, f"not ready: {state.reason}", headers={"retry-after": "5"})
 
 
-NOT_READY: dict[int | str, dict[str, Any]] = {
-    503: {"description": "still loading, or the model and LLM do not fit together"}
+API_KEY = APIKeyHeader(name="X-API-Key", auto_error=False, description="required when the service has API keys")
+Presented = Annotated[str | None, Security(API_KEY)]
+
+
+def _caller(state: ServiceState, presented: str | None) -> str:
+    """The caller's key id ("anonymous" when the service has no keys); 401 for a missing or invalid key."""
+    if state.keys is None:
+        return "anonymous"
+    key_id = state.keys.identify(presented)
+    state.metrics.requests_by_key.labels(key_id or "invalid").inc()
+    if key_id is None:
+        raise HTTPException(
+            401, "missing or invalid API key: send it as X-API-Key", headers={"www-authenticate": "ApiKey"}
+        )
+    return key_id
+
+
+async def authorize(request: Request, state: State, presented: Presented = None) -> str:
+    """The caller, admitted by its key and its token bucket (429 with Retry-After when it is empty)."""
+    key_id = _caller(state, presented)
+    if state.buckets is not None:
+        address = request.client.host if request.client else "?"
+        wait_s = state.buckets.take(key_id if state.keys is not None else f"address:{address}")
+        if wait_s is not None:
+            limit = f"rate limit of {state.buckets.rate:g} requests/s reached"
+            raise HTTPException(429, limit, headers={"retry-after": retry_after(wait_s)})
+    return key_id
+
+
+async def metrics_access(state: State, presented: Presented = None) -> None:
+    if state.predictor.settings.metrics_require_key:
+        _caller(state, presented)
+
+
+Caller = Annotated[str, Depends(authorize)]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "no valid API key (when the service has keys)"},
+    422: {"model": Problem, "description": "names the bad field and the shape expected"},
+    429: {"model": Problem, "description": "rate limit reached: retry after the Retry-After header's seconds"},
+    503: {"model": Problem, "description": "not ready yet, or too many requests in flight: see Retry-After"},
+}
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "the body is not JSON"},
+    411: {"model": Problem, "description": "send a Content-Length header"},
+    413: {"model": Problem, "description": "the body is over the size limit"},
 }
 probes = APIRouter()
-scoring = APIRouter(dependencies=[Depends(require_ready)], responses=NOT_READY)
+scoring = APIRouter(dependencies=[Depends(require_ready), Depends(authorize)], responses=ERRORS)
 
 
 @probes.get("/healthz")
@@ -164,17 +224,35 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@probes.get("/readyz", responses=NOT_READY)
+@probes.get("/readyz", responses={503: ERRORS[503]})
 async def readyz(state: State) -> dict[str, str]:
     """Models loaded and the LLM warmed and checked against the model's manifest."""
     await require_ready(state)
     return {"status": "ready"}
 
 
-@probes.get("/metrics", response_class=PlainTextResponse)
+@probes.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    dependencies=[Depends(metrics_access)],
+    responses={200: {"content": {"text/plain": {}}}, 401: ERRORS[401]},
+)
 async def prometheus(state: State) -> PlainTextResponse:
     """Prometheus metrics in the text exposition format."""
     return PlainTextResponse(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+@probes.get("/", include_in_schema=False)
+async def page() -> FileResponse:
+    """A page to score a draft post in the browser (serving/page: HTML, CSS and a little JavaScript)."""
+    return FileResponse(PAGE / "index.html")
+
+
+@scoring.get("/v1/flairs")
+def flairs(state: State) -> Flairs:
+    """The flairs a post can be given (the served model's; none for a model without the meta group)."""
+    served = state.predictor.hybrid or state.predictor.content
+    return Flairs(flairs=served.flairs() if served is not None else [])
 
 
 @scoring.get("/v1/model")
@@ -188,20 +266,23 @@ def model(state: State) -> dict[str, Any]:
     }
 
 
-@scoring.post("/v1/predict", responses={422: {"description": "names the bad field"}})
+@scoring.post("/v1/predict", responses=BODY_ERRORS)
 async def predict(
-    post: PostInput, state: State, explain: bool = Query(False, description="add contributions by feature group")
+    post: PostInput,
+    state: State,
+    caller: Caller,
+    explain: bool = Query(False, description="add contributions by feature group"),
 ) -> Prediction:
     """Score one post. Without a flair, the post is scored as of unknown flair."""
-    return state.observed(await state.predictor.predict_async(post, explain=explain))
+    return state.observed(await state.predictor.predict_async(post, explain=explain, caller=caller))
 
 
-@scoring.post("/v1/predict/batch")
-def predict_batch(batch: BatchRequest, state: State, explain: bool = False) -> BatchResponse:
+@scoring.post("/v1/predict/batch", responses=BODY_ERRORS)
+def predict_batch(batch: BatchRequest, state: State, caller: Caller, explain: bool = False) -> BatchResponse:
     """Score up to `max_batch` posts; an invalid post gets its error in place, the others are scored."""
     if len(batch.posts) > state.max_batch:
         raise HTTPException(422, f"at most {state.max_batch} posts per batch, got {len(batch.posts)}")
-    results = state.predictor.predict_batch(batch.posts, explain)
+    results = state.predictor.predict_batch(batch.posts, explain, caller=caller)
     return BatchResponse(
         results=[
             BatchItem(prediction=state.observed(r)) if isinstance(r, Prediction) else BatchItem(error=str(r))
@@ -210,13 +291,13 @@ def predict_batch(batch: BatchRequest, state: State, explain: bool = False) -> B
     )
 
 
-@scoring.post("/v1/feedback")
+@scoring.post("/v1/feedback", responses=BODY_ERRORS)
 def feedback(item: FeedbackInput, state: State) -> FeedbackAccepted:
     """The realised score of a prediction this service made (its `prediction_id`), for realised quality."""
     return state.feedback([item])
 
 
-@scoring.post("/v1/feedback/batch")
+@scoring.post("/v1/feedback/batch", responses=BODY_ERRORS)
 def feedback_batch(batch: FeedbackBatch, state: State) -> FeedbackAccepted:
     """Up to 10,000 realised scores at once."""
     return state.feedback(batch.items)
@@ -241,6 +322,30 @@ class BodySizeLimit:
                 await JSONResponse({"detail": message}, status_code=status)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class InFlightLimit:
+    """At most `max_in_flight` /v1/ requests at once; beyond, 503 with Retry-After at once, so a flood
+    turns into fast refusals instead of a queue that grows."""
+
+    def __init__(self, app: ASGIApp, max_in_flight: int) -> None:
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:
+            body = {"detail": f"{self.in_flight} requests in flight, the most this service takes: retry shortly"}
+            await JSONResponse(body, status_code=503, headers={"retry-after": "1"})(scope, receive, send)
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
 
 class RequestMetrics:
@@ -273,9 +378,30 @@ class RequestMetrics:
             self.metrics.request_seconds.labels(route, scope["method"]).observe(time.perf_counter() - started)
 
 
-def create_app(predictor: Predictor, max_batch: int = 64, max_body_bytes: int = 2_000_000, threads: int = 4) -> FastAPI:
-    """The service around one predictor (already configured; loaded and warmed at startup)."""
-    state = ServiceState(predictor, ServiceMetrics(lambda: state.predictor), max_batch)
+def _open_schema(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI schema of a service without API keys: the key header and the 401 left out."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        schema.get("components", {}).pop("securitySchemes", None)
+        for operations in schema["paths"].values():
+            for operation in operations.values():
+                operation.pop("security", None)
+                operation.get("responses", {}).pop("401", None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def create_app(predictor: Predictor, threads: int = 4) -> FastAPI:
+    """The service around one predictor (already configured; loaded and warmed at startup); limits and
+    keys from its settings."""
+    settings = predictor.settings
+    state = ServiceState(
+        predictor,
+        ServiceMetrics(lambda: state.predictor),
+        settings.serve_max_batch,
+        ApiKeys.parse(settings.api_keys),
+        TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst) if settings.rate_limit_per_s else None,
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -298,12 +424,19 @@ def create_app(predictor: Predictor, max_batch: int = 64, max_body_bytes: int = 
     app.state.service = state
     app.include_router(probes)
     app.include_router(scoring)
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.mount("/page", StaticFiles(directory=PAGE), name="page")
+    app.add_middleware(BodySizeLimit, max_bytes=settings.serve_max_body_bytes)
+    app.add_middleware(InFlightLimit, max_in_flight=settings.serve_max_in_flight)
     app.add_middleware(RequestMetrics, metrics=state.metrics)
+
+    if state.keys is None:  # an open service: its schema must not ask callers for a key
+        app.openapi = partial(_open_schema, app)  # type: ignore[method-assign]
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{**e, "loc": tuple(e["loc"][1:]) if e["loc"][:1] == ("body",) else e["loc"]} for e in exc.errors()]
-        return JSONResponse({"detail": describe_errors(errors)}, status_code=422)
+        if request.url.path == "/v1/predict":
+            return JSONResponse({"detail": describe_errors(errors)}, status_code=422)
+        return JSONResponse({"detail": describe_errors(errors, "request", None)}, status_code=422)
 
     return app

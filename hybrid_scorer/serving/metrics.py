@@ -111,6 +111,12 @@ class ServiceMetrics:
         )
         self.llm_tokens = Counter("hybrid_scorer_llm_tokens", "LLM tokens spent on live calls", registry=r)
         self.llm_cost = Counter("hybrid_scorer_llm_cost_dollars", "Estimated LLM spend (USD)", registry=r)
+        self.requests_by_key = Counter(
+            "hybrid_scorer_requests_by_key",
+            "Keyed requests by API key id (invalid: no valid key); as many labels as configured keys",
+            ["key"],
+            registry=r,
+        )
         self.feedback = Counter("hybrid_scorer_feedback", "Realised scores received", registry=r)
         self.llm_calls = Counter("hybrid_scorer_llm_calls", "Predictions for which the LLM was asked", registry=r)
         self.ready = Gauge("hybrid_scorer_ready", "1 when the service is ready to score (readyz)", registry=r)

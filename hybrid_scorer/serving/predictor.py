@@ -238,21 +238,24 @@ class Predictor:
         assert found is not None  # not cached_only: every output is there, or its failure
         return found
 
-    def predict(self, post: dict[str, Any] | PostInput, explain: bool = False) -> Prediction:
-        prediction = self._predict(post, explain, live=True)
+    def predict(self, post: dict[str, Any] | PostInput, explain: bool = False, caller: str = "local") -> Prediction:
+        """Score one post; `caller` (an API key id, or "local" in process) goes into the log."""
+        prediction = self._predict(post, explain, live=True, caller=caller)
         assert prediction is not None  # live: the LLM is called when its outputs are not cached
         return prediction
 
-    async def predict_async(self, post: dict[str, Any] | PostInput, explain: bool = False) -> Prediction:
+    async def predict_async(
+        self, post: dict[str, Any] | PostInput, explain: bool = False, caller: str = "local"
+    ) -> Prediction:
         """predict() for an event loop: scored inline when no LLM call is needed (the content model, or
         the LLM's outputs cached: well under a millisecond, which a hop to a worker thread would double),
         in a worker thread when the LLM must be called (that waits up to the latency budget)."""
-        prediction = self._predict(post, explain, live=False)
+        prediction = self._predict(post, explain, live=False, caller=caller)
         if prediction is not None:
             return prediction
-        return await anyio.to_thread.run_sync(self.predict, post, explain)
+        return await anyio.to_thread.run_sync(self.predict, post, explain, caller)
 
-    def _predict(self, post: dict[str, Any] | PostInput, explain: bool, live: bool) -> Prediction | None:
+    def _predict(self, post: dict[str, Any] | PostInput, explain: bool, live: bool, caller: str) -> Prediction | None:
         started = time.perf_counter()
         served = ServedPost.of(validate_post(post))
         self.load()
@@ -288,22 +291,22 @@ class Predictor:
             fallback_reason=reason,
             contributions=model.contributions_row(served.row) if explain else None,
         )
-        self._log(served.row, prediction, call)
+        self._log(served.row, prediction, call, caller)
         return prediction
 
     def predict_batch(
-        self, posts: list[dict[str, Any]], explain: bool = False
+        self, posts: list[dict[str, Any]], explain: bool = False, caller: str = "local"
     ) -> list[Prediction | PredictionInputError]:
         """Score many posts; an invalid post yields its PredictionInputError in place, not an exception."""
         out: list[Prediction | PredictionInputError] = []
         for post in posts:
             try:
-                out.append(self.predict(post, explain))
+                out.append(self.predict(post, explain, caller))
             except PredictionInputError as exc:
                 out.append(exc)
         return out
 
-    def _log(self, row: PostRow, prediction: Prediction, call: LLMCall) -> None:
+    def _log(self, row: PostRow, prediction: Prediction, call: LLMCall, caller: str) -> None:
         features = {
             "title_chars": len(row.title_clean),
             "body_chars": len(row.body_clean),
@@ -316,6 +319,7 @@ class Predictor:
                 "timestamp": datetime.now(UTC).isoformat(),
                 **prediction.model_dump(exclude={"contributions"}),
                 "log_prediction": prediction.log_score,
+                "caller": caller,  # the API key's id, never the key
                 "features": features,
             }
         )
@@ -331,11 +335,6 @@ class Predictor:
             log=self.log,
             spend=self.spend,
         )
-
-    def retire(self) -> None:
-        """Replaced by a successor: stop taking LLM work (what runs finishes); the shared log stays open."""
-        if self.queue is not None:
-            self.queue.shutdown(wait=False)
 
     def close(self) -> None:
         """Finish the prediction log (every line reaches the file) and stop the LLM queue."""

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictStr,
@@ -29,7 +30,15 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-UTCDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+def _not_a_number(value: object) -> object:
+    """An ISO string or a datetime: pydantic would also read a bare number as Unix seconds, which the
+    schema (a date-time string) does not allow and which is more often a mistake than a time."""
+    if isinstance(value, int | float):
+        raise ValueError("expected an ISO 8601 date-time string, e.g. 2026-12-01T12:00:00Z")
+    return value
+
+
+UTCDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_as_utc)]
 
 
 class PostInput(BaseModel):
@@ -44,7 +53,9 @@ class PostInput(BaseModel):
 
     # the title is stripped (a blank one is an error); the body is kept as written, as in training, where
     # its paragraphs are counted on the raw text
-    title: Annotated[StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE_CHARS)]
+    title: Annotated[
+        StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE_CHARS, pattern=r"\S")
+    ]
     body: StrictStr = Field(default="", max_length=MAX_BODY_CHARS)
     flair: StrictStr | None = Field(default=None, max_length=100, description='null: unknown; "": posted without')
     created_utc: UTCDatetime | None = Field(default=None, description="ISO time of posting; default: now")
@@ -56,7 +67,7 @@ class FeedbackInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prediction_id: Annotated[StrictStr, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
-    score: float = Field(ge=0, allow_inf_nan=False, description="the post's score when observed")
+    score: float = Field(ge=0, strict=True, allow_inf_nan=False, description="the post's score when observed")
     observed_at: UTCDatetime | None = Field(default=None, description="ISO time the score was read; default: now")
 
 
@@ -70,13 +81,23 @@ class FeedbackAccepted(BaseModel):
     accepted: int
 
 
-def describe_errors(errors: Sequence[Any]) -> str:
+POST_SHAPE = "{'title': non-empty str, 'body': str, optional 'flair': str, optional 'created_utc': ISO datetime}"
+
+
+def describe_errors(errors: Sequence[Any], what: str = "post", expected: str | None = POST_SHAPE) -> str:
     """One message naming every offending field, what is wrong with it, and the shape expected."""
-    problems = [f"'{'.'.join(str(p) for p in e['loc']) or 'post'}': {e['msg']}" for e in errors]
-    return (
-        "invalid post: " + "; ".join(problems) + " (expected {'title': non-empty str, 'body': str,"
-        " optional 'flair': str, optional 'created_utc': ISO datetime})"
-    )
+    problems = [f"'{'.'.join(str(p) for p in e['loc']) or what}': {e['msg']}" for e in errors]
+    return f"invalid {what}: " + "; ".join(problems) + (f" (expected {expected})" if expected else "")
+
+
+class Problem(BaseModel):
+    """The body of every error answer: what went wrong and, where there is one, the fix."""
+
+    detail: str
+
+
+# [low, high]: a list of two, as OpenAPI 3.1 describes it (a tuple's schema is not valid there)
+Bounds = Annotated[list[float], Field(min_length=2, max_length=2)]
 
 
 class PredictionInputError(HybridScorerError, ValueError):
@@ -91,10 +112,10 @@ class Prediction(BaseModel):
     prediction_id: str = Field(description="send it back with the realised score: POST /v1/feedback")
     score: float
     log_score: float
-    interval_80: tuple[float, float] | None = Field(
+    interval_80: Bounds | None = Field(
         default=None, description="scores between which the true score lies with 80% probability (conformal)"
     )
-    interval_90: tuple[float, float] | None = Field(default=None, description="the same at 90%")
+    interval_90: Bounds | None = Field(default=None, description="the same at 90%")
     p_top: float | None = Field(
         default=None,
         description="the probability that the post lands in the upper of the score's two modes (score >= 1,000),"

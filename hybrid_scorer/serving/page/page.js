@@ -1,0 +1,118 @@
+// The page of `hybrid-scorer serve`: one form, POST /v1/predict?explain=true, the answer drawn as SVG.
+// No build step and no CDN: plain DOM calls, so it works offline.
+"use strict";
+const $ = (id) => document.getElementById(id);
+const SVG = "http://www.w3.org/2000/svg";
+const fmt = (x) => Math.round(x).toLocaleString("en-US");
+
+function svg(name, attrs, text) {
+  const node = document.createElementNS(SVG, name);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+async function loadFlairs() {
+  const response = await fetch("/v1/flairs", { headers: headers() });
+  if (!response.ok) return;
+  const select = $("flair");
+  for (const flair of (await response.json()).flairs) select.append(new Option(flair, flair));
+}
+
+function headers() {
+  const key = $("api-key").value.trim();
+  return key ? { "X-API-Key": key, "Content-Type": "application/json" } : { "Content-Type": "application/json" };
+}
+
+// What the API's error answers mean to a person (the API's own detail follows).
+const STATUS_TEXT = {
+  401: "This service needs an API key: open \"API key\" and paste yours.",
+  413: "The post is too long for this service.",
+  422: "The post was not accepted:",
+  429: "Too many requests for now: wait a few seconds and try again.",
+  503: "The service is not ready yet (loading and warming the model): try again in a moment.",
+};
+
+function showError(status, detail) {
+  const lead = STATUS_TEXT[status] || `The service answered ${status}.`;
+  $("error").textContent = detail ? `${lead} ${detail}` : lead;
+  $("error").hidden = false;
+}
+
+function drawInterval(prediction) {
+  const chart = $("interval-chart");
+  chart.replaceChildren();
+  const top = Math.max(prediction.interval_90 ? prediction.interval_90[1] : prediction.score, 10) + 1;
+  const decades = Math.ceil(Math.log10(top));
+  const x = (score) => 14 + (282 * Math.log10(score + 1)) / decades;
+  for (let d = 0; d <= decades; d += 1) {
+    const tick = d === 0 ? 0 : 10 ** d;
+    chart.append(svg("line", { x1: x(tick), x2: x(tick), y1: 8, y2: 46, stroke: "#d0d7de" }));
+    chart.append(svg("text", { x: x(tick), y: 60, "text-anchor": "middle" }, fmt(tick)));
+  }
+  const band = (bounds, cls, y, h) =>
+    bounds && chart.append(svg("rect", { class: cls, x: x(bounds[0]), width: Math.max(x(bounds[1]) - x(bounds[0]), 1), y, height: h }));
+  band(prediction.interval_90, "band90", 14, 26);
+  band(prediction.interval_80, "band80", 20, 14);
+  chart.append(svg("circle", { class: "point", cx: x(prediction.score), cy: 27, r: 5 }));
+}
+
+// The groups' shares as bars around zero; the bias (the model's average log score) is said in words.
+function drawContributions(contributions) {
+  const chart = $("contributions-chart");
+  chart.replaceChildren();
+  const { bias, ...groups } = contributions || {};
+  $("bias").textContent = bias === undefined ? "" : `Starting from the model's average, ${bias.toFixed(2)} in log1p(score):`;
+  const entries = Object.entries(groups).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
+  const span = Math.max(...entries.map(([, v]) => Math.abs(v)), 0.01);
+  const row = 18;
+  chart.setAttribute("viewBox", `0 0 320 ${Math.max(entries.length * row, 10)}`);
+  entries.forEach(([group, value], i) => {
+    const width = (70 * Math.abs(value)) / span;
+    const y = i * row;
+    chart.append(svg("text", { x: 0, y: y + 12 }, group));
+    chart.append(svg("rect", { class: value >= 0 ? "pos" : "neg", x: value >= 0 ? 175 : 175 - width, y: y + 3, width, height: 11 }));
+    chart.append(svg("text", { x: 318, y: y + 12, "text-anchor": "end" }, (value >= 0 ? "+" : "") + value.toFixed(2)));
+  });
+}
+
+function describeLLM(p) {
+  if (p.fallback) return `Not used: the content-only model answered (${p.fallback_reason || "fallback"}${p.llm_failure ? ", " + p.llm_failure : ""}).`;
+  if (p.cache_hit) return `Answered from the cache (this post was seen before); whole prediction ${p.latency_ms.toFixed(1)} ms.`;
+  if (p.llm_called) return `Read the post: ${p.llm_latency_ms.toFixed(0)} ms, ${p.llm_tokens} tokens, $${p.llm_cost_usd.toFixed(4)}; whole prediction ${p.latency_ms.toFixed(0)} ms.`;
+  return `Not part of this model; prediction took ${p.latency_ms.toFixed(1)} ms.`;
+}
+
+function show(p) {
+  $("score").textContent = fmt(p.score);
+  $("score").dataset.score = String(p.score);
+  $("interval-text").textContent = p.interval_80
+    ? `Likely between ${fmt(p.interval_80[0])} and ${fmt(p.interval_80[1])} (80%), ${fmt(p.interval_90[0])} and ${fmt(p.interval_90[1])} (90%).`
+    : "This model gives no interval.";
+  $("p-top").textContent = p.p_top == null ? "" : `Chance of reaching 1,000 or more: ${(100 * p.p_top).toFixed(0)}%.`;
+  drawInterval(p);
+  drawContributions(p.contributions);
+  $("llm-status").textContent = describeLLM(p);
+  $("result").hidden = false;
+}
+
+async function submit(event) {
+  event.preventDefault();
+  $("error").hidden = true;
+  const post = { title: $("title").value, body: $("body").value };
+  if ($("flair").value !== "__unknown__") post.flair = $("flair").value;
+  $("submit").disabled = true;
+  try {
+    const response = await fetch("/v1/predict?explain=true", { method: "POST", headers: headers(), body: JSON.stringify(post) });
+    const answer = await response.json().catch(() => ({}));
+    if (response.ok) show(answer);
+    else showError(response.status, typeof answer.detail === "string" ? answer.detail : "");
+  } catch (error) {
+    showError(0, "The service could not be reached: is it running?");
+  } finally {
+    $("submit").disabled = false;
+  }
+}
+
+$("post-form").addEventListener("submit", submit);
+loadFlairs();

@@ -132,7 +132,8 @@ pd.Series(prediction.contributions, name="share of log1p(score)").sort_values()"
     (
         "code",
         """with socket.socket() as s:
-    s.bind(("127.0.0.1", 0)); port = s.getsockname()[1]
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
 command = [sys.executable, "-m", "hybrid_scorer.cli", "serve", "--model", str(MODELS), "--port", str(port)]
 serve = subprocess.Popen(command, stderr=subprocess.DEVNULL)
 url = f"http://127.0.0.1:{port}"
@@ -146,7 +147,8 @@ try:
         time.sleep(0.5)
     answer = httpx.post(url + "/v1/predict", json=post).json()
 finally:
-    serve.terminate(); serve.wait(30)
+    serve.terminate()
+    serve.wait(30)
 shown = ("score", "interval_80", "interval_90", "p_top", "fallback", "latency_ms")
 print(json.dumps({k: answer[k] for k in shown}, indent=1))
 assert abs(answer["score"] - prediction.score) < 1e-9 * max(1.0, prediction.score), "the service and predict() agree"

@@ -58,7 +58,7 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check hybrid_scorer tests bench scripts notebooks
-	$(BIN)/ruff format --check hybrid_scorer tests bench scripts notebooks
+	$(BIN)/ruff format --check hybrid_scorer tests bench scripts notebooks/build_walkthrough.py
 	$(BIN)/mypy hybrid_scorer
 
 bench: install

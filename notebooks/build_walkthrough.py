@@ -30,7 +30,12 @@ number here is either computed in a cell or read from a file under `reports/` th
     ),
     (
         "code",
-        """import json, os, socket, subprocess, sys, time
+        """import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx

@@ -40,9 +40,12 @@ lock: install
 
 install: $(STAMP)
 
-## The main job: LLM extraction (cached) -> ablation report (and the results tables of README and
-## DISCUSSION, re-rendered from it) -> final hybrid + content models, registered in MLflow -> champion.
+## The main job: a content model first (predict and serve work within a minute or two), then LLM
+## extraction (cached) -> ablation report (and the results tables of README and DISCUSSION, re-rendered
+## from it) -> final hybrid + content models, registered in MLflow -> champion.
 run: install
+	$(BIN)/hybrid-scorer train --data $(DATA) --llm none --no-register
+	@echo "content model ready: $(BIN)/hybrid-scorer predict --title 'Why is the sky blue?'  (the LLM work follows)"
 	$(BIN)/hybrid-scorer extract --data $(DATA) --llm $(LLM) --out reports/extraction
 	$(BIN)/hybrid-scorer ablate --data $(DATA) --llm $(LLM) --out reports --docs README.md DISCUSSION.md
 	$(BIN)/hybrid-scorer train --data $(DATA) --llm $(LLM)

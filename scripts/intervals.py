@@ -40,7 +40,7 @@ from hybrid_scorer.features.matrix import FeatureMatrix
 from hybrid_scorer.intervals import HEADS_FOR_COMPARISON, SCHEMES, interval_score
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.pipeline import Job
-from hybrid_scorer.report import IntervalRow, ci_text
+from hybrid_scorer.report import IntervalRow, ci_text, sync_intervals
 from hybrid_scorer.specs import SERVED
 from hybrid_scorer.target import TOP_SCORE, log_target, to_score
 from hybrid_scorer.tuning import TunedParams, defaults
@@ -117,6 +117,7 @@ def main() -> None:
     (args.out / "intervals.json").write_text(json.dumps(result, indent=1))
     (args.out / "intervals.md").write_text(render(result))
     plot(y, outer.oof_log, checks, args.out / "intervals.png")
+    sync_intervals(args.out)  # the ablation report's Intervals section
     print(render(result))
 
 

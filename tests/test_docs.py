@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hybrid_scorer.report import MARKERS, Results, render_summary
+from hybrid_scorer.report import MARKERS, Results, intervals_section, render_summary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,3 +21,9 @@ def test_results_block_is_rendered_from_the_committed_report(doc: str) -> None:
         f"{doc}'s results block differs from reports/ablation.json: rerun"
         " `hybrid-scorer ablate --llm embedded --docs README.md DISCUSSION.md` (make run) instead of editing it"
     )
+
+
+def test_the_ablation_reports_intervals_section_is_the_committed_comparison() -> None:
+    """reports/ablation.md's Intervals section is scripts/intervals.py's reports/intervals.md, not a copy
+    that can drift (scripts/intervals.py and `hybrid-scorer ablate` both render it from that file)."""
+    assert intervals_section(ROOT / "reports") in (ROOT / "reports" / "ablation.md").read_text()

@@ -351,6 +351,7 @@ def test_cache_key_changes_with_body_truncation_limit(monkeypatch: pytest.Monkey
     client = client_for(MockBackend(), tmp_path)
     before = client.assessment_key(long_post), client.embedding_key(long_post)
     monkeypatch.setattr(prompts, "MAX_BODY_CHARS", 500)
+    long_post = PostText("long", "A title?", "word " * 400)  # a post reads its text once: a new one sees 500
     after = client.assessment_key(long_post), client.embedding_key(long_post)
     assert before[0] != after[0] and before[1] != after[1]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
@@ -31,8 +32,15 @@ class PostText:
     title: str
     body: str
 
+    @cached_property
+    def read(self) -> tuple[str, str]:
+        """(title, body) as the LLM reads them: text addressed to it taken out (llm/sanitize.py), the body
+        cut to MAX_BODY_CHARS. Computed once per post: every cache key and the prompt are built from it."""
+        return strip_instructions(self.title), strip_instructions(self.body)[:MAX_BODY_CHARS]
+
     def embedding_input(self) -> str:
-        return f"{strip_instructions(self.title)}\n\n{strip_instructions(self.body)[:MAX_BODY_CHARS]}".strip()
+        title, body = self.read
+        return f"{title}\n\n{body}".strip()
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ class PromptTemplate:
         # Instructions live in the system message so they form a prefix shared by every post (KV reuse).
         system = self.system.replace("{topics}", ", ".join(t.value for t in Topic))
         system = system.replace("{questions}", "\n".join(f'"{name}": {text}' for name, text in self.questions))
-        title, body = strip_instructions(post.title), strip_instructions(post.body)[:MAX_BODY_CHARS]
+        title, body = post.read
         user = self.user.format(title=title, body=body or "(none)")
         return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}]
 

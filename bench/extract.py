@@ -8,7 +8,10 @@
 3. With --compare: the previous design on the same posts (the shipped Q4_1 file, the embedding from a
    second pass in its own context), and flash attention on (faster; counts the answers it changes).
 4. With --questions: the prompt with 12 yes/no questions (assessment_v3) on the same posts.
-5. With --batching: B posts per llama.cpp decode in B sequences sharing the prefix, B = 1, 2, 4, 8:
+5. With --pooling: the embedding pooled over the whole post (the design before the defence against text
+   written at the LLM) against the served pooling over the title, on the same posts: what the defence
+   costs in extraction time.
+6. With --batching: B posts per llama.cpp decode in B sequences sharing the prefix, B = 1, 2, 4, 8:
    posts/s and the largest logit difference from decoding each post alone.
 With --engine ray: the whole extraction in this process vs on Ray Data with 1 and 2 actors."""
 
@@ -110,6 +113,16 @@ def questions(backend: EmbeddedBackend, texts: list[PostText], ours: float, refe
     print(f"the questions cost {ours / asked:.2f}x the LLM time per post: {1000 / asked:.0f} s per 1,000 posts")
 
 
+def pooling(texts: list[PostText], ours: float) -> None:
+    """The pooling before the defence (every token of the post) on the same posts, and the title pooling
+    again after it (the machine's drift between the two runs shows in the two title rates)."""
+    before, _ = timed_extraction(EmbeddedBackend(EmbeddedOptions(pooling="post")), texts)
+    again, _ = timed_extraction(EmbeddedBackend(), texts)
+    print(f"{'pooled over the whole post (before the defence)':<48} {before:6.2f} posts/s")
+    print(f"{'pooled over the title (served), again':<48} {again:6.2f} posts/s")
+    print(f"the defence's extraction time: {before / np.mean([ours, again]):.2f}x the whole-post pooling's")
+
+
 def decode(ctx: Any, batch: Any, groups: list[tuple[int, list[int], int]]) -> list[int]:
     """One llama_decode of (sequence, tokens, first position) groups; the batch index of each group's
     last token, the only one whose logits are computed."""
@@ -131,7 +144,7 @@ def batching(backend: EmbeddedBackend, texts: list[PostText]) -> None:
     from llama_cpp._internals import LlamaBatch, LlamaContext
 
     prompt = load_prompt()
-    streams = [backend._start(prompt.messages(t)) for t in texts]
+    streams = [backend._start(prompt.messages(t))[0] for t in texts]
     prefix = list(backend._generator.input_ids[: backend._generator.n_tokens])
     n_vocab = backend._generator.n_vocab()
     reference: list[np.ndarray] = []
@@ -171,6 +184,7 @@ def main() -> None:
     parser.add_argument("--compare", action="store_true", help="also time the previous design and flash attention")
     parser.add_argument("--batching", action="store_true", help="also time B posts per llama.cpp decode")
     parser.add_argument("--questions", action="store_true", help="also time the yes/no question prompt (v3)")
+    parser.add_argument("--pooling", action="store_true", help="also time the embedding pooled over the whole post")
     args = parser.parse_args()
     settings = get_settings(data_path=args.data)
     posts, _ = prepare_posts(settings.data_path)
@@ -185,7 +199,7 @@ def main() -> None:
     fields = _fields(PostAssessment.model_json_schema())
     ratings = extraction.assessments[list(RATING_FIELDS)].astype(int).to_numpy().tolist()
     answers = [backend._answer_tokens(fields, [*values, None], 0, False)[0] for values in ratings]  # as fed
-    post_tokens = [backend._start(prompt.messages(t)) for t in texts[1:]]
+    post_tokens = [backend._start(prompt.messages(t))[0] for t in texts[1:]]
     per_post = float(np.mean([len(p) + len(a) for p, a in zip(post_tokens, answers, strict=True)]))
     rate = prompt_processing_rate(backend, [t for p in post_tokens for t in p][:512])
     limit = rate / per_post
@@ -197,6 +211,8 @@ def main() -> None:
     print(f"full dataset (3,707 posts) at this rate: {3707 / ours / 60:.1f} min")
     if args.compare:
         compare(texts, ours, extraction)
+    if args.pooling:
+        pooling(texts, ours)
     if args.questions:
         questions(backend, texts, ours, extraction)
     if args.batching:

@@ -47,6 +47,10 @@ def rules(t: MonitorThresholds) -> tuple[list[Rule], list[Rule]]:
             "hybrid_scorer:llm_cache_hit_ratio:rate5m",
             "sum(rate(hybrid_scorer_llm_cache_hits_total[5m])) / sum(rate(hybrid_scorer_llm_calls_total[5m]))",
         ),
+        Rule(
+            "hybrid_scorer:steered_ratio:rate15m",
+            "sum(rate(hybrid_scorer_steered_predictions_total[15m])) / sum(rate(hybrid_scorer_predictions_total[15m]))",
+        ),
         Rule("hybrid_scorer:llm_cost_dollars:increase1h", "sum(increase(hybrid_scorer_llm_cost_dollars_total[1h]))"),
     ]
     alerts = [
@@ -92,6 +96,14 @@ def rules(t: MonitorThresholds) -> tuple[list[Rule], list[Rule]]:
             True,
             "0m",
             "the LLM spend limit is reached: new posts are scored without the LLM",
+        ),
+        Rule(
+            "HybridScorerSteeredPostsHigh",
+            f"hybrid_scorer:steered_ratio:rate15m > {t.steered_rate:g}",
+            True,
+            "15m",
+            f"more than {t.steered_rate:.0%} of posts carry one sentence that raises their score past its limit:"
+            " an attack campaign, or posts unlike the training data (see the steering field in the log)",
         ),
         Rule(
             "HybridScorerNotReady",

@@ -18,6 +18,7 @@ class MonitorThresholds(BaseModel):
     out_of_range_rate: float = 0.01
     min_cache_hit_rate: float = 0.0
     llm_usd_per_hour: float = 1.0  # LLM spend over the last hour
+    steered_rate: float = 0.05  # share of predictions the steering check flags (an attack campaign, or drift)
     min_realised_labels: int = 100  # realised quality is judged on cohorts with at least this many labels
     realised_cohort: Literal["day", "week"] = "week"
 
@@ -45,10 +46,16 @@ class Settings(BaseSettings):
     embedder: str | None = None  # an LLM spec for the embeddings alone (default: the chat backend embeds)
     openai_response_format: Literal["json_schema", "json_object"] = "json_schema"
     llm_threads: int | None = None  # llama.cpp threads for the embedded model (default: every core)
+    # the assessment-pass tokens the embedded model's embedding averages: the title's (the defence against
+    # text written at the LLM, llm/backends/embedded.py) or the whole post's (the design before it)
+    llm_pooling: Literal["title", "post"] = "title"
     llm_timeout_s: float = 60.0
     llm_concurrency: int = 4  # calls at once to a remote LLM while serving (an in-process model serves one)
     llm_max_retries: int = 4
     predict_llm_budget_ms: float = 2000.0
+    # the most one sentence may raise a prediction (log1p units; log 1.5): past it the post is flagged as
+    # steered and scored without that sentence (steering.py); None: no check
+    steering_threshold_log: float | None = 0.405
     llm_max_usd_per_hour: float | None = None  # serving: past it, new posts are scored without the LLM
     llm_max_usd_per_day: float | None = None
     prediction_log_max_bytes: int = 5_000_000

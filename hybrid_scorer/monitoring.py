@@ -112,6 +112,7 @@ def summarize(
             "cache_hit_rate": float(log.loc[llm_called, "cache_hit"].mean()) if llm_called.any() else float("nan"),
             "llm_failure_rate": float(log.loc[llm_called, "llm_failure"].notna().mean()) if llm_called.any() else 0.0,
             "fallback_rate": float(log["fallback"].mean()),
+            "steered_rate": float(log["steered"].fillna(False).mean()) if "steered" in log else 0.0,
             "llm_tokens": float(log["llm_tokens"].sum()),
             "llm_cost_usd": float(log["llm_cost_usd"].sum()) if "llm_cost_usd" in log else float("nan"),
             "llm_usd_last_hour": _last_hour_spend(log),
@@ -142,6 +143,7 @@ def _alerts(metrics: dict[str, float], t: MonitorThresholds) -> list[str]:
     checks += [
         ("p99_latency_ms", metrics["p99_latency_ms"], t.p99_latency_ms),
         ("fallback_rate", metrics["fallback_rate"], t.fallback_rate),
+        ("steered_rate", metrics["steered_rate"], t.steered_rate),
         ("llm_failure_rate", metrics["llm_failure_rate"], t.llm_failure_rate),
         ("out_of_range_rate", metrics["out_of_range_rate"], t.out_of_range_rate),
         ("llm_usd_last_hour", metrics["llm_usd_last_hour"], t.llm_usd_per_hour),

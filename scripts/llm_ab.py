@@ -19,11 +19,18 @@ prefix e5's authors give for features used in classification and clustering:
     OPENAI_API_KEY=none OPENAI_BASE_URL=http://127.0.0.1:8765/v1 python scripts/llm_ab.py --experiment encoder
 The group exists in this process only: serving has no second embedder.
 
+`--experiment defence` (issue 30): the structural defence against text written at the LLM (the
+embedding pooled over the title's tokens, which no body text can reach) against the pooling it replaced
+(every token of the post), on the served hybrid with its tuned parameters and on content + embedding.
+The cost of the defence on honest posts is the paired difference; bench/injection.py measures what it
+buys against attacks.
+
 LLM features come from the cache (`hybrid-scorer extract`; for v3 `hybrid-scorer extract --prompt
 assessment_v3`, ~45 min here); a missing post is extracted on the way. Writes reports/ab_<experiment>.md
 and .json.
 
-Usage: python scripts/llm_ab.py --experiment questions|embedding|encoder [--encoder SPEC] [--data CSV] [--out DIR]"""
+Usage: python scripts/llm_ab.py --experiment questions|embedding|encoder|defence [--encoder SPEC] [--data CSV]
+    [--out DIR]"""
 
 from __future__ import annotations
 
@@ -43,9 +50,10 @@ from hybrid_scorer.ablation import llm_cost
 from hybrid_scorer.config import Settings, get_settings
 from hybrid_scorer.data import grouped_folds, prepare_posts
 from hybrid_scorer.evaluation import Interval, bootstrap_intervals, cross_validate
+from hybrid_scorer.features.base import LLMOutput
 from hybrid_scorer.features.embedding import EmbeddingFeatures
 from hybrid_scorer.features.llm import EMBEDDING_COLUMN, PREFIX
-from hybrid_scorer.features.matrix import GROUPS
+from hybrid_scorer.features.matrix import GROUPS, llm_needs
 from hybrid_scorer.llm.backends import make_backend
 from hybrid_scorer.llm.backends.embedded import EmbeddedBackend, EmbeddedOptions
 from hybrid_scorer.llm.backends.mock import MockBackend
@@ -53,9 +61,12 @@ from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.prompts import load_prompt
 from hybrid_scorer.llm.schema import QUESTION_PREFIX, question_columns, question_fields
 from hybrid_scorer.llm.store import open_store
-from hybrid_scorer.pipeline import llm_columns, needs_llm
+from hybrid_scorer.pipeline import llm_columns
 from hybrid_scorer.report import ci_text
+from hybrid_scorer.serving.parity import served_rows
 from hybrid_scorer.specs import CONTENT, CONTENT_EMBEDDING, SERVED, Config
+from hybrid_scorer.steering import check
+from hybrid_scorer.tuning import TunedParams
 
 
 @dataclass(frozen=True)
@@ -64,6 +75,8 @@ class Arm:
     config: Config
     prompt: str = "assessment_v2"
     options: EmbeddedOptions = field(default_factory=EmbeddedOptions)
+    tuned: bool = False  # with the parameters `train` serves (hybrid_scorer/tuned/), not LightGBM's defaults
+    steering: bool = False  # held-out posts scored as serving scores them: through the steering check
 
 
 class EncoderEmbeddingFeatures(EmbeddingFeatures):
@@ -115,6 +128,24 @@ EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
             ("content + encoder", "content"),
         ],
     ),
+    "defence": (
+        [
+            Arm("content", CONTENT),
+            Arm("content + embedding, post pooling", CONTENT_EMBEDDING, options=EmbeddedOptions(pooling="post")),
+            Arm("content + embedding, title pooling", CONTENT_EMBEDDING),
+            Arm("served hybrid, post pooling", SERVED_HYBRID, options=EmbeddedOptions(pooling="post"), tuned=True),
+            Arm("served hybrid, title pooling", SERVED_HYBRID, tuned=True),
+            Arm("served hybrid, title pooling + steering check", SERVED_HYBRID, tuned=True, steering=True),
+        ],
+        [
+            ("served hybrid, title pooling + steering check", "served hybrid, post pooling"),
+            ("served hybrid, title pooling", "served hybrid, post pooling"),
+            ("served hybrid, title pooling + steering check", "served hybrid, title pooling"),
+            ("content + embedding, title pooling", "content + embedding, post pooling"),
+            ("served hybrid, title pooling", "content"),
+            ("served hybrid, post pooling", "content"),
+        ],
+    ),
     "embedding": (
         [
             Arm("two-pass", CONTENT_EMBEDDING, options=EmbeddedOptions(weights="as-shipped", embedding="separate")),
@@ -130,7 +161,7 @@ def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any],
     store = open_store(settings.cache_dir, settings.features)
     client = LLMClient(EmbeddedBackend(arm.options), load_prompt(arm.prompt), cache=store)
     enriched = llm_columns(posts, arm.config.groups, client, progress=False).posts
-    if client.one_pass and needs_llm(arm.config.groups) == (False, True):  # its pass is the assessment's: count it
+    if client.one_pass and llm_needs(arm.config.groups) == {LLMOutput.EMBEDDING}:  # its pass is the assessment's
         llm_columns(posts, ("llm_ratings",), client, progress=False)
     tokens, seconds, _ = llm_cost(client, arm.config.groups, len(posts)) if arm.config.uses_llm else (0, 0, 0)
     if EncoderEmbeddingFeatures.name in arm.config.groups:
@@ -140,8 +171,40 @@ def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any],
         ]
         more = llm_cost(vectors, ("llm_embedding",), len(posts))
         tokens, seconds = tokens + more[0], seconds + more[1]
-    oof = cross_validate(arm.label, partial(arm.config.make, settings), enriched, folds, progress=False).oof_log
-    return {"oof": oof, "posts": enriched, "client": client, "tokens_per_1000": tokens, "llm_s_per_1000": seconds}
+    tuned = TunedParams.load(arm.config.key) if arm.tuned else None
+    make = partial(arm.config.make_scorer, settings, tuned.chosen) if tuned else partial(arm.config.make, settings)
+    run = {"posts": enriched, "client": client, "tokens_per_1000": tokens, "llm_s_per_1000": seconds}
+    if arm.steering:
+        assert settings.steering_threshold_log is not None, (
+            "the steering arm needs HYBRID_SCORER_STEERING_THRESHOLD_LOG"
+        )
+        return run | steered_oof(make, enriched, folds, client, arm.config.groups, settings.steering_threshold_log)
+    return run | {"oof": cross_validate(arm.label, make, enriched, folds, progress=False).oof_log}
+
+
+def steered_oof(
+    make: Any, posts: pd.DataFrame, folds: list[Any], client: LLMClient, groups: tuple[str, ...], threshold: float
+) -> dict[str, Any]:
+    """Out-of-fold predictions as serving makes them: each held-out post by the row path, through the
+    steering check; and how often the check flags these honest posts, with the largest single-part effect
+    per post (the check's own statistic) in quantiles."""
+    oof, effects, flagged = np.full(len(posts), np.nan), np.full(len(posts), np.nan), np.zeros(len(posts), bool)
+    for train, test in folds:
+        model = make().fit(posts.iloc[train])
+        for i, row in zip(test, served_rows(posts.iloc[test], client, groups), strict=True):
+            point = model.predict_log_row(row)
+            found, scored = check(model, row, point, threshold)
+            effects[i] = found.effect_log if found else largest_effect(model, row, point)
+            flagged[i] = found is not None
+            oof[i] = model.predict_log_row(scored)
+    quantiles = {f"q{q}": float(np.nanquantile(effects, q / 100)) for q in (50, 90, 95, 99)}
+    return {"oof": oof, "steering": {"threshold_log": threshold, "flagged": float(flagged.mean()), **quantiles}}
+
+
+def largest_effect(model: Any, row: Any, point: float) -> float:
+    """The largest drop of the prediction when one part of the post is left out (0 with one part)."""
+    found, _ = check(model, row, point, -np.inf)
+    return found.effect_log if found else 0.0
 
 
 def question_table(enriched: pd.DataFrame, client: LLMClient) -> list[dict[str, Any]]:
@@ -192,6 +255,7 @@ def main() -> None:
                 "intervals": bootstrap_intervals(y_log, runs[arm.label]["oof"], seed=settings.seed)[0],
                 "tokens_per_1000": runs[arm.label]["tokens_per_1000"],
                 "llm_s_per_1000": runs[arm.label]["llm_s_per_1000"],
+                "steering": runs[arm.label].get("steering"),
             }
             for arm in arms
         ],
@@ -236,6 +300,17 @@ def render(result: dict[str, Any]) -> str:
             f"| {arm['label']} | {arm['prompt'] or '-'} | {ci_text(arm['intervals']['spearman'])} |"
             f" {ci_text(arm['intervals']['rmse'])} | {arm['tokens_per_1000']:,.0f} | {arm['llm_s_per_1000']:,.0f} |"
         )
+    for arm in result["arms"]:
+        if arm.get("steering"):
+            st = arm["steering"]
+            lines += [
+                "",
+                f"{arm['label']}: the check flagged {st['flagged']:.1%} of these honest held-out posts at its"
+                f" threshold of {st['threshold_log']:.3f} log (x{np.exp(st['threshold_log']):.2f})."
+                " The largest effect of one part of a post on its prediction: median"
+                f" {st['q50']:+.3f}, 90th percentile {st['q90']:+.3f}, 95th {st['q95']:+.3f}, 99th {st['q99']:+.3f}"
+                " (log1p units).",
+            ]
     lines += ["", "| paired comparison | Δ Spearman [95% CI] | Δ RMSE log1p [95% CI] |", "|---|---|---|"]
     for c in result["comparisons"]:
         delta = c["delta"]

@@ -29,10 +29,10 @@ LAYERS: list[tuple[str, ...]] = [
     ("features",),
     ("marginal",),
     ("model", "baselines", "evaluation"),
-    ("tuning",),
+    ("tuning", "steering"),
     ("specs", "monitoring", "tracking", "pipeline", "outcomes", "alerting"),
     ("report", "training", "serving", "registry", "releases"),
-    ("ablation", "registry_pyfunc", "injection"),
+    ("ablation", "registry_pyfunc"),
     ("cli",),
 ]
 

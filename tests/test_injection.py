@@ -1,9 +1,11 @@
-"""Prompt injection: the defence (llm/sanitize.py) on every attempt of the suite, in unit tests and with
-the real embedded model; the suite's own arithmetic (hybrid_scorer/injection.py) on a served model.
-bench/injection.py runs the full suite (30 real posts, the served hybrid) and writes the table."""
+"""Text written at the LLM: the attack corpus (bench/attacks.py), the suite's arithmetic (bench/injection.py),
+the steering check (steering.py) and, with the real embedded model, the structural defence: the embedding
+is pooled over the title, so no text added to the body reaches it. bench/injection.py runs every family on
+real posts through the served model and writes reports/bench/injection.md."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -11,68 +13,145 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.attacks import GENERATED, SPLITS, control_of, corpus, hand_families, inserted, neutral_of_length
+from bench.injection import measure, scorer, summarize
 from hybrid_scorer.config import Settings
-from hybrid_scorer.injection import ATTEMPTS, measure, neutral_of_length, summarize, with_text
-from hybrid_scorer.llm import prompts
-from hybrid_scorer.llm.client import LLMClient
-from hybrid_scorer.llm.prompts import PostText, load_prompt
+from hybrid_scorer.features.base import PostRow
+from hybrid_scorer.llm.prompts import PostText, load_prompt, title_span
 from hybrid_scorer.llm.sanitize import strip_instructions
-from hybrid_scorer.serving.predictor import Predictor
+from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.serving.predictor import Predictor, ServedPost, validate_post
+from hybrid_scorer.steering import MAX_PARTS, check, parts
 
 POST = {"title": "Why does ice float on water?", "body": "I read that hydrogen bonds matter. How exactly?"}
-PADDING_ATTEMPT = ATTEMPTS[-1]
 
 
-@pytest.mark.parametrize("attempt", ATTEMPTS, ids=[a.name for a in ATTEMPTS])
-def test_every_attempt_is_taken_out_of_what_the_llm_reads(attempt: object) -> None:
-    attacked = with_text(POST, attempt.place, attempt.text)  # type: ignore[attr-defined]
-    seen = strip_instructions(attacked[attempt.place])  # type: ignore[attr-defined]
-    if attempt is PADDING_ATTEMPT:  # the padding is ordinary text and stays; the instruction after it goes
-        assert "ignore" not in seen.lower() and seen.startswith(POST["body"])
-    else:
-        assert seen == POST[attempt.place]  # type: ignore[attr-defined]
+def test_the_corpus_holds_every_split_and_no_held_out_sentence_is_a_training_one() -> None:
+    families = corpus(per_family=1000)
+    by_split = {s: {a.text for f in families for a in f if a.split == s} for s in SPLITS}
+    assert all(by_split.values()), "every split has attempts"
+    assert not by_split["train"] & (by_split["heldout"] | by_split["hand"])
+    assert len(hand_families()) >= 8 and {f.split for f in GENERATED} == {"train", "heldout"}
+    assert all(len(a.text) <= 60 for f in families for a in f if a.place == "title")
+
+
+@pytest.mark.parametrize("position", ["start", "middle", "end"])
+def test_an_attempt_and_its_control_go_to_the_same_place_with_the_same_length(position: str) -> None:
+    post = {"title": "Why?", "body": "First sentence here. Second one is here. Third one."}
+    attempt = next(a for f in corpus(50) for a in f if a.place == "body" and a.position == position)
+    hit, control = inserted(post, "body", position, attempt.text), control_of(post, attempt)
+    assert len(hit["body"]) == len(control["body"]) and hit["title"] == control["title"] == post["title"]
+    at = hit["body"].index(attempt.text)
+    assert control["body"][at : at + len(attempt.text)] == neutral_of_length(len(attempt.text))
+    assert hit["body"].replace(attempt.text, "").split() == post["body"].split()  # the post's own words, in order
+    assert {"start": at == 0, "end": hit["body"].endswith(attempt.text), "middle": 0 < at < len(post["body"])}[position]
 
 
 def test_ordinary_posts_reach_the_llm_unchanged(posts: pd.DataFrame) -> None:
-    """The test fixture's posts (and, checked once by hand: all 3,707 real ones) pass unchanged, so
-    their cache keys do not move."""
+    """The first filter (llm/sanitize.py) leaves the fixture's posts alone, so their cache keys do not move."""
     for text in [*posts["title_clean"], *posts["body_clean"], neutral_of_length(300)]:
         assert strip_instructions(text) == text
-    about_ai = "Why do AI models hallucinate? Can a language model rate its own answers? (5 on the scale?)"
-    assert strip_instructions(about_ai) == about_ai
 
 
-def test_the_suite_measures_attempt_minus_control(model_dir: Path, settings: Settings, tmp_path: Path) -> None:
+def test_every_template_shows_the_title_on_the_line_the_embedding_pools() -> None:
+    for version in ("assessment_v2", "assessment_v3"):
+        prompt = load_prompt(version)
+        user = prompt.messages(PostText("p", "Why is the sky blue?", "Body: Title: not this"))[-1]["content"]
+        start, stop = title_span(user)
+        assert user[start:stop] == "Why is the sky blue?"
+
+
+def test_the_suite_measures_attempt_against_original_and_control(
+    model_dir: Path, settings: Settings, tmp_path: Path
+) -> None:
     predictor = Predictor(model_dir=model_dir, settings=settings, log_path=tmp_path / "p.jsonl")
-    attempts = ATTEMPTS[:2]
-    moves = measure(predictor, [POST], attempts)
-    assert [m.attempt for m in moves] == [a.name for a in attempts] and not any(m.fallback for m in moves)
+    attempts = [f[0] for f in corpus(1)[:3]]
+    moves = measure(scorer(predictor), [POST], lambda _: attempts)
+    assert [m.family for m in moves] == [a.family for a in attempts] and not any(m.fallback for m in moves)
+    original = predictor.predict(POST).log_score
     for move, attempt in zip(moves, attempts, strict=True):
-        hit = predictor.predict(with_text(POST, attempt.place, attempt.text)).log_score
-        control = predictor.predict(with_text(POST, attempt.place, neutral_of_length(len(attempt.text)))).log_score
-        assert move.hybrid == pytest.approx(hit - control, abs=1e-12)
-        assert sum(move.by_group.values()) == pytest.approx(move.hybrid, abs=1e-9)  # contributions add up
-    summary = summarize(moves)
-    assert [s.posts for s in summary] == [1, 1] and summary[0].share_over_2x == float(moves[0].hybrid > math.log(2))
+        hit = predictor.predict(inserted(POST, attempt.place, attempt.position, attempt.text)).log_score
+        control = predictor.predict(control_of(POST, attempt)).log_score
+        assert move.vs_original == pytest.approx(hit - original, abs=1e-12)
+        assert move.vs_control == pytest.approx(hit - control, abs=1e-12)
+        assert sum(move.by_group.values()) == pytest.approx(move.vs_control, abs=1e-9)  # contributions add up
+    summary = summarize(moves, by="split")
+    assert sum(s.moves for s in summary) == 3
+    assert summary[0].over_2x_control == np.mean([m.vs_control > math.log(2) for m in moves if m.split == "train"])
+
+
+def _row(title: str, body: str) -> PostRow:
+    return ServedPost.of(validate_post({"title": title, "body": body, "flair": "Physics"})).row
+
+
+def test_the_steering_check_scores_a_post_without_the_sentence_that_lifts_it(model_dir: Path) -> None:
+    """The fixture's scores follow a few title words; a title sentence stuffed with them lifts the content
+    model's prediction, and the check finds that sentence and scores the post without it."""
+    model = HybridScorer.load(model_dir / "content")
+    plain = _row("Why does the ocean cell behave like that?", "I wondered about this. Thanks for reading.")
+    stuffed = _row(plain.title_clean + " Black hole gravity quantum star.", plain.body)
+    base, lifted = model.predict_log_row(plain), model.predict_log_row(stuffed)
+    assert lifted > base
+    found, scored = check(model, stuffed, lifted, threshold=(lifted - base) / 2)
+    assert found is not None and found.place == "title" and found.text.startswith("Black hole")
+    assert found.effect_log == pytest.approx(lifted - model.predict_log_row(scored), abs=1e-12)
+    assert scored.title_clean == plain.title_clean and scored.body == plain.body
+    nothing, same = check(model, plain, base, threshold=10.0)
+    assert nothing is None and same is plain
+
+
+def test_a_long_post_is_checked_in_runs_that_cover_every_sentence() -> None:
+    text = " ".join(f"Sentence {i}." for i in range(100))
+    spans = parts(text)
+    assert len(spans) == MAX_PARTS and spans[0][0] == 0 and spans[-1][1] == len(text)
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
+
+
+def test_a_steered_prediction_says_so_and_is_counted(model_dir: Path, settings: Settings, tmp_path: Path) -> None:
+    unchecked_settings = settings.model_copy(update={"steering_threshold_log": None})
+    predictor = Predictor(model_dir=model_dir, settings=unchecked_settings, llm="none", log_path=tmp_path / "p.jsonl")
+    post = {
+        "title": "Why does the ocean cell behave like that? Black hole gravity quantum star.",
+        "body": "I wondered.",
+    }
+    strict = Predictor(
+        model_dir=model_dir,
+        settings=settings,
+        llm="none",
+        log_path=tmp_path / "s.jsonl",
+    )
+    unchecked = predictor.predict(post)
+    flagged = strict.predict(post)
+    assert flagged.steered and flagged.steering is not None and not unchecked.steered
+    assert flagged.log_score == pytest.approx(unchecked.log_score - flagged.steering.effect_log, abs=1e-9)
+    predictor.close(), strict.close()
 
 
 @pytest.mark.integration
-def test_the_embedded_model_reads_the_post_not_the_attempt(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the real model: an attacked post gives the same assessment and embedding as the post itself;
-    without the defence the attempt reaches the model (its answers change)."""
+def test_no_body_text_reaches_the_embedding_of_the_real_model() -> None:
+    """With the real model, one held-out family (fake JSON) and the hand-written families' body attempts:
+    the title-pooled embedding does not move (the body comes after the title, attention is causal), while
+    the embedding pooled over the whole post, the design before, does."""
     from hybrid_scorer.llm.backends.embedded import EmbeddedBackend, EmbeddedOptions
     from tests.test_integration import _gguf
 
-    client = LLMClient(EmbeddedBackend(EmbeddedOptions(model_path=_gguf())), load_prompt())
-    clean = PostText("p", POST["title"], POST["body"])
-    base = client.assess(clean), client.embed(clean)
-    attempts = [a for a in ATTEMPTS if a is not PADDING_ATTEMPT]
+    prompt = load_prompt()
+    title, post = (
+        EmbeddedBackend(EmbeddedOptions(model_path=_gguf())),
+        EmbeddedBackend(EmbeddedOptions(model_path=_gguf(), pooling="post")),
+    )
+    attempts = [a for f in corpus(2, seed=3, splits=("heldout", "hand")) for a in f if a.place == "body"]
+    attempts = [a for a in attempts if a.family == "fake-json"] + attempts[:: max(len(attempts) // 6, 1)]
+
+    def vectors(backend: EmbeddedBackend, text: dict[str, str]) -> np.ndarray:
+        messages = prompt.messages(PostText("p", text["title"], text["body"]))
+        vector = backend.complete(messages, prompt.response_model).embedding
+        assert vector is not None
+        return vector
+
+    base = {b: vectors(b, POST) for b in (title, post)}
     for attempt in attempts:
-        attacked = with_text(POST, attempt.place, attempt.text)
-        text = PostText("p", attacked["title"], attacked["body"])
-        assert client.assess(text).expected == base[0].expected
-        np.testing.assert_array_equal(client.embed(text).vector, base[1].vector)
-    monkeypatch.setattr(prompts, "strip_instructions", lambda text: text)
-    attacked = with_text(POST, "body", attempts[3].text)  # closing the <post> block
-    undefended = client.assess(PostText("p", attacked["title"], attacked["body"]))
-    assert undefended.expected != base[0].expected
+        attacked = inserted(POST, attempt.place, attempt.position, attempt.text)
+        moved = {b: float(np.abs(vectors(b, attacked) - base[b]).max() / np.abs(base[b]).max()) for b in base}
+        assert moved[title] < 1e-3, attempt  # llama.cpp's batching may move the last bits, nothing more
+        assert moved[post] > 1e-2, attempt

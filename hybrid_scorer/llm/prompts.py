@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -22,6 +23,15 @@ from hybrid_scorer.llm.schema import PostAssessment, Topic, assessment_model
 PROMPTS_DIR = Path(str(resources.files("hybrid_scorer") / "prompts"))
 DEFAULT_PROMPT = "assessment_v2"
 MAX_BODY_CHARS = 1000  # ~250 tokens: keeps the prompt short on 2 cores; the title carries most signal.
+TITLE_LINE = re.compile(r"^Title: (.*)$", re.MULTILINE)  # every template shows the title on this line
+
+
+def title_span(user_message: str) -> tuple[int, int]:
+    """Where the post's title is in a rendered user message: the embedding pools its tokens only."""
+    found = TITLE_LINE.search(user_message)
+    if found is None:
+        raise MissingArtifactError("the prompt's user template has no 'Title: {title}' line")
+    return found.span(1)
 
 
 @dataclass(frozen=True)
@@ -39,8 +49,9 @@ class PostText:
         return strip_instructions(self.title), strip_instructions(self.body)[:MAX_BODY_CHARS]
 
     def embedding_input(self) -> str:
-        title, body = self.read
-        return f"{title}\n\n{body}".strip()
+        """What an embedding reads: the title alone, so no text in the body can move it (as the embedded
+        model pools its title tokens: llm/steering.py)."""
+        return self.read[0]
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,12 @@ class ServiceMetrics:
             ["reason"],
             registry=r,
         )
+        self.steered = Counter(
+            "hybrid_scorer_steered_predictions",
+            "Predictions the steering check flagged: one sentence raised the score past its limit",
+            ["model"],
+            registry=r,
+        )
         self.llm_tokens = Counter("hybrid_scorer_llm_tokens", "LLM tokens spent on live calls", registry=r)
         self.llm_cost = Counter("hybrid_scorer_llm_cost_dollars", "Estimated LLM spend (USD)", registry=r)
         self.requests_by_key = Counter(
@@ -132,6 +138,8 @@ class ServiceMetrics:
 
     def observe_prediction(self, prediction: Prediction, role: str) -> None:
         self.predictions.labels(role).inc()
+        if prediction.steered:
+            self.steered.labels(role).inc()
         if not prediction.llm_called:
             return
         self.llm_calls.inc()

@@ -43,6 +43,7 @@ from hybrid_scorer.serving.llm_queue import LLMQueue, QueueFullError
 from hybrid_scorer.serving.predictlog import PredictionLog
 from hybrid_scorer.serving.schemas import PostInput, Prediction, PredictionInputError
 from hybrid_scorer.serving.spend import SpendLimit
+from hybrid_scorer.steering import check
 from hybrid_scorer.target import to_score
 
 log = logging.getLogger(__name__)
@@ -273,6 +274,12 @@ class Predictor:
                 log.info("falling back to the content model: %s", reason)
         assert model is not None
         log_score, heads = model.predict_row(served.row)
+        steering = None
+        if self.settings.steering_threshold_log is not None:
+            steering, row = check(model, served.row, log_score, self.settings.steering_threshold_log)
+            if steering is not None:
+                served = replace(served, row=row)
+                log_score, heads = model.predict_row(row)
         prediction = Prediction(
             prediction_id=uuid.uuid4().hex,
             score=float(to_score(log_score)),
@@ -289,6 +296,8 @@ class Predictor:
             llm_failure=call.failure,
             fallback=reason is not None,
             fallback_reason=reason,
+            steered=steering is not None,
+            steering=steering,
             contributions=model.contributions_row(served.row) if explain else None,
         )
         self._log(served.row, prediction, call, caller)

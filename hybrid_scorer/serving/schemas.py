@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from hybrid_scorer.errors import HybridScorerError
+from hybrid_scorer.steering import Steering
 
 MAX_TITLE_CHARS = 300  # reddit's own limit
 MAX_BODY_CHARS = 40_000  # reddit's self-post limit
@@ -131,6 +132,12 @@ class Prediction(BaseModel):
     llm_failure: str | None = Field(default=None, description="timeout | busy | validation | transient | error")
     fallback: bool = False
     fallback_reason: str | None = None
+    steered: bool = Field(
+        default=False,
+        description="one sentence raised the prediction past the limit one sentence may add: the post was scored"
+        " without it (see steering)",
+    )
+    steering: Steering | None = Field(default=None, description="when steered: that sentence and its effect")
     contributions: dict[str, float] | None = Field(
         default=None, description="with explain: each feature group's share of log_score (LightGBM pred_contrib)"
     )

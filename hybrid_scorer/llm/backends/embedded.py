@@ -8,12 +8,17 @@ features need (expectation over 1-5) in four forward passes instead of ~40 sampl
 here, llama-cpp-python's grammar path with logprobs took ~4 s per post, this one well under 1 s.
 The shared system-prompt prefix stays in the KV cache between posts (see `_start`).
 
-One forward pass per post: the post's embedding is the mean of the final hidden states over its own
+One forward pass per post: the post's embedding is the mean of the final hidden states over its title's
 tokens in the assessment pass (`embedding="assessment-pass"`), not a second run of the text through an
-embedding context. The shipped Q4_1 weights are re-encoded once to Q8_0 (`weights="q8_0"`): llama.cpp
-has fast CPU matrix kernels for Q8_0 and none for Q4_1, and the re-encoding moves each weight by at most
-half a Q8_0 step (1/254 of its block's largest value). `python bench/extract.py --compare` measures the
-whole design against the previous one."""
+embedding context. Pooled over the title (`pooling="title"`), the embedding cannot be moved by anything
+in the body: the model's attention is causal and the title comes first, so no body token reaches a title
+token's hidden state. That is the structural part of the defence against text written at the LLM
+(steering.py is the rest); `pooling="post"`, every token of the user message, is the design before it.
+
+The shipped Q4_1 weights are re-encoded once to Q8_0 (`weights="q8_0"`): llama.cpp has fast CPU matrix
+kernels for Q8_0 and none for Q4_1, and the re-encoding moves each weight by at most half a Q8_0 step
+(1/254 of its block's largest value). `python bench/extract.py --compare` measures the whole design
+against the previous one."""
 
 from __future__ import annotations
 
@@ -22,8 +27,11 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import sys
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -33,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hybrid_scorer.config import Settings
 from hybrid_scorer.errors import ConfigurationError, MissingArtifactError
+from hybrid_scorer.llm.prompts import title_span
 from hybrid_scorer.llm.protocol import RawEmbedding, RawReply
 from hybrid_scorer.llm.ratings import DIGITS, digit_expectation, yes_probability
 from hybrid_scorer.llm.schema import ANSWERS
@@ -83,6 +92,21 @@ def runtime_version() -> str:
         return "llama-cpp-python (not installed)"
 
 
+@contextmanager
+def native_output_to(path: Path) -> Iterator[None]:
+    """Send what C code prints to stdout and stderr (file descriptors 1 and 2) to `path` meanwhile:
+    llama.cpp writes there directly, past Python's sys.stdout."""
+    sys.stdout.flush(), sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with path.open("ab") as sink:
+        os.dup2(sink.fileno(), 1), os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
+            os.close(saved[0]), os.close(saved[1])
+
+
 def reencoded_q8_0(source: Path, directory: Path = WEIGHTS_DIR) -> Path:
     """The GGUF re-encoded to Q8_0 by llama.cpp's own quantizer, made once per source file (~0.5 s) and
     written atomically, so concurrent workers (Ray actors) never read a half-written file."""
@@ -100,8 +124,10 @@ def reencoded_q8_0(source: Path, directory: Path = WEIGHTS_DIR) -> Path:
     with tempfile.NamedTemporaryFile(dir=directory, suffix=".part", delete=False) as handle:
         partial = Path(handle.name)
     try:
-        if llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params)) != 0:
-            raise RuntimeError(f"llama.cpp could not re-encode {source} to Q8_0")
+        with native_output_to(directory / "quantize.log"):  # ~300 lines of per-tensor progress
+            done = llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params))
+        if done != 0:
+            raise RuntimeError(f"llama.cpp could not re-encode {source} to Q8_0 (see {directory / 'quantize.log'})")
         partial.replace(target)
     finally:
         partial.unlink(missing_ok=True)
@@ -126,6 +152,13 @@ class EmbeddedOptions(BaseModel):
     n_ctx: int = N_CTX
     weights: Literal["q8_0", "as-shipped"] = "q8_0"  # run the file as shipped, or re-encoded to Q8_0 (faster)
     embedding: Literal["assessment-pass", "separate"] = "assessment-pass"  # one pass per post, or a second
+    pooling: Literal["title", "post"] = "title"  # the assessment pass's tokens the embedding averages (Settings)
+
+    def identity(self) -> dict[str, Any]:
+        """The dump, without `pooling="post"`: that was the only pooling before the option existed, so the
+        keys of what it produced then stay valid."""
+        dumped = self.model_dump()
+        return {k: v for k, v in dumped.items() if (k, v) != ("pooling", "post")}
 
 
 class EmbeddedBackend:
@@ -152,7 +185,11 @@ class EmbeddedBackend:
 
     @classmethod
     def from_spec(cls, model: str, settings: Settings) -> EmbeddedBackend:
-        return cls(EmbeddedOptions(model_path=Path(model) if model else None, n_threads=settings.llm_threads))
+        return cls(
+            EmbeddedOptions(
+                model_path=Path(model) if model else None, n_threads=settings.llm_threads, pooling=settings.llm_pooling
+            )
+        )
 
     @property
     def model(self) -> str:
@@ -176,11 +213,12 @@ class EmbeddedBackend:
         return weights if self.options.weights == "as-shipped" else {**weights, "weights": self.options.weights}
 
     def identity(self) -> dict[str, Any]:
-        return {**self._weights, **self.options.model_dump()}
+        return {**self._weights, **self.options.identity()}
 
     def embedding_identity(self) -> dict[str, Any]:
         if self.embeds_in_assessment:  # the vector depends on the whole prompt: the client keys it by the messages
-            return {**self._weights, "source": "assessment-pass", "pooling": "mean of the post's tokens"}
+            pooled = "the title's tokens" if self.options.pooling == "title" else "the post's tokens"
+            return {**self._weights, "source": "assessment-pass", "pooling": f"mean of {pooled}"}
         return {**self._weights, "pooling": "mean", "n_ctx": self.options.n_ctx, "truncate": True}
 
     def _weights_file(self) -> Path:
@@ -229,15 +267,17 @@ class EmbeddedBackend:
     def _tokens(self, text: str) -> list[int]:
         return self._generator.tokenize(text.encode(), add_bos=False, special=True)
 
-    def _start(self, messages: list[dict[str, str]]) -> list[int]:
-        """Position the context right after the shared system prefix; return the post's own tokens.
+    def _start(self, messages: list[dict[str, str]]) -> tuple[list[int], range]:
+        """Position the context right after the shared system prefix; return the post's own tokens and
+        the range of them the embedding pools.
 
         The prefix is evaluated on its own and kept in the KV cache; each post is then evaluated in
         the same segments every time. Reusing "the longest common prefix" instead would split batches
         differently depending on the previous post, and llama.cpp's results depend (slightly, ~0.02 on
         a rating expectation, measured) on how tokens are batched: same post, different features."""
         llm = self._generator
-        tokens = self._tokens(self._formatter(messages=messages).prompt)
+        prompt = self._formatter(messages=messages).prompt
+        tokens = self._tokens(prompt)
         system = messages[0]["content"]
         if system not in self._prefix_tokens:
             self._prefix_tokens[system] = self._tokens(self._formatter(messages=messages[:1]).prompt)
@@ -249,14 +289,33 @@ class EmbeddedBackend:
             llm.n_tokens = 0
             llm.eval(tokens[:boundary])
         llm.n_tokens = boundary
-        return tokens[boundary:]
+        pending = tokens[boundary:]
+        if self.options.pooling == "post":
+            return pending, range(len(pending))
+        title = self._title_tokens(prompt, messages[-1]["content"], tokens)
+        return pending, range(max(title.start - boundary, 0), max(title.stop - boundary, 0))
+
+    def _title_tokens(self, prompt: str, user: str, tokens: list[int]) -> range:
+        """The tokens of `prompt` that hold the post's title: those whose bytes overlap the title's bytes
+        (found by the template's `Title:` line, prompts.title_span). Every token's bytes are its piece,
+        so the pieces' running length is each token's offset in the prompt."""
+        start, stop = title_span(user)
+        at = prompt.rindex(user)
+        first, last = len(prompt[: at + start].encode()), len(prompt[: at + stop].encode())
+        pieces = [len(self._generator.detokenize([t], special=True)) for t in tokens]
+        ends = np.cumsum(pieces)
+        if ends[-1] != len(prompt.encode()):
+            raise ConfigurationError(f"{self.model}: token pieces do not spell the prompt; use pooling='post'")
+        begin = int(np.searchsorted(ends, first, side="right"))  # the first token ending after the title starts
+        end = int(np.searchsorted(ends, last, side="left")) + 1  # through the token holding its last byte
+        return range(begin, max(end, begin + 1))
 
     def _decode(
-        self, tokens: list[int], outputs: list[int], pooled: int = 0
+        self, tokens: list[int], outputs: list[int], pooled: range = range(0)
     ) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
         """Append tokens to the context in batches; log-probs of the next token after each position in
-        `outputs` (indices into `tokens`), and with `pooled` > 0 the mean final hidden state of the first
-        `pooled` tokens, all from the same forward pass. llama.cpp makes every token of a batch an output
+        `outputs` (indices into `tokens`), and with a non-empty `pooled` the mean final hidden state of
+        those tokens, all from the same forward pass. llama.cpp makes every token of a batch an output
         while hidden states are on, so they are switched on only for the batches holding pooled tokens."""
         import llama_cpp
 
@@ -266,9 +325,9 @@ class EmbeddedBackend:
         total = np.zeros(llm.n_embd(), dtype=np.float64)
         for start in range(0, len(tokens), llm.n_batch):
             chunk = tokens[start : start + llm.n_batch]
-            hidden = min(pooled - start, len(chunk))  # pooled tokens in this batch
-            llama_cpp.llama_set_embeddings(llm._ctx.ctx, hidden > 0)
-            llm._batch.set_batch(batch=chunk, n_past=llm.n_tokens, logits_all=hidden > 0)
+            low, high = max(pooled.start, start), min(pooled.stop, start + len(chunk))  # pooled in this batch
+            llama_cpp.llama_set_embeddings(llm._ctx.ctx, high > low)
+            llm._batch.set_batch(batch=chunk, n_past=llm.n_tokens, logits_all=high > low)
             wanted = [p - start for p in outputs if start <= p < start + len(chunk)]
             for i in wanted:
                 llm._batch.batch.logits[i] = True
@@ -278,10 +337,10 @@ class EmbeddedBackend:
             for i in wanted:
                 logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, i), shape=(llm.n_vocab(),))
                 found[start + i] = _log_softmax(logits.astype(np.float64))
-            for i in range(max(hidden, 0)):
+            for i in range(low - start, high - start):
                 total += np.ctypeslib.as_array(llama_cpp.llama_get_embeddings_ith(llm._ctx.ctx, i), shape=total.shape)
         llama_cpp.llama_set_embeddings(llm._ctx.ctx, False)
-        return found, (total / pooled).astype(np.float32) if pooled > 0 else None
+        return found, (total / len(pooled)).astype(np.float32) if len(pooled) else None
 
     def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply:
         """Greedy schema-constrained answer with speculative verification.
@@ -300,9 +359,9 @@ class EmbeddedBackend:
         with self._lock:
             self._llm()
             fields = _fields(self.request_schema(response_model))
-            pending = self._start(messages)
+            pending, pooled = self._start(messages)
             n_prompt = self._generator.n_tokens + len(pending)
-            pooled = len(pending) if self.embeds_in_assessment else 0
+            pooled = pooled if self.embeds_in_assessment else range(0)
             embedding: np.ndarray | None = None
             chosen: list[Any] = []
             expected: dict[str, float] = {}
@@ -315,7 +374,7 @@ class EmbeddedBackend:
                 logprobs, vector = self._decode(
                     pending + tokens, [len(pending) + positions[k - start] for k in open_fields], pooled
                 )
-                embedding, pooled = vector if vector is not None else embedding, 0
+                embedding, pooled = vector if vector is not None else embedding, range(0)
                 for k in open_fields:
                     name, options = fields[k]
                     position = len(pending) + positions[k - start]

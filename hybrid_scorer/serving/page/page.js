@@ -76,6 +76,13 @@ function drawContributions(contributions) {
   });
 }
 
+// a probability that is neither 0 nor 1 is never shown as 0% or 100%
+function percent(probability) {
+  if (probability > 0 && probability < 0.01) return "under 1%";
+  if (probability < 1 && probability > 0.99) return "over 99%";
+  return `${(100 * probability).toFixed(0)}%`;
+}
+
 function describeLLM(p) {
   if (p.fallback) return `Not used: the content-only model answered (${p.fallback_reason || "fallback"}${p.llm_failure ? ", " + p.llm_failure : ""}).`;
   if (p.cache_hit) return `Answered from the cache (this post was seen before); whole prediction ${p.latency_ms.toFixed(1)} ms.`;
@@ -89,10 +96,15 @@ function show(p) {
   $("interval-text").textContent = p.interval_80
     ? `Likely between ${fmt(p.interval_80[0])} and ${fmt(p.interval_80[1])} (80%), ${fmt(p.interval_90[0])} and ${fmt(p.interval_90[1])} (90%).`
     : "This model gives no interval.";
-  $("p-top").textContent = p.p_top == null ? "" : `Chance of reaching 1,000 or more: ${(100 * p.p_top).toFixed(0)}%.`;
+  $("p-top").textContent = p.p_top == null ? "" : `Chance of reaching 1,000 or more: ${percent(p.p_top)}.`;
   drawInterval(p);
   drawContributions(p.contributions);
   $("llm-status").textContent = describeLLM(p);
+  // a sentence that lifted the score past what one sentence may add was left out of the score: say which
+  $("steering").hidden = !p.steered;
+  $("steering").textContent = p.steered && p.steering
+    ? `Scored without one sentence of the ${p.steering.place}: “${p.steering.text}” raised the score ${Math.exp(p.steering.effect_log).toFixed(1)}x on its own, more than one sentence may add.`
+    : "";
   $("result").hidden = false;
 }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -14,7 +15,14 @@ import pandas as pd
 
 from hybrid_scorer.config import Settings
 from hybrid_scorer.data import grouped_folds
-from hybrid_scorer.evaluation import METRICS, CVResult, bootstrap_intervals, cross_calibrate, cross_validate
+from hybrid_scorer.evaluation import (
+    METRICS,
+    CVResult,
+    LogScoreEstimator,
+    bootstrap_intervals,
+    cross_conformal,
+    cross_validate,
+)
 from hybrid_scorer.features.base import LLMOutput
 from hybrid_scorer.features.matrix import llm_needs
 from hybrid_scorer.llm.client import LLMClient
@@ -29,7 +37,7 @@ from hybrid_scorer.specs import (
     SERVED,
     Config,
     groups_of,
-    served_scorer,
+    served_maker,
 )
 from hybrid_scorer.target import log_target
 from hybrid_scorer.tracking import log_run
@@ -42,10 +50,21 @@ def run_configs(
     settings: Settings,
     progress: bool = True,
     folds: list[tuple[np.ndarray, np.ndarray]] | None = None,
+    data_sha256: str | None = None,
 ) -> list[CVResult]:
-    """Cross-validate every config on one set of grouped folds (posts already carry their LLM columns)."""
+    """Cross-validate every config on one set of grouped folds (posts already carry their LLM columns). With
+    `data_sha256`, the served configurations are the served models (specs.served_maker: tuned parameters,
+    heads), as `train` builds them; the others keep LightGBM's defaults."""
     folds = folds if folds is not None else grouped_folds(enriched, settings.n_folds, settings.seed)
-    return [cross_validate(c.name, partial(c.make, settings), enriched, folds, progress) for c in configs]
+    served = set(SERVED.values()) if data_sha256 is not None else set()
+
+    def make(config: Config) -> Callable[[], LogScoreEstimator]:
+        if config in served:
+            assert data_sha256 is not None
+            return served_maker(config, settings, data_sha256)
+        return partial(config.make, settings)
+
+    return [cross_validate(c.name, make(c), enriched, folds, progress) for c in configs]
 
 
 def _git(*args: str) -> str:
@@ -92,11 +111,11 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] |
     started = time.perf_counter()
     enriched = job.enriched(groups_of(configs), client)
     folds = grouped_folds(enriched, settings.n_folds, settings.seed)
-    results = run_configs(enriched, configs, settings, job.progress, folds)
+    results = run_configs(enriched, configs, settings, job.progress, folds, job.report.sha256)
     y_log = log_target(job.posts)
     content_oof = next(r.oof_log for r in results if r.name == CONTENT.name)
     final = SERVED["hybrid"] if client else CONTENT
-    served = {c: c.make_scorer(settings).fit(enriched) for c in dict.fromkeys([CONTENT, final])}
+    served = {c: served_maker(c, settings, job.report.sha256)().fit(enriched) for c in dict.fromkeys([CONTENT, final])}
     rows = []
     for config, result in zip(configs, results, strict=True):
         intervals, delta = bootstrap_intervals(y_log, result.oof_log, content_oof, n_boot, settings.seed)
@@ -131,12 +150,8 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] |
     ]
     interval_rows = []
     for config in served:  # the served intervals, calibrated as train does, measured on the outer folds
-        make = partial(served_scorer, config, settings)
-        heads = make().heads
-        outer = by_key[config.key] if not heads else cross_validate(config.name, make, enriched, folds, job.progress)
-        check = cross_calibrate(
-            make, enriched, folds, outer, settings.n_folds, settings.seed, (INTERVAL_SCHEME,), progress=job.progress
-        )[INTERVAL_SCHEME]
+        outer = by_key[config.key]
+        check = cross_conformal(outer, y_log, folds, (INTERVAL_SCHEME,))[INTERVAL_SCHEME]
         interval_rows += IntervalRow.rows(config, check, y_log, outer.oof_log)
     print(f"ablation: {time.perf_counter() - started:.0f} s", file=sys.stderr)
     prompt = f"{client.spec} (prompt {client.prompt.id})" if client else "none"

@@ -263,6 +263,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from hybrid_scorer.serving import PredictionInputError, Predictor
+    from hybrid_scorer.serving.summary import describe
 
     settings = get_settings(features=args.features, embedder=args.embedder, prompt=args.prompt)
     predictor = Predictor(model_dir=args.model_dir, settings=settings, llm=args.llm)
@@ -273,7 +274,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     except PredictionInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps(prediction.model_dump(mode="json"), indent=2))
+    print(json.dumps(prediction.model_dump(mode="json"), indent=2) if args.json else describe(prediction))
     return 0
 
 
@@ -496,8 +497,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "predict",
         help="score one post with the trained model",
-        description="Score one post; prints the prediction with latency, LLM usage and fallback.",
+        description="Score one post; prints the score, its likely range, the chance of reaching 1,000 and what the"
+        " LLM did (--json: the whole prediction with latency, LLM usage and fallback).",
     )
+    p.add_argument("--json", action="store_true", help="print the prediction as JSON")
     p.add_argument("--title", required=True)
     p.add_argument("--body", default="")
     p.add_argument("--flair")

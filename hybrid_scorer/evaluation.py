@@ -11,7 +11,6 @@ import pandas as pd
 from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
-from hybrid_scorer.data import grouped_folds
 from hybrid_scorer.intervals import LEVELS, SCHEMES
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.target import log_target
@@ -146,25 +145,19 @@ def empty_checks(schemes: tuple[str, ...], n: int, levels: tuple[float, ...] = L
     }
 
 
-def cross_calibrate(
-    make_estimator: Callable[[], LogScoreEstimator],
-    posts: pd.DataFrame,
-    folds: list[tuple[np.ndarray, np.ndarray]],
+def cross_conformal(
     outer: CVResult,
-    inner_folds: int,
-    seed: int,
+    y_log: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
     schemes: tuple[str, ...],
     levels: tuple[float, ...] = LEVELS,
-    progress: bool = True,
 ) -> dict[str, IntervalCheck]:
-    """Calibrate each interval scheme as `train` does (on out-of-fold predictions, here of each outer
-    training fold on inner grouped folds) and apply it to that fold's held-out predictions (`outer`, made
-    on the same `folds`), so coverage is measured on posts neither the model nor the calibration saw."""
-    checks = empty_checks(schemes, len(posts), levels)
-    for train_idx, test_idx in folds:
-        training = posts.iloc[train_idx]
-        inner = cross_validate(
-            "calibration", make_estimator, training, grouped_folds(training, inner_folds, seed), progress
-        )
-        apply_schemes(checks, inner, log_target(training), outer, test_idx)
+    """Each scheme calibrated, for each outer fold, on the other folds' out-of-fold predictions and applied
+    to this fold's (cross-conformal): no post calibrates its own interval and nothing is re-fitted. `train`
+    calibrates the same way, on the out-of-fold predictions of every training post."""
+    checks = empty_checks(schemes, len(y_log), levels)
+    for _, test_idx in folds:
+        rest = np.setdiff1d(np.arange(len(y_log)), test_idx)
+        calibration = CVResult("calibration", outer.oof_log[rest], [], {h: v[rest] for h, v in outer.oof_heads.items()})
+        apply_schemes(checks, calibration, y_log[rest], outer, test_idx)
     return checks

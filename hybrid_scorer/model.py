@@ -45,7 +45,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "force_row_wise": True,
     "verbosity": -1,
 }
-DEFAULT_ROUNDS = 800  # what nested tuning would change: `python scripts/tune.py` (reports/tuning.md)
+DEFAULT_ROUNDS = 800  # what nested tuning changes: `hybrid-scorer tune` (reports/tuning.md, hybrid_scorer/tuned/)
 
 
 class ModelManifest(BaseModel):

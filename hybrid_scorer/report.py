@@ -17,7 +17,7 @@ from hybrid_scorer.evaluation import METRICS, CVResult, Interval, IntervalCheck
 from hybrid_scorer.features.meta import normalize_flair
 from hybrid_scorer.intervals import interval_score
 from hybrid_scorer.model import HybridScorer
-from hybrid_scorer.specs import Config
+from hybrid_scorer.specs import INTERVAL_SCHEME, Config
 from hybrid_scorer.target import TOP_SCORE, log_target, to_score
 from hybrid_scorer.tuning import TunedParams
 
@@ -196,7 +196,7 @@ def _interval_table(rows: list[IntervalRow]) -> str:
     return "\n".join(lines)
 
 
-def _replace_block(path: Path, markers: tuple[str, str], block: str) -> None:
+def replace_block(path: Path, markers: tuple[str, str], block: str) -> None:
     text = path.read_text()
     start, end = text.find(markers[0]), text.find(markers[1])
     if start < 0 or end < start:
@@ -208,7 +208,7 @@ def sync_docs(paths: list[Path], results: Results) -> list[Path]:
     """Replace the block between the results markers in each file with the rendered summary."""
     table = render_summary(results)
     for path in paths:
-        _replace_block(path, MARKERS, table)
+        replace_block(path, MARKERS, table)
     return paths
 
 
@@ -225,7 +225,7 @@ def intervals_section(report_dir: Path) -> str:
 def sync_intervals(report_dir: Path) -> None:
     """Refresh the Intervals section of report_dir/ablation.md from report_dir/intervals.md."""
     block = intervals_section(report_dir).split("\n", 1)[1].rsplit("\n", 1)[0]
-    _replace_block(report_dir / "ablation.md", INTERVAL_MARKERS, block)
+    replace_block(report_dir / "ablation.md", INTERVAL_MARKERS, block)
 
 
 def render_fold_table(results: list[CVResult]) -> str:
@@ -377,9 +377,10 @@ def write_report(
             "",
             "## Prediction intervals",
             "",
-            "Conformal intervals calibrated as `train` calibrates them (out-of-fold absolute residuals of the"
-            " training posts, here on inner folds of each outer training fold), applied to the outer fold's"
-            " held-out posts. The guarantee is marginal; the score's two modes are shown apart.",
+            f"The served models' intervals ({INTERVAL_SCHEME}), calibrated as `train` calibrates them (on out-of-fold"
+            " predictions), here cross-conformal: each outer fold's held-out posts get bounds calibrated on the"
+            " other folds' out-of-fold predictions. The guarantee is marginal; the score's two modes are shown"
+            " apart.",
             "",
             _interval_table(intervals),
             "",

@@ -5,8 +5,10 @@ an experiment's detail. `key` is a stable, queryable name (metric keys, tags); `
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from hybrid_scorer.baselines import MedianBaseline, RandomForestBaseline
@@ -15,7 +17,9 @@ from hybrid_scorer.evaluation import LogScoreEstimator
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, llm_needs
 from hybrid_scorer.intervals import heads_for
 from hybrid_scorer.model import HybridScorer
-from hybrid_scorer.tuning import scorer_kwargs
+from hybrid_scorer.tuning import TunedParams, scorer_kwargs
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,24 @@ SERVED = {"content": CONTENT, "hybrid": STACKED}
 # the best interval score among those whose outer-fold coverage holds (reports/intervals.md).
 INTERVAL_SCHEME = "cqr"
 SERVE_P_TOP = True  # the served models also estimate P(score >= 1,000): a number a person can read
+
+
+def served_tuning(config: Config, data_sha256: str) -> TunedParams | None:
+    """The parameters `train` serves for this configuration: those `hybrid-scorer tune` chose on this very
+    data (hybrid_scorer/tuned/), or None (LightGBM's defaults) when there are none or they were tuned on
+    other data. `train` and the ablation's served rows both read them here, so the row labelled served is
+    the model `predict()` answers with."""
+    tuned = TunedParams.load(config.key)
+    if tuned is not None and tuned.data_sha256 != data_sha256:
+        log.warning("%s was tuned on other data (sha256 %s): LightGBM's defaults", config.key, tuned.data_sha256[:12])
+        return None
+    return tuned
+
+
+def served_maker(config: Config, settings: Settings, data_sha256: str) -> Callable[[], HybridScorer]:
+    """A fresh, unfitted served model of this configuration per call (heads and tuned parameters included)."""
+    tuned = served_tuning(config, data_sha256)
+    return partial(served_scorer, config, settings, tuned.chosen if tuned else None)
 
 
 def served_scorer(config: Config, settings: Settings, choice: dict[str, Any] | None = None) -> HybridScorer:

@@ -6,7 +6,6 @@ import json
 import logging
 import shutil
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -21,10 +20,9 @@ from hybrid_scorer.monitoring import SIGNAL_COLUMNS, build_reference
 from hybrid_scorer.pipeline import Job
 from hybrid_scorer.registry import CHAMPION, REGISTERED_NAME, register
 from hybrid_scorer.releases import new_release, publish
-from hybrid_scorer.specs import INTERVAL_SCHEME, SERVED, Config, groups_of, served_scorer
+from hybrid_scorer.specs import INTERVAL_SCHEME, SERVED, Config, groups_of, served_maker, served_tuning
 from hybrid_scorer.target import log_target
 from hybrid_scorer.tracking import log_run
-from hybrid_scorer.tuning import TunedParams
 
 log = logging.getLogger(__name__)
 
@@ -108,13 +106,8 @@ def _train_release(job: Job, out_dir: Path) -> Training:
     y_log = log_target(enriched)
     oof_of_served = None
     for name, config in served.items():
-        tuned = TunedParams.load(config.key)  # hybrid_scorer/tuned/: `hybrid-scorer tune` chose them on this data
-        if tuned is not None and tuned.data_sha256 != report.sha256:
-            log.warning(
-                "%s was tuned on other data (sha256 %s): trained with the defaults", config.key, tuned.data_sha256[:12]
-            )
-            tuned = None
-        make = partial(served_scorer, config, settings, tuned.chosen if tuned else None)
+        tuned = served_tuning(config, report.sha256)
+        make = served_maker(config, settings, report.sha256)
         cv = cross_validate(config.name, make, enriched, folds, job.progress)
         model = make().fit(enriched)
         assert model.manifest_ is not None

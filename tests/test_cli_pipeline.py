@@ -59,9 +59,12 @@ def test_extract_train_predict_smoke(csv_path: Path, tmp_path: Path, capsys: pyt
     assert main(["train", "--data", str(csv_path), "--llm", "mock", "-q"]) == 0
     assert (tmp_path / "models/current/hybrid/manifest.json").is_file()
     capsys.readouterr()
-    assert main(["predict", "--title", "Why is the sky blue?"]) == 0
+    assert main(["predict", "--title", "Why is the sky blue?", "--json"]) == 0
     prediction = json.loads(capsys.readouterr().out)
     assert prediction["score"] >= 0 and prediction["fallback"] is False
+    assert main(["predict", "--title", "Why is the sky blue?"]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith(f"Predicted score: {prediction['score']:,.0f}\n") and "Chance of reaching 1,000" in said
     assert main(["predict", "--title", "   "]) == 2
     assert "'title'" in capsys.readouterr().err
 

@@ -27,3 +27,14 @@ def test_the_ablation_reports_intervals_section_is_the_committed_comparison() ->
     """reports/ablation.md's Intervals section is scripts/intervals.py's reports/intervals.md, not a copy
     that can drift (scripts/intervals.py and `hybrid-scorer ablate` both render it from that file)."""
     assert intervals_section(ROOT / "reports") in (ROOT / "reports" / "ablation.md").read_text()
+
+
+@pytest.mark.parametrize("doc", ["README.md", "DISCUSSION.md"])
+def test_the_injection_block_is_rendered_from_the_committed_measurements(doc: str) -> None:
+    from bench.injection import DEFENDED, UNDEFENDED, comparison
+    from bench.injection import MARKERS as INJECTION
+
+    text = (ROOT / doc).read_text()
+    start, end = text.index(INJECTION[0]) + len(INJECTION[0]), text.index(INJECTION[1])
+    expected = comparison(ROOT / DEFENDED, ROOT / UNDEFENDED).replace(str(ROOT) + "/", "")
+    assert text[start:end].strip() == expected.strip(), f"rerun `python bench/injection.py --docs {doc}`"

@@ -337,3 +337,9 @@ def test_past_the_spend_limit_new_posts_fall_back_flagged_budget(
     metrics = ServiceMetrics()
     metrics.observe_prediction(second, "content")
     assert metrics.fallbacks.labels("budget")._value.get() == 1 and not metrics.llm_failures._metrics
+
+
+def test_a_probability_is_never_shown_as_certain() -> None:
+    from hybrid_scorer.serving.summary import percent
+
+    assert [percent(p) for p in (0.0, 0.004, 0.5, 0.996, 1.0)] == ["0%", "under 1%", "50%", "over 99%", "100%"]

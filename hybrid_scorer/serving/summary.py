@@ -1,0 +1,49 @@
+"""A prediction in a person's words: what `hybrid-scorer predict` prints unless asked for JSON."""
+
+from __future__ import annotations
+
+import math
+
+from hybrid_scorer.serving.schemas import Prediction
+
+
+def percent(probability: float) -> str:
+    """A probability that is neither 0 nor 1 is never shown as 0% or 100%."""
+    if 0 < probability < 0.01:
+        return "under 1%"
+    if 0.99 < probability < 1:
+        return "over 99%"
+    return f"{probability:.0%}"
+
+
+def _points(score: float) -> str:
+    return f"{score:,.0f}"
+
+
+def _llm(p: Prediction) -> str:
+    if p.fallback:
+        return f"The LLM did not answer ({p.llm_failure or 'error'}): the content model stood in."
+    if p.cache_hit:
+        return "The LLM's reading of this post came from the cache."
+    if p.llm_called:
+        return f"The LLM read the post in {p.llm_latency_ms:,.0f} ms ({p.llm_tokens} tokens)."
+    return "Scored by the content model (no LLM in this model)."
+
+
+def describe(p: Prediction) -> str:
+    lines = [f"Predicted score: {_points(p.score)}"]
+    if p.interval_80 and p.interval_90:
+        (low80, high80), (low90, high90) = p.interval_80, p.interval_90
+        lines.append(
+            f"Likely between {_points(low80)} and {_points(high80)} (80%),"
+            f" {_points(low90)} and {_points(high90)} (90%)."
+        )
+    if p.p_top is not None:
+        lines.append(f"Chance of reaching 1,000 or more: {percent(p.p_top)}.")
+    lines.append(_llm(p))
+    if p.steering is not None:
+        lines.append(
+            f'Scored without one sentence of the {p.steering.place}, "{p.steering.text}": on its own it raised the'
+            f" score {math.exp(p.steering.effect_log):.1f}x, more than one sentence may."
+        )
+    return "\n".join(lines)

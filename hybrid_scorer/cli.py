@@ -226,6 +226,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         inner_folds=args.inner_folds,
         with_nested=not args.no_nested,
         report=lambda fold: print(f"outer fold {fold['fold']}: {fold}", file=sys.stderr),
+        features=client.embedder.embedding_identity() if client else None,
     )
     path = tuned.save()
     print(f"chosen parameters written to {path} (train reads them)")

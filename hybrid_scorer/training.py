@@ -117,8 +117,11 @@ def _train_release(job: Job, out_dir: Path) -> Training:
             zip(("cv_spearman_oof", "cv_spearman_ci_low", "cv_spearman_ci_high"), spearman, strict=True)
         )
         # what the model is expected to score on new posts, and what the promotion gate compares: with tuned
-        # parameters the nested estimate (their CV here saw posts the search chose them on), else the CV
-        expected = tuned.nested.spearman if tuned and tuned.nested else spearman
+        # parameters the nested estimate when it was measured on these LLM features (their CV here saw posts
+        # the search chose them on), else the CV
+        features = client.embedder.embedding_identity() if client and config.uses_llm else None
+        nested = tuned.nested if tuned and tuned.features == features else None  # measured on these features
+        expected = nested.spearman if nested else spearman
         model.manifest_.metrics |= dict(
             zip(("expected_spearman", "expected_spearman_ci_low", "expected_spearman_ci_high"), expected, strict=True)
         )
@@ -126,7 +129,8 @@ def _train_release(job: Job, out_dir: Path) -> Training:
             "release": out_dir.name,  # one training run: content and hybrid carry the same
             "data_sha256": report.sha256,
             "cv": f"{settings.n_folds}-fold grouped",
-            "tuning": tuned.model_dump(mode="json", exclude={"nested"}) | {"nested_spearman": expected}
+            "tuning": tuned.model_dump(mode="json", exclude={"nested"})
+            | {"nested_spearman": nested.spearman if nested else "not measured on these LLM features"}
             if tuned
             else "LightGBM defaults (no search)",
         }

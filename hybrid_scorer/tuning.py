@@ -99,6 +99,9 @@ class TunedParams(BaseModel):
     inner_spearman_defaults: float
     nested: NestedEstimate | None = None
     data_sha256: str
+    # the LLM features the search read (the embedding's identity; None: no LLM, or not recorded): the
+    # nested estimate describes these parameters on those features only
+    features: dict[str, Any] | None = None
     created_utc: str
 
     @classmethod
@@ -190,10 +193,12 @@ def tune(
     inner_folds: int = 3,
     with_nested: bool = True,
     report: Callable[[dict[str, Any]], None] = lambda fold: None,
+    features: dict[str, Any] | None = None,
 ) -> TunedParams:
     """The nested estimate (unless `with_nested` is off: then the last one recorded is kept, which is
     honest only while data and features are unchanged), then the final search on all posts."""
     previous = TunedParams.load(config)
+    previous = previous if previous is not None and previous.features == features else None
     estimate = nested(posts, make, settings, trials, inner_folds, report) if with_nested else None
     study = search(posts, make, settings, trials, inner_folds, settings.seed)
     return TunedParams(
@@ -206,5 +211,6 @@ def tune(
         inner_spearman_defaults=study.trials[0].value,
         nested=estimate or (previous.nested if previous else None),
         data_sha256=data_sha256,
+        features=features,
         created_utc=datetime.now(UTC).isoformat(timespec="seconds"),
     )

@@ -155,3 +155,18 @@ def test_no_body_text_reaches_the_embedding_of_the_real_model() -> None:
         moved = {b: float(np.abs(vectors(b, attacked) - base[b]).max() / np.abs(base[b]).max()) for b in base}
         assert moved[title] < 1e-3, attempt  # llama.cpp's batching may move the last bits, nothing more
         assert moved[post] > 1e-2, attempt
+
+
+@pytest.mark.integration
+def test_the_title_is_found_past_tokens_longer_than_32_bytes() -> None:
+    """The vocabulary has pieces of 64 dashes; llama-cpp-python's detokenize cuts pieces at 32 bytes, so the
+    title's tokens are located from each piece's own length (a real post with a dashed rule failed before)."""
+    from hybrid_scorer.llm.backends.embedded import EmbeddedBackend, EmbeddedOptions
+    from tests.test_integration import _gguf
+
+    prompt, backend = load_prompt(), EmbeddedBackend(EmbeddedOptions(model_path=_gguf()))
+    ruled = PostText("p", 'Could humans "breed" one back?', "A thought. \\" + "-" * 80 + "\n\nEdit: thanks")
+    plain = PostText("p", ruled.title, "A thought.")
+    vectors = [backend.complete(prompt.messages(p), prompt.response_model).embedding for p in (ruled, plain)]
+    assert vectors[0] is not None and vectors[1] is not None
+    assert float(np.abs(vectors[0] - vectors[1]).max() / np.abs(vectors[1]).max()) < 1e-3

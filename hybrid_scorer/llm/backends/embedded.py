@@ -22,6 +22,7 @@ against the previous one."""
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import importlib.metadata
 import importlib.util
@@ -110,7 +111,6 @@ def native_output_to(path: Path) -> Iterator[None]:
 def reencoded_q8_0(source: Path, directory: Path = WEIGHTS_DIR) -> Path:
     """The GGUF re-encoded to Q8_0 by llama.cpp's own quantizer, made once per source file (~0.5 s) and
     written atomically, so concurrent workers (Ray actors) never read a half-written file."""
-    import ctypes
 
     import llama_cpp
 
@@ -180,6 +180,7 @@ class EmbeddedBackend:
         self._embedder: Any = None
         self._formatter: Any = None
         self._first_token_ids: dict[str, int] = {}  # per allowed value, looked up for every post
+        self._piece_lengths: dict[int, int] = {}  # per token: bytes of its text
         self._prefix_tokens: dict[str, list[int]] = {}  # per system message
         self._lock = threading.Lock()  # one llama.cpp context, one call at a time
 
@@ -302,8 +303,7 @@ class EmbeddedBackend:
         start, stop = title_span(user)
         at = prompt.rindex(user)
         first, last = len(prompt[: at + start].encode()), len(prompt[: at + stop].encode())
-        pieces = [len(self._generator.detokenize([t], special=True)) for t in tokens]
-        ends = np.cumsum(pieces)
+        ends = np.cumsum([self._piece_length(t) for t in tokens])
         if ends[-1] != len(prompt.encode()):
             raise ConfigurationError(f"{self.model}: token pieces do not spell the prompt; use pooling='post'")
         begin = int(np.searchsorted(ends, first, side="right"))  # the first token ending after the title starts
@@ -411,6 +411,19 @@ class EmbeddedBackend:
                 break
             tokens += self._tokens(f'{value}"' if isinstance(value, str) else str(value))
         return tokens, positions
+
+    def _piece_length(self, token: int) -> int:
+        """Bytes of one token's text (special tokens spelled out). llama-cpp-python's own detokenize reads
+        each piece into 32 bytes and cuts longer ones (this vocabulary has runs of 64 dashes)."""
+        if token not in self._piece_lengths:
+            import llama_cpp
+
+            vocab, size = self._generator._model.vocab, 64
+            n = llama_cpp.llama_token_to_piece(vocab, token, ctypes.create_string_buffer(size), size, 0, True)
+            if n < 0:  # the piece needs -n bytes
+                n = llama_cpp.llama_token_to_piece(vocab, token, ctypes.create_string_buffer(-n), -n, 0, True)
+            self._piece_lengths[token] = n
+        return self._piece_lengths[token]
 
     def _first_token(self, value: str) -> int:
         if value not in self._first_token_ids:

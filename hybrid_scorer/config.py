@@ -53,9 +53,11 @@ class Settings(BaseSettings):
     llm_concurrency: int = 4  # calls at once to a remote LLM while serving (an in-process model serves one)
     llm_max_retries: int = 4
     predict_llm_budget_ms: float = 2000.0
-    # the most one sentence may raise a prediction (log1p units; log 1.5): past it the post is flagged as
-    # steered and scored without that sentence (steering.py); None: no check
-    steering_threshold_log: float | None = 0.405
+    # the most one sentence may raise a prediction (log1p units; log 6): past it the post is flagged as steered
+    # and scored without that sentence (steering.py); None: no check. Honest posts' largest one-sentence effect
+    # has a long tail (a title's question is one sentence), so the limit sits near its 98th percentile
+    # (reports/ab_defence.md), not at what an attack usually buys
+    steering_threshold_log: float | None = 1.792
     llm_max_usd_per_hour: float | None = None  # serving: past it, new posts are scored without the LLM
     llm_max_usd_per_day: float | None = None
     prediction_log_max_bytes: int = 5_000_000

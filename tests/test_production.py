@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import spearmanr
 
 from hybrid_scorer.cli import main
-from tests.conftest import synthetic_frame
+from tests.conftest import require_tool, synthetic_frame
 from tests.test_service import _free_port, _start, _stop
 
 
@@ -72,7 +72,7 @@ def test_delayed_labels_give_the_realised_spearman_of_the_replayed_predictions(
 def test_feedback_from_a_file_is_validated_row_by_row_and_stored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from hybrid_scorer.outcomes import OutcomeStore, outcomes_path
+    from hybrid_scorer.outcomes import OutcomeStore, outcomes_path, store_url
 
     log = tmp_path / "logs" / "predictions.jsonl"
     bad = tmp_path / "bad.csv"
@@ -82,7 +82,7 @@ def test_feedback_from_a_file_is_validated_row_by_row_and_stored(
     good = tmp_path / "good.csv"
     good.write_text("prediction_id,score,observed_at\n" + "a" * 32 + ",12,2026-11-30T10:00:00\n" + "b" * 32 + ",0,\n")
     assert main(["feedback", str(good), "--log", str(log)]) == 0
-    assert OutcomeStore(outcomes_path(log)).counts() == {
+    assert OutcomeStore(store_url(None, log)).counts() == {
         "predictions": 0,
         "feedback": 2,
         "feedback_without_prediction": 2,
@@ -95,10 +95,7 @@ RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} not installed: `apt-get install prometheus` (.ci/run installs it)")
-    return found
+    return require_tool(name, "prometheus")
 
 
 def test_the_committed_rules_are_the_monitors_thresholds_and_promtool_passes_them() -> None:

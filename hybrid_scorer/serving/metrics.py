@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from hybrid_scorer.monitoring import expected_spearman_low, latest_judged
@@ -69,6 +69,31 @@ class RealisedQuality(Collector):
         return families
 
 
+class StoreHealth(Collector):
+    """Whether the outcome store keeps up, read at scrape time: writes that failed (the store unreachable),
+    predictions waiting in this replica's backlog, and those dropped past its bound."""
+
+    def __init__(self, current: Callable[[], Predictor]) -> None:
+        self.current = current
+
+    def collect(self) -> Iterator[Metric]:
+        recorder = self.current().recorder
+        failures = CounterMetricFamily(
+            "hybrid_scorer_store_write_failures",
+            "Outcome store writes that failed, by what was written",
+            labels=["kind"],
+        )
+        for kind, count in recorder.store.failures.items():
+            failures.add_metric([kind], count)
+        yield failures
+        yield GaugeMetricFamily(
+            "hybrid_scorer_store_backlog", "Predictions waiting for the outcome store", value=recorder.backlog
+        )
+        yield CounterMetricFamily(
+            "hybrid_scorer_store_dropped", "Predictions dropped past the backlog bound", value=recorder.dropped
+        )
+
+
 class ServiceMetrics:
     def __init__(self, current: Callable[[], Predictor] | None = None) -> None:
         """`current`: the predictor serving now, whose outcome store the realised-quality gauges read."""
@@ -76,6 +101,7 @@ class ServiceMetrics:
         r = self.registry
         if current is not None:
             r.register(RealisedQuality(current))
+            r.register(StoreHealth(current))
         self.requests = Counter(
             "hybrid_scorer_http_requests",
             "HTTP requests by route and status",

@@ -89,6 +89,30 @@ def test_feedback_from_a_file_is_validated_row_by_row_and_stored(
     }
 
 
+def test_an_unreachable_database_never_fails_a_prediction_or_a_scrape(model_dir: Path, tmp_path: Path) -> None:
+    """A store URL nothing listens on: predictions are answered and logged, the writer counts the failed
+    write and keeps the record in its backlog, /metrics (realised quality included) still renders."""
+    from prometheus_client import generate_latest
+
+    from hybrid_scorer.config import Settings
+    from hybrid_scorer.serving.metrics import ServiceMetrics
+    from hybrid_scorer.serving.predictor import Predictor
+
+    settings = Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none", cache_dir=tmp_path)
+    predictor = Predictor(model_dir, settings, llm="none", log_path=tmp_path / "predictions.jsonl")
+    try:
+        answer = predictor.predict({"title": "Why is the sky blue?", "body": ""})
+        predictor.log.flush()
+        predictor.recorder.drain()
+        scrape = generate_latest(ServiceMetrics(lambda: predictor).registry).decode()
+    finally:
+        predictor.close()
+    assert answer.prediction_id in (tmp_path / "predictions.jsonl").read_text()
+    assert predictor.recorder.backlog == 1
+    assert 'hybrid_scorer_store_write_failures_total{kind="predictions"} 1.0' in scrape
+    assert "hybrid_scorer_store_backlog 1.0" in scrape
+
+
 # --- alert rules: promtool and a real Prometheus ------------------------------------------------------
 
 RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"

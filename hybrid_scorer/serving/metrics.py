@@ -6,6 +6,7 @@ copy), so prometheus-client's single-process registry is exact; scale out with r
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hybrid_scorer.errors import StoreUnavailableError
 from hybrid_scorer.monitoring import expected_spearman_low, latest_judged
 from hybrid_scorer.outcomes import realised_quality
 from hybrid_scorer.serving.schemas import Prediction
@@ -21,12 +23,14 @@ from hybrid_scorer.serving.schemas import Prediction
 if TYPE_CHECKING:
     from hybrid_scorer.serving.predictor import Predictor
 
+log = logging.getLogger(__name__)
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class RealisedQuality(Collector):
     """The newest judged cohort's realised quality, from the outcome store at scrape time (recomputed at
-    most every `every_s`: a bootstrap over the cohort's labels), beside the floor the model is held to."""
+    most every `every_s`: a bootstrap over the cohort's labels), beside the floor the model is held to.
+    An unreachable store keeps the last figures (the rest of the scrape must not fail with it)."""
 
     def __init__(self, current: Callable[[], Predictor], every_s: float = 60.0) -> None:
         self.current = current  # the predictor serving now (a reload swaps it)
@@ -36,7 +40,11 @@ class RealisedQuality(Collector):
 
     def collect(self) -> Iterator[Metric]:
         if time.monotonic() - self._at > self.every_s:
-            self._families, self._at = self._compute(), time.monotonic()
+            self._at = time.monotonic()
+            try:
+                self._families = self._compute()
+            except StoreUnavailableError as exc:
+                log.warning("realised quality not refreshed: %s", exc)
         yield from self._families
 
     def _compute(self) -> list[Metric]:

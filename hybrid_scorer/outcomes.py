@@ -113,6 +113,7 @@ class OutcomeStore:
         self.failures: dict[str, int] = {"predictions": 0, "feedback": 0}  # writes that did not reach it
         self._migrated = False
         self._lock = threading.Lock()
+        self._upserts = {table.name: self._upsert_statement(table) for table in (PREDICTIONS, FEEDBACK)}
 
     @contextmanager
     def _connection(self, kind: str | None = None) -> Iterator[sa.Connection]:
@@ -129,17 +130,20 @@ class OutcomeStore:
                 self.failures[kind] += 1
             raise StoreUnavailableError(f"the outcome store {self.where} failed: {exc.orig}") from exc
 
-    def _upsert(self, table: sa.Table, rows: list[dict[str, Any]], kind: str) -> None:
-        """Insert, a later row for the same id replacing the earlier one."""
-        if not rows:
-            return
+    def _upsert_statement(self, table: sa.Table) -> sa.Insert:
+        """Insert, a later row for the same id replacing the earlier one (built once: it costs more
+        to build than SQLite takes to run it)."""
         insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
         key = table.primary_key.columns[0].name
-        statement = insert.on_conflict_do_update(
+        return insert.on_conflict_do_update(
             index_elements=[key], set_={c.name: insert.excluded[c.name] for c in table.columns if c.name != key}
         )
+
+    def _upsert(self, table: sa.Table, rows: list[dict[str, Any]], kind: str) -> None:
+        if not rows:
+            return
         with self._connection(kind) as connection, connection.begin():
-            connection.execute(statement, rows)
+            connection.execute(self._upserts[table.name], rows)
 
     def upgrade(self) -> str | None:
         """Apply the migrations now (otherwise done on first use); the schema's revision."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -230,6 +231,40 @@ def test_predictions_keep_flowing_while_the_database_is_down_and_the_backlog_dra
     joined = OutcomeStore(cluster.database.url()).joined()
     ids = {str(a["prediction_id"]) for a, _ in answers}
     assert joined["prediction_id"].isin(ids).sum() == len(ids) > 100
+
+
+def _served_release(url: str) -> str:
+    return str(httpx.get(url + "/v1/model").json()["content"]["extra"]["release"])
+
+
+def test_sighup_on_every_replica_serves_the_one_release_published_in_the_shared_directory(
+    cluster: Cluster, csv_path: Path, tmp_path: Path
+) -> None:
+    """Two more replicas on one published model path: a retraining publishes a new release there, a
+    SIGHUP to each makes both serve it (the release directory is what they share)."""
+    models = tmp_path / "models" / "current"
+
+    def train(seed: int) -> None:
+        command = ["train", "--data", str(csv_path), "--llm", "none", "-q", "--no-register", "--out", str(models)]
+        subprocess.run([sys.executable, "-m", "hybrid_scorer.cli", *command, "--seed", str(seed)], check=True)
+
+    train(1)
+    env = {"HYBRID_SCORER_DATABASE_URL": cluster.database.url()}
+    replicas = []
+    for i in range(2):
+        (tmp_path / f"replica-{i}").mkdir()
+        replicas.append(_start(models, tmp_path / f"replica-{i}", "--llm", "none", env=env))
+    try:
+        before = {_served_release(r.url) for r in replicas}
+        train(2)
+        published = models.resolve().name
+        assert before != {published}
+        for replica in replicas:
+            replica.process.send_signal(signal.SIGHUP)
+        _wait(lambda: {_served_release(r.url) for r in replicas} == {published}, "a replica kept the old release")
+    finally:
+        for replica in replicas:
+            assert _stop(replica)
 
 
 def test_a_replica_stopped_under_load_loses_no_feedback(cluster: Cluster) -> None:

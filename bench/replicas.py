@@ -194,7 +194,7 @@ def realised(running: Cluster, model: Path, done: list[tuple[dict[str, Any], flo
         capture_output=True, text=True, check=True, env={**os.environ, **env},
     ).stdout  # fmt: skip
     found = re.search(r"(\d+) labels, Spearman (-?\d\.\d+)", monitor)
-    metrics = httpx.get(running.replicas[0].url + "/metrics").text
+    metrics = httpx.get(running.replicas[0].url + "/metrics", timeout=120).text  # a bootstrap over the labels
     exported = re.search(r'hybrid_scorer_realised_spearman\{cohort="[^"]+"\} (\S+)', metrics)
     print(f"  direct (answers vs log1p(score), {len(done)} pairs): {direct:.6f}")
     print(f"  hybrid-scorer monitor (the store, 3 decimals): {found.group(2) if found else '?'}"
@@ -309,6 +309,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="1-then-2-replica throughput rounds")
     parser.add_argument("--before", default=BEFORE, help="revision of the old sqlite3 store to compare with")
+    parser.add_argument("--sections", default="1,2,4,5", help="which to run (3 comes with 2)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a stopped bench still stops what it started
     tools = {name: find_tool(name) for name in ("initdb", "nginx", "wrk")}
@@ -331,24 +332,33 @@ def main() -> None:
     try:
         print(f"bench/replicas.py on {data} ({len(posts)} posts), {datetime.now(UTC):%Y-%m-%d %H:%M} UTC,"
               f" {os.cpu_count()} cores", flush=True)  # fmt: skip
-        print(f"(1) throughput through nginx, content model, wrk 16 connections, {args.seconds:g} s per run:")
-        throughput(model, postgres, nginx, bodies, args.seconds, args.rounds)
-        sample = posts.head(args.pairs)
-        print(f"(2) lost feedback, {args.pairs} predict-then-feedback pairs, 2 replicas, one stopped at 25%:")
-        for kill in (signal.SIGTERM, signal.SIGKILL):
-            with cluster(model, postgres, nginx, 2, f"kill{kill.name.lower()}") as running:
-                done = pairs(running, sample, kill)
-                print(f"  {kill.name}: lost {lost(running.database_url, done)} of {len(done)}", flush=True)
-                if kill == signal.SIGTERM:
-                    print("(3) realised Spearman of those pairs:")
-                    realised(running, model, done)
-        print(f"(4) the database stopped for {args.outage:g} s under traffic, 2 replicas:")
-        with cluster(model, postgres, nginx, 2, "outage") as running:
-            outage(running, postgres, posts, args.outage)
-        print("(5) the SQLite default (no HYBRID_SCORER_DATABASE_URL), store writes before/after:")
-        sqlite_writes(args.before)
+        sections = set(args.sections.split(","))
+        if "1" in sections:
+            print(f"(1) throughput through nginx, content model, wrk 16 connections, {args.seconds:g} s per run:")
+            throughput(model, postgres, nginx, bodies, args.seconds, args.rounds)
+        if "2" in sections:
+            lost_feedback(model, postgres, nginx, posts.head(args.pairs))
+        if "4" in sections:
+            print(f"(4) the database stopped for {args.outage:g} s under traffic, 2 replicas:")
+            with cluster(model, postgres, nginx, 2, "outage") as running:
+                outage(running, postgres, posts, args.outage)
+        if "5" in sections:
+            print("(5) the SQLite default (no HYBRID_SCORER_DATABASE_URL), store writes before/after:")
+            sqlite_writes(args.before)
     finally:
         postgres.remove()
+
+
+def lost_feedback(model: Path, postgres: Postgres, nginx: str, sample: pd.DataFrame) -> None:
+    """Sections (2) and (3): one cluster per way of stopping the replica, each on its own database."""
+    print(f"(2) lost feedback, {len(sample)} predict-then-feedback pairs, 2 replicas, one stopped at 25%:")
+    for kill in (signal.SIGTERM, signal.SIGKILL):
+        with cluster(model, postgres, nginx, 2, f"kill{kill.name.lower()}") as running:
+            done = pairs(running, sample, kill)
+            print(f"  {kill.name}: lost {lost(running.database_url, done)} of {len(done)}", flush=True)
+            if kill == signal.SIGTERM:
+                print("(3) realised Spearman of those pairs:")
+                realised(running, model, done)
 
 
 if __name__ == "__main__":

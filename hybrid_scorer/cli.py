@@ -309,7 +309,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         raise ConfigurationError(f"--threshold: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from exc
     log_path = Path(args.log) if args.log else settings.log_dir / "predictions.jsonl"
-    text, alerts = monitor_report(log_path, Path(args.model_dir) if args.model_dir else settings.model_dir, thresholds)
+    model_dir = Path(args.model_dir) if args.model_dir else settings.model_dir
+    text, alerts = monitor_report(log_path, model_dir, thresholds, settings.database_url)
     print(text)
     return 1 if alerts and args.fail_on_alert else 0
 
@@ -318,7 +319,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     """Realised scores from a CSV (prediction_id, score, optional observed_at) into the outcome store."""
     import pandas as pd
 
-    from hybrid_scorer.outcomes import Feedback, OutcomeStore, outcomes_path
+    from hybrid_scorer.outcomes import Feedback, OutcomeStore, store_url
     from hybrid_scorer.serving.schemas import FeedbackInput, describe_errors
 
     settings = get_settings()
@@ -343,8 +344,18 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         shown = "; ".join(problems[:5])
         raise ConfigurationError(f"{args.file}: {len(problems)} row(s) invalid, nothing stored: {shown}")
     log_path = Path(args.log) if args.log else settings.log_dir / "predictions.jsonl"
-    store = OutcomeStore(outcomes_path(log_path))
-    print(f"stored {store.add_feedback(items)} realised score(s) in {store.path}; `hybrid-scorer monitor` reads them")
+    store = OutcomeStore(store_url(settings.database_url, log_path))
+    print(f"stored {store.add_feedback(items)} realised score(s) in {store.where}; `hybrid-scorer monitor` reads them")
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from hybrid_scorer.outcomes import OutcomeStore, store_url
+
+    settings = get_settings()
+    log_path = Path(args.log) if args.log else settings.log_dir / "predictions.jsonl"
+    store = OutcomeStore(store_url(settings.database_url, log_path))
+    print(f"{store.where}: schema at revision {store.upgrade()}")
     return 0
 
 
@@ -545,6 +556,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", type=Path, help="CSV with prediction_id,score[,observed_at]")
     p.add_argument("--log", help="the prediction log the ids come from (default: <log dir>/predictions.jsonl)")
     p.set_defaults(func=cmd_feedback)
+
+    p = sub.add_parser(
+        "db",
+        help="the outcome store's schema: `hybrid-scorer db upgrade` applies its migrations",
+        description="Apply the outcome store's Alembic migrations (HYBRID_SCORER_DATABASE_URL, else the SQLite"
+        " beside the log). `serve`, `feedback` and `monitor` also apply them the first time the database answers;"
+        " run this before rolling out replicas of a new version (e.g. a Kubernetes Job).",
+    )
+    p.add_argument("action", choices=["upgrade"])
+    p.add_argument("--log", help="the prediction log whose SQLite store to upgrade when no database URL is set")
+    p.set_defaults(func=cmd_db_upgrade)
 
     p = sub.add_parser(
         "api-key",

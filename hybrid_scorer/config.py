@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     llm_max_usd_per_hour: float | None = None  # serving: past it, new posts are scored without the LLM
     llm_max_usd_per_day: float | None = None
     prediction_log_max_bytes: int = 5_000_000
+    # the outcome store (predictions, feedback, realised quality): a SQLAlchemy URL such as
+    # postgresql+psycopg://user:password@host/db, shared by every replica; None: SQLite beside the log
+    database_url: str | None = None
+    # predictions waiting for an unreachable store, per replica; past it the oldest are dropped (counted;
+    # their lines stay in the JSONL log)
+    database_backlog_max: int = Field(100_000, ge=1)
     serve_max_batch: int = 64  # posts per /v1/predict/batch request
     serve_max_body_bytes: int = 2_000_000
     serve_threads: int = 4  # requests handled at once: 2 may wait on the LLM, 2 score; more only fight for the GIL

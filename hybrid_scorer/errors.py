@@ -21,3 +21,7 @@ class MissingArtifactError(HybridScorerError, FileNotFoundError):
 
 class ModelMismatchError(HybridScorerError, ValueError):
     """The LLM setup (or its embedding width) serving would use is not the one the model was trained with."""
+
+
+class StoreUnavailableError(HybridScorerError, ConnectionError):
+    """The outcome store's database cannot be reached (or refused the write): retry later."""

@@ -18,7 +18,7 @@ from scipy.stats import chisquare
 
 from hybrid_scorer.config import MonitorThresholds
 from hybrid_scorer.errors import MissingArtifactError
-from hybrid_scorer.outcomes import CohortQuality, OutcomeStore, outcomes_path, realised_quality
+from hybrid_scorer.outcomes import CohortQuality, OutcomeStore, outcomes_path, realised_quality, store_url
 
 NUMERIC_SIGNALS = (
     "title_chars",
@@ -178,7 +178,7 @@ def realised_report(store: OutcomeStore, model_dir: Path, thresholds: MonitorThr
     counts = store.counts()
     qualities = realised_quality(store.joined(), thresholds.realised_cohort)
     lines = [
-        f"realised quality (delayed labels, {store.path}): {counts['feedback']} labels for"
+        f"realised quality (delayed labels, {store.where}): {counts['feedback']} labels for"
         f" {counts['predictions']} predictions ({counts['feedback_without_prediction']} without a known prediction)"
     ]
     lines += [
@@ -196,8 +196,14 @@ def realised_report(store: OutcomeStore, model_dir: Path, thresholds: MonitorThr
     return lines, alerts
 
 
-def monitor_report(log_path: Path, model_dir: Path, thresholds: MonitorThresholds) -> tuple[str, list[str]]:
-    if not log_path.exists():
+def monitor_report(
+    log_path: Path, model_dir: Path, thresholds: MonitorThresholds, database_url: str | None = None
+) -> tuple[str, list[str]]:
+    """Service and drift metrics from this process's log, realised quality from the outcome store: with
+    `database_url` (shared by replicas) every replica's predictions and feedback, else the SQLite beside
+    the log."""
+    shared = database_url is not None
+    if not log_path.exists() and not shared:
         raise MissingArtifactError(
             f"{log_path} not found: make predictions first (hybrid_scorer.predict or `hybrid-scorer predict`)"
         )
@@ -205,12 +211,14 @@ def monitor_report(log_path: Path, model_dir: Path, thresholds: MonitorThreshold
     reference = json.loads(reference_path.read_text()) if reference_path.is_file() else None
     metrics, alerts = summarize(read_log(log_path), reference, thresholds)
     lines = [
-        f"prediction log: {log_path} ({int(metrics['predictions'])} predictions)",
+        f"prediction log: {log_path} ({int(metrics['predictions'])} predictions"
+        + (", this replica's only)" if shared else ")"),
         f"reference: {reference_path if reference else 'none found (drift not computed)'}",
     ]
     lines += [f"  {k:<40} {v:.4f}" for k, v in metrics.items() if k != "predictions"]
-    if outcomes_path(log_path).is_file():
-        realised, realised_alerts = realised_report(OutcomeStore(outcomes_path(log_path)), model_dir, thresholds)
+    if shared or outcomes_path(log_path).is_file():
+        store = OutcomeStore(store_url(database_url, log_path))
+        realised, realised_alerts = realised_report(store, model_dir, thresholds)
         lines += realised
         alerts += realised_alerts
     lines += ["ALERTS:", *(f"  ! {a}" for a in alerts)] if alerts else ["no threshold crossed"]

@@ -1,44 +1,74 @@
 """Delayed labels: every prediction's id and bounds, the realised scores fed back later, and the quality
-they measure, in one SQLite file beside the prediction log (durable across restarts, safe for several
-readers while the service writes).
+they measure, in one store chosen by a URL (`HYBRID_SCORER_DATABASE_URL`): by default a SQLite file
+beside the prediction log (durable across restarts, safe for several readers while the service writes);
+PostgreSQL when several replicas serve, so every replica's predictions and feedback meet in one place.
 
 A prediction is recorded when its log line is written (serving/predictlog.py's writer thread, in batches).
-Feedback (`POST /v1/feedback`, `hybrid-scorer feedback FILE.csv`) may arrive before its prediction is on
-disk or name an id this store never saw: it is kept either way and joins when it can. The realised
+Feedback (`POST /v1/feedback`, `hybrid-scorer feedback FILE.csv`) may arrive before its prediction is in
+the store or name an id this store never saw: it is kept either way and joins when it can. The realised
 Spearman, RMSE and interval coverage per cohort (the UTC day or ISO week of the prediction) come with
-bootstrap intervals; `hybrid-scorer monitor` prints them and `/metrics` exports the latest cohort's."""
+bootstrap intervals; `hybrid-scorer monitor` prints them and `/metrics` exports the latest cohort's.
+The schema is Alembic's (hybrid_scorer/migrations), brought to its head the first time the database
+answers, so a store that is down when the service starts does not stop it."""
 
 from __future__ import annotations
 
-import sqlite3
+import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.dialects import postgresql, sqlite
 
+from hybrid_scorer.errors import StoreUnavailableError
 from hybrid_scorer.evaluation import bootstrap_intervals
 from hybrid_scorer.target import log_target
 
+log = logging.getLogger(__name__)
 Cohort = Literal["day", "week"]
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS predictions (
-    prediction_id TEXT PRIMARY KEY, predicted_at TEXT NOT NULL, model_version TEXT NOT NULL,
-    log_prediction REAL NOT NULL, low_80 REAL, high_80 REAL, low_90 REAL, high_90 REAL, fallback INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS feedback (
-    prediction_id TEXT PRIMARY KEY, score REAL NOT NULL, observed_at TEXT NOT NULL, received_at TEXT NOT NULL
-);
-"""
+_MIGRATION_LOCK = 0x6879627269640001  # a PostgreSQL advisory lock: replicas starting together migrate once
+
+_metadata = sa.MetaData()
+PREDICTIONS = sa.Table(
+    "predictions",
+    _metadata,
+    sa.Column("prediction_id", sa.Text, primary_key=True),
+    sa.Column("predicted_at", sa.Text, nullable=False),
+    sa.Column("model_version", sa.Text, nullable=False),
+    sa.Column("log_prediction", sa.Float, nullable=False),
+    *(sa.Column(name, sa.Float) for name in ("low_80", "high_80", "low_90", "high_90")),
+    sa.Column("fallback", sa.Integer, nullable=False),
+)
+FEEDBACK = sa.Table(
+    "feedback",
+    _metadata,
+    sa.Column("prediction_id", sa.Text, primary_key=True),
+    sa.Column("score", sa.Float, nullable=False),
+    sa.Column("observed_at", sa.Text, nullable=False),
+    sa.Column("received_at", sa.Text, nullable=False),
+)
 
 
 def outcomes_path(log_path: Path) -> Path:
-    """The store lives beside the prediction log it belongs to."""
+    """The default store lives beside the prediction log it belongs to."""
     return log_path.with_name("outcomes.sqlite")
+
+
+def store_url(database_url: str | None, log_path: Path) -> str:
+    """`database_url` when set (shared by replicas), else the SQLite file beside this process's log."""
+    return database_url or f"sqlite:///{outcomes_path(log_path)}"
 
 
 @dataclass(frozen=True)
@@ -48,65 +78,130 @@ class Feedback:
     observed_at: datetime
 
 
-class OutcomeStore:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._local = threading.local()
-        with self._connection() as db:
-            db.executescript(_SCHEMA)
+def _engine(url: str) -> sa.Engine:
+    if url.startswith("sqlite"):
+        path = sa.make_url(url).database
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        sa.event.listen(engine, "connect", lambda db, _: db.execute("PRAGMA journal_mode=WAL"))
+        return engine
+    # a database that stops answering fails a write within seconds (retried by the caller), never hangs it
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=4, connect_args={"connect_timeout": 3})
 
-    def _connection(self) -> sqlite3.Connection:
-        """One connection per thread (sqlite3 connections are not shared across threads)."""
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30)
-            db.execute("PRAGMA journal_mode=WAL")
-            self._local.db = db
-        return db
+
+def migrate(connection: sa.Connection) -> None:
+    """Bring the schema to the newest migration (a no-op when it is there already)."""
+    config = Config()
+    config.set_main_option("script_location", str(resources.files("hybrid_scorer") / "migrations"))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    if MigrationContext.configure(connection).get_current_revision() == head:
+        return
+    if connection.dialect.name == "postgresql":
+        connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+    config.attributes["connection"] = connection
+    command.upgrade(config, "head")
+
+
+class OutcomeStore:
+    """Predictions, feedback and their join, on any database SQLAlchemy reaches (SQLite, PostgreSQL).
+    A database that cannot be reached raises StoreUnavailableError and counts in `failures`."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = _engine(url)
+        self.where = self.engine.url.render_as_string(hide_password=True)
+        self.failures: dict[str, int] = {"predictions": 0, "feedback": 0}  # writes that did not reach it
+        self._migrated = False
+        self._lock = threading.Lock()
+        self._upserts = {table.name: self._upsert_statement(table) for table in (PREDICTIONS, FEEDBACK)}
+
+    @contextmanager
+    def _connection(self, kind: str | None = None) -> Iterator[sa.Connection]:
+        """A connection to a schema at its head; `kind`: a write, counted in `failures` when it fails."""
+        try:
+            with self.engine.connect() as connection:
+                if not self._migrated:
+                    with self._lock, connection.begin():
+                        migrate(connection)
+                    self._migrated = True
+                yield connection
+        except sa.exc.DBAPIError as exc:
+            if kind is not None:
+                self.failures[kind] += 1
+            raise StoreUnavailableError(f"the outcome store {self.where} failed: {exc.orig}") from exc
+
+    def _upsert_statement(self, table: sa.Table) -> sa.Insert:
+        """Insert, a later row for the same id replacing the earlier one (built once: it costs more
+        to build than SQLite takes to run it)."""
+        insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
+        key = table.primary_key.columns[0].name
+        return insert.on_conflict_do_update(
+            index_elements=[key], set_={c.name: insert.excluded[c.name] for c in table.columns if c.name != key}
+        )
+
+    def _upsert(self, table: sa.Table, rows: list[dict[str, Any]], kind: str) -> None:
+        if not rows:
+            return
+        with self._connection(kind) as connection, connection.begin():
+            connection.execute(self._upserts[table.name], rows)
+
+    def upgrade(self) -> str | None:
+        """Apply the migrations now (otherwise done on first use); the schema's revision."""
+        with self._connection() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
 
     def add_predictions(self, records: Iterable[dict[str, Any]]) -> None:
         """Records shaped like the prediction log's lines (prediction_id, timestamp, intervals, ...)."""
-        rows = [
-            (
-                r["prediction_id"],
-                r["timestamp"],
-                r["model_version"],
-                r["log_score"],
-                *(r.get("interval_80") or (None, None)),
-                *(r.get("interval_90") or (None, None)),
-                int(r["fallback"]),
+        rows = []
+        for r in records:
+            low_80, high_80 = r.get("interval_80") or (None, None)
+            low_90, high_90 = r.get("interval_90") or (None, None)
+            rows.append(
+                {
+                    "prediction_id": r["prediction_id"],
+                    "predicted_at": r["timestamp"],
+                    "model_version": r["model_version"],
+                    "log_prediction": r["log_score"],
+                    "low_80": low_80,
+                    "high_80": high_80,
+                    "low_90": low_90,
+                    "high_90": high_90,
+                    "fallback": int(r["fallback"]),
+                }
             )
-            for r in records
-        ]
-        with self._connection() as db:
-            db.executemany("INSERT OR REPLACE INTO predictions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        self._upsert(PREDICTIONS, rows, "predictions")
 
     def add_feedback(self, items: Iterable[Feedback]) -> int:
         """Store realised scores (a later one for the same prediction replaces the earlier); returns how
         many were stored."""
         now = datetime.now(UTC).isoformat()
-        rows = [(f.prediction_id, float(f.score), f.observed_at.isoformat(), now) for f in items]
-        with self._connection() as db:
-            db.executemany("INSERT OR REPLACE INTO feedback VALUES (?, ?, ?, ?)", rows)
+        rows = [
+            {"prediction_id": f.prediction_id, "score": float(f.score), "observed_at": f.observed_at.isoformat(),
+             "received_at": now}
+            for f in items
+        ]  # fmt: skip
+        self._upsert(FEEDBACK, rows, "feedback")
         return len(rows)
 
     def joined(self) -> pd.DataFrame:
         """Predictions with their realised score (only those that have one)."""
         query = (
-            "SELECT p.*, f.score, f.observed_at FROM predictions p JOIN feedback f USING (prediction_id)"
-            " ORDER BY p.predicted_at"
+            sa.select(PREDICTIONS, FEEDBACK.c.score, FEEDBACK.c.observed_at)
+            .join(FEEDBACK, PREDICTIONS.c.prediction_id == FEEDBACK.c.prediction_id)
+            .order_by(PREDICTIONS.c.predicted_at)
         )
-        return pd.read_sql_query(query, self._connection())
+        with self._connection() as connection:
+            return pd.read_sql_query(query, connection)
 
     def counts(self) -> dict[str, int]:
-        db = self._connection()
-        unmatched = "SELECT COUNT(*) FROM feedback WHERE prediction_id NOT IN (SELECT prediction_id FROM predictions)"
-        return {
-            "predictions": db.execute("SELECT COUNT(*) FROM predictions").fetchone()[0],
-            "feedback": db.execute("SELECT COUNT(*) FROM feedback").fetchone()[0],
-            "feedback_without_prediction": db.execute(unmatched).fetchone()[0],
-        }
+        known = sa.select(PREDICTIONS.c.prediction_id)
+        unmatched = sa.select(sa.func.count()).where(FEEDBACK.c.prediction_id.not_in(known))
+        with self._connection() as connection:
+            return {
+                "predictions": connection.scalar(sa.select(sa.func.count()).select_from(PREDICTIONS)) or 0,
+                "feedback": connection.scalar(sa.select(sa.func.count()).select_from(FEEDBACK)) or 0,
+                "feedback_without_prediction": connection.scalar(unmatched) or 0,
+            }
 
 
 @dataclass

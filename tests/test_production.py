@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from scipy.stats import spearmanr
 
 from hybrid_scorer.cli import main
-from tests.conftest import synthetic_frame
+from tests.conftest import require_tool, synthetic_frame
 from tests.test_service import _free_port, _start, _stop
 
 
@@ -72,7 +72,7 @@ def test_delayed_labels_give_the_realised_spearman_of_the_replayed_predictions(
 def test_feedback_from_a_file_is_validated_row_by_row_and_stored(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from hybrid_scorer.outcomes import OutcomeStore, outcomes_path
+    from hybrid_scorer.outcomes import OutcomeStore, outcomes_path, store_url
 
     log = tmp_path / "logs" / "predictions.jsonl"
     bad = tmp_path / "bad.csv"
@@ -82,11 +82,35 @@ def test_feedback_from_a_file_is_validated_row_by_row_and_stored(
     good = tmp_path / "good.csv"
     good.write_text("prediction_id,score,observed_at\n" + "a" * 32 + ",12,2026-11-30T10:00:00\n" + "b" * 32 + ",0,\n")
     assert main(["feedback", str(good), "--log", str(log)]) == 0
-    assert OutcomeStore(outcomes_path(log)).counts() == {
+    assert OutcomeStore(store_url(None, log)).counts() == {
         "predictions": 0,
         "feedback": 2,
         "feedback_without_prediction": 2,
     }
+
+
+def test_an_unreachable_database_never_fails_a_prediction_or_a_scrape(model_dir: Path, tmp_path: Path) -> None:
+    """A store URL nothing listens on: predictions are answered and logged, the writer counts the failed
+    write and keeps the record in its backlog, /metrics (realised quality included) still renders."""
+    from prometheus_client import generate_latest
+
+    from hybrid_scorer.config import Settings
+    from hybrid_scorer.serving.metrics import ServiceMetrics
+    from hybrid_scorer.serving.predictor import Predictor
+
+    settings = Settings(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none", cache_dir=tmp_path)
+    predictor = Predictor(model_dir, settings, llm="none", log_path=tmp_path / "predictions.jsonl")
+    try:
+        answer = predictor.predict({"title": "Why is the sky blue?", "body": ""})
+        predictor.log.flush()
+        predictor.recorder.drain()
+        scrape = generate_latest(ServiceMetrics(lambda: predictor).registry).decode()
+    finally:
+        predictor.close()
+    assert answer.prediction_id in (tmp_path / "predictions.jsonl").read_text()
+    assert predictor.recorder.backlog == 1
+    assert 'hybrid_scorer_store_write_failures_total{kind="predictions"} 1.0' in scrape
+    assert "hybrid_scorer_store_backlog 1.0" in scrape
 
 
 # --- alert rules: promtool and a real Prometheus ------------------------------------------------------
@@ -95,10 +119,7 @@ RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} not installed: `apt-get install prometheus` (.ci/run installs it)")
-    return found
+    return require_tool(name, "prometheus")
 
 
 def test_the_committed_rules_are_the_monitors_thresholds_and_promtool_passes_them() -> None:

@@ -41,13 +41,18 @@ class Service:
 
 
 def _start(
-    model: Path | str, tmp: Path, *extra: str, cache_dir: Path | None = None, wait_ready: bool = True
+    model: Path | str,
+    tmp: Path,
+    *extra: str,
+    cache_dir: Path | None = None,
+    wait_ready: bool = True,
+    env: dict[str, str] | None = None,
 ) -> Service:
     """`hybrid-scorer serve` for a model directory or registry URI; the LLM cache defaults to the one
-    the session's trained model was made with (next to its directory)."""
+    the session's trained model was made with (next to its directory). `env`: more settings."""
     port = _free_port()
     cache = cache_dir or Path(model).parent / "cache"
-    env = {**os.environ, "HYBRID_SCORER_CACHE_DIR": str(cache)}
+    env = {**os.environ, "HYBRID_SCORER_CACHE_DIR": str(cache), **(env or {})}
     stderr = tmp / f"serve-{port}.log"
     log = tmp / "logs" / "predictions.jsonl"
     command = [sys.executable, "-m", "hybrid_scorer.cli", "serve", "--port", str(port), "--model", str(model)]
@@ -97,7 +102,7 @@ def _metrics(service: Service) -> dict[str, float]:
 
 def test_health_readiness_and_model(service: Service) -> None:
     assert httpx.get(service.url + "/healthz").json() == {"status": "ok"}
-    assert httpx.get(service.url + "/readyz").json() == {"status": "ready"}
+    assert httpx.get(service.url + "/readyz").json() == {"status": "ready", "store_backlog": 0}
     models = httpx.get(service.url + "/v1/model").json()
     assert set(models) == {"hybrid", "content"}
     hybrid = models["hybrid"]

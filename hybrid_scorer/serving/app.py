@@ -37,6 +37,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hybrid_scorer.errors import StoreUnavailableError
 from hybrid_scorer.outcomes import Feedback
 from hybrid_scorer.serving.access import ApiKeys, TokenBuckets, retry_after
 from hybrid_scorer.serving.metrics import ServiceMetrics
@@ -48,6 +49,7 @@ from hybrid_scorer.serving.schemas import (
     PostInput,
     Prediction,
     Problem,
+    Readiness,
     describe_errors,
 )
 from hybrid_scorer.version import __version__
@@ -142,10 +144,16 @@ class ServiceState:
         log.warning("reloaded: now serving %s", successor.model_dir)
 
     def feedback(self, items: list[FeedbackInput]) -> FeedbackAccepted:
+        """Stored before the answer, so an accepted label is never lost; an unreachable store is a 503 the
+        caller retries (counted in hybrid_scorer_store_write_failures_total)."""
         now = datetime.now(UTC)
-        accepted = self.predictor.outcomes.add_feedback(
-            Feedback(i.prediction_id, i.score, i.observed_at or now) for i in items
-        )
+        try:
+            accepted = self.predictor.outcomes.add_feedback(
+                Feedback(i.prediction_id, i.score, i.observed_at or now) for i in items
+            )
+        except StoreUnavailableError as exc:
+            log.warning("feedback refused: %s", exc)
+            raise HTTPException(503, "the outcome store is unreachable: retry", headers={"retry-after": "1"}) from exc
         self.metrics.feedback.inc(accepted)
         return FeedbackAccepted(accepted=accepted)
 
@@ -225,10 +233,11 @@ async def healthz() -> dict[str, str]:
 
 
 @probes.get("/readyz", responses={503: ERRORS[503]})
-async def readyz(state: State) -> dict[str, str]:
-    """Models loaded and the LLM warmed and checked against the model's manifest."""
+async def readyz(state: State) -> Readiness:
+    """Models loaded and the LLM warmed and checked against the model's manifest. A backlog of predictions
+    waiting for the outcome store is reported, not a reason to stop scoring."""
     await require_ready(state)
-    return {"status": "ready"}
+    return Readiness(status="ready", store_backlog=state.predictor.recorder.backlog)
 
 
 @probes.get(

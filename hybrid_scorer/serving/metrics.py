@@ -6,14 +6,16 @@ copy), so prometheus-client's single-process registry is exact; scale out with r
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from hybrid_scorer.errors import StoreUnavailableError
 from hybrid_scorer.monitoring import expected_spearman_low, latest_judged
 from hybrid_scorer.outcomes import realised_quality
 from hybrid_scorer.serving.schemas import Prediction
@@ -21,12 +23,14 @@ from hybrid_scorer.serving.schemas import Prediction
 if TYPE_CHECKING:
     from hybrid_scorer.serving.predictor import Predictor
 
+log = logging.getLogger(__name__)
 LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
 class RealisedQuality(Collector):
     """The newest judged cohort's realised quality, from the outcome store at scrape time (recomputed at
-    most every `every_s`: a bootstrap over the cohort's labels), beside the floor the model is held to."""
+    most every `every_s`: a bootstrap over the cohort's labels), beside the floor the model is held to.
+    An unreachable store keeps the last figures (the rest of the scrape must not fail with it)."""
 
     def __init__(self, current: Callable[[], Predictor], every_s: float = 60.0) -> None:
         self.current = current  # the predictor serving now (a reload swaps it)
@@ -36,7 +40,11 @@ class RealisedQuality(Collector):
 
     def collect(self) -> Iterator[Metric]:
         if time.monotonic() - self._at > self.every_s:
-            self._families, self._at = self._compute(), time.monotonic()
+            self._at = time.monotonic()
+            try:
+                self._families = self._compute()
+            except StoreUnavailableError as exc:
+                log.warning("realised quality not refreshed: %s", exc)
         yield from self._families
 
     def _compute(self) -> list[Metric]:
@@ -69,6 +77,31 @@ class RealisedQuality(Collector):
         return families
 
 
+class StoreHealth(Collector):
+    """Whether the outcome store keeps up, read at scrape time: writes that failed (the store unreachable),
+    predictions waiting in this replica's backlog, and those dropped past its bound."""
+
+    def __init__(self, current: Callable[[], Predictor]) -> None:
+        self.current = current
+
+    def collect(self) -> Iterator[Metric]:
+        recorder = self.current().recorder
+        failures = CounterMetricFamily(
+            "hybrid_scorer_store_write_failures",
+            "Outcome store writes that failed, by what was written",
+            labels=["kind"],
+        )
+        for kind, count in recorder.store.failures.items():
+            failures.add_metric([kind], count)
+        yield failures
+        yield GaugeMetricFamily(
+            "hybrid_scorer_store_backlog", "Predictions waiting for the outcome store", value=recorder.backlog
+        )
+        yield CounterMetricFamily(
+            "hybrid_scorer_store_dropped", "Predictions dropped past the backlog bound", value=recorder.dropped
+        )
+
+
 class ServiceMetrics:
     def __init__(self, current: Callable[[], Predictor] | None = None) -> None:
         """`current`: the predictor serving now, whose outcome store the realised-quality gauges read."""
@@ -76,6 +109,7 @@ class ServiceMetrics:
         r = self.registry
         if current is not None:
             r.register(RealisedQuality(current))
+            r.register(StoreHealth(current))
         self.requests = Counter(
             "hybrid_scorer_http_requests",
             "HTTP requests by route and status",

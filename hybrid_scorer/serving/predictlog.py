@@ -7,7 +7,9 @@ than once per request (woken per line, it cost each prediction ~75 us of GIL tim
 measures predict() with it). When lines pile up past `max_pending` (the disk is slower than the traffic),
 the request writes them itself: back-pressure, never a dropped line. `close` writes what is left, so a
 graceful shutdown loses nothing; a crash loses at most the last `flush_every_s`. The same writer records
-each prediction's id and bounds in the outcome store, where delayed labels join them (outcomes.py)."""
+each prediction's id and bounds in the outcome store, where delayed labels join them (outcomes.py), through
+a recorder that keeps them while the store is unreachable (recorder.py): the back-pressure path writes
+only the file, so a request never waits for the database."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from hybrid_scorer.outcomes import OutcomeStore
+from hybrid_scorer.serving.recorder import Recorder
 
 log = logging.getLogger(__name__)
 BACKUPS = 3
@@ -34,14 +36,14 @@ class PredictionLog:
         self,
         path: Path,
         max_bytes: int,
-        outcomes: OutcomeStore | None = None,
+        recorder: Recorder | None = None,
         flush_every_s: float = 0.05,
         max_pending: int = 10_000,
     ) -> None:
-        """`outcomes`: also record each prediction's id and bounds there (for delayed labels)."""
+        """`recorder`: also record each prediction's id and bounds in the outcome store (delayed labels)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.outcomes = outcomes
+        self.recorder = recorder
         self.max_bytes = max_bytes
         self.max_pending = max_pending
         self._file = path.open("ab")
@@ -66,6 +68,8 @@ class PredictionLog:
                 self.flush()
             except OSError:  # a full disk must not stop the writer: say so, keep the lines, try again
                 log.exception("could not write prediction records to %s", self.path)
+            if self.recorder is not None:
+                self.recorder.drain()
 
     def flush(self) -> None:
         """Write every line buffered so far to the file."""
@@ -83,8 +87,8 @@ class PredictionLog:
                 self._size += len(line)
             self._file.write(b"".join(chunk))
             self._file.flush()
-            if self.outcomes is not None:
-                self.outcomes.add_predictions(record for _, record in batch)
+            if self.recorder is not None:
+                self.recorder.add(record for _, record in batch)
 
     def _rotate(self) -> None:
         self._file.close()
@@ -104,4 +108,10 @@ class PredictionLog:
         self._writer.join()
         self.flush()
         self._file.close()
+        if self.recorder is not None:
+            self.recorder.drain(wait=False)
+            if self.recorder.backlog:
+                log.error(
+                    "%d predictions never reached the outcome store (they are in %s)", self.recorder.backlog, self.path
+                )
         atexit.unregister(self.close)

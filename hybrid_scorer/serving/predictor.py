@@ -36,11 +36,12 @@ from hybrid_scorer.llm.prompts import PostText
 from hybrid_scorer.llm.usage import UsageLedger, cost_usd
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS
-from hybrid_scorer.outcomes import OutcomeStore, outcomes_path
+from hybrid_scorer.outcomes import OutcomeStore, store_url
 from hybrid_scorer.pipeline import LLMRow, client_for, llm_row
 from hybrid_scorer.registry import resolve_model_dir
 from hybrid_scorer.serving.llm_queue import LLMQueue, QueueFullError
 from hybrid_scorer.serving.predictlog import PredictionLog
+from hybrid_scorer.serving.recorder import Recorder
 from hybrid_scorer.serving.schemas import PostInput, Prediction, PredictionInputError
 from hybrid_scorer.serving.spend import SpendLimit
 from hybrid_scorer.steering import check
@@ -122,9 +123,11 @@ class Predictor:
         self.llm_budget_ms = llm_budget_ms if llm_budget_ms is not None else self.settings.predict_llm_budget_ms
         if log is None:
             path = Path(log_path or self.settings.log_dir / "predictions.jsonl")
-            log = PredictionLog(path, self.settings.prediction_log_max_bytes, OutcomeStore(outcomes_path(path)))
-        assert log.outcomes is not None
-        self.log, self.outcomes = log, log.outcomes
+            store = OutcomeStore(store_url(self.settings.database_url, path))
+            recorder = Recorder(store, self.settings.database_backlog_max)
+            log = PredictionLog(path, self.settings.prediction_log_max_bytes, recorder)
+        assert log.recorder is not None
+        self.log, self.recorder, self.outcomes = log, log.recorder, log.recorder.store
         self.spend = spend or SpendLimit(self.settings.llm_max_usd_per_hour, self.settings.llm_max_usd_per_day)
         self._lock = threading.Lock()
         self._loaded = False

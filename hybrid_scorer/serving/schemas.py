@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -80,6 +80,11 @@ class FeedbackBatch(BaseModel):
 
 class FeedbackAccepted(BaseModel):
     accepted: int
+
+
+class Readiness(BaseModel):
+    status: Literal["ready"]
+    store_backlog: int = Field(description="predictions of this replica waiting for an unreachable outcome store")
 
 
 POST_SHAPE = "{'title': non-empty str, 'body': str, optional 'flair': str, optional 'created_utc': ISO datetime}"

@@ -1,0 +1,1 @@
+"""Alembic migrations of the outcome store (hybrid_scorer/outcomes.py applies them on first use)."""

@@ -97,15 +97,18 @@ def runtime_version() -> str:
 def native_output_to(path: Path) -> Iterator[None]:
     """Send what C code prints to stdout and stderr (file descriptors 1 and 2) to `path` meanwhile:
     llama.cpp writes there directly, past Python's sys.stdout."""
-    sys.stdout.flush(), sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = {fd: os.dup(fd) for fd in (1, 2)}
     with path.open("ab") as sink:
-        os.dup2(sink.fileno(), 1), os.dup2(sink.fileno(), 2)
+        for fd in saved:
+            os.dup2(sink.fileno(), fd)
         try:
             yield
         finally:
-            os.dup2(saved[0], 1), os.dup2(saved[1], 2)
-            os.close(saved[0]), os.close(saved[1])
+            for fd, copy in saved.items():
+                os.dup2(copy, fd)
+                os.close(copy)
 
 
 def reencoded_q8_0(source: Path, directory: Path = WEIGHTS_DIR) -> Path:

@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
-from hybrid_scorer.data import clean_fields
+from hybrid_scorer.data import clean_fields, clean_text
 from hybrid_scorer.features.base import PostRow
 from hybrid_scorer.model import HybridScorer
 
@@ -53,7 +53,7 @@ def _candidates(row: PostRow) -> list[tuple[Literal["title", "body"], str, PostR
     out: list[tuple[Literal["title", "body"], str, PostRow]] = []
     title_parts = parts(row.title_clean)
     for start, stop in title_parts if len(title_parts) > 1 else []:
-        title, body_clean, _ = clean_fields(row.title_clean[:start] + row.title_clean[stop:], row.body)
+        title = clean_text(row.title_clean[:start] + row.title_clean[stop:])
         out.append(("title", row.title_clean[start:stop].strip(), replace(row, title_clean=title)))
     for start, stop in parts(row.body):
         body = row.body[:start] + row.body[stop:]

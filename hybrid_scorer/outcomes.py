@@ -39,6 +39,9 @@ from hybrid_scorer.target import log_target
 log = logging.getLogger(__name__)
 Cohort = Literal["day", "week"]
 _MIGRATION_LOCK = 0x6879627269640001  # a PostgreSQL advisory lock: replicas starting together migrate once
+# Alembic's `context` and `op` are module globals: two stores migrating at once in one process (the
+# service's writer thread and `monitor`, say) would tear each other's down, whatever their databases.
+_MIGRATING = threading.Lock()
 
 _metadata = sa.MetaData()
 PREDICTIONS = sa.Table(
@@ -112,7 +115,6 @@ class OutcomeStore:
         self.where = self.engine.url.render_as_string(hide_password=True)
         self.failures: dict[str, int] = {"predictions": 0, "feedback": 0}  # writes that did not reach it
         self._migrated = False
-        self._lock = threading.Lock()
         self._upserts = {table.name: self._upsert_statement(table) for table in (PREDICTIONS, FEEDBACK)}
 
     @contextmanager
@@ -121,9 +123,11 @@ class OutcomeStore:
         try:
             with self.engine.connect() as connection:
                 if not self._migrated:
-                    with self._lock, connection.begin():
-                        migrate(connection)
-                    self._migrated = True
+                    with _MIGRATING:
+                        if not self._migrated:
+                            with connection.begin():
+                                migrate(connection)
+                            self._migrated = True
                 yield connection
         except sa.exc.DBAPIError as exc:
             if kind is not None:

@@ -72,7 +72,7 @@ def test_speculative_decoding_equals_sequential_greedy(embedded_client: LLMClien
     for post in POSTS:
         messages = prompt.messages(post)
         reply = backend.complete(messages, prompt.response_model)
-        pending, text, expected = backend._start(messages), "", {}
+        (pending, _), text, expected = backend._start(messages), "", {}
         for name, options in _fields(prompt.response_model.model_json_schema()):
             segment = (
                 ("{" if not text else ", ") + json.dumps(name) + ": " + ('"' if isinstance(options[0], str) else "")

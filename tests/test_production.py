@@ -89,6 +89,19 @@ def test_feedback_from_a_file_is_validated_row_by_row_and_stored(
     }
 
 
+def test_stores_created_at_once_in_one_process_each_migrate(tmp_path: Path) -> None:
+    """Alembic keeps its migration context in module globals: the service's writer thread and `monitor`
+    opening their stores together once tore each other's migration down (KeyError in alembic)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hybrid_scorer.outcomes import OutcomeStore
+
+    stores = [OutcomeStore(f"sqlite:///{tmp_path / f'{i}.sqlite'}") for i in range(8)]
+    with ThreadPoolExecutor(len(stores)) as pool:
+        counts = list(pool.map(OutcomeStore.counts, stores))
+    assert counts == [{"predictions": 0, "feedback": 0, "feedback_without_prediction": 0}] * len(stores)
+
+
 def test_an_unreachable_database_never_fails_a_prediction_or_a_scrape(model_dir: Path, tmp_path: Path) -> None:
     """A store URL nothing listens on: predictions are answered and logged, the writer counts the failed
     write and keeps the record in its backlog, /metrics (realised quality included) still renders."""

@@ -87,7 +87,8 @@ def timed_extraction(
 
 
 class FlashAttentionBackend(EmbeddedBackend):
-    flash_attn = True
+    def _context_options(self, embedding: bool) -> dict[str, Any]:
+        return {**super()._context_options(embedding), "flash_attn": True}
 
 
 def compare(texts: list[PostText], ours: float, reference: Extraction) -> None:

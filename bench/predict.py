@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,11 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
+if __package__ in (None, ""):  # run as `python bench/predict.py`: the repository root holds `bench`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.parity import served_rows
 from hybrid_scorer.config import get_settings
 from hybrid_scorer.data import deduplicate, load_posts, prepare_posts
 from hybrid_scorer.pipeline import llm_columns
 from hybrid_scorer.serving import Predictor
-from hybrid_scorer.serving.parity import served_rows
 
 
 def timed(fn: Callable[[int], object], n: int, warmup: int = 5) -> np.ndarray:

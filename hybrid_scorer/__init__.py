@@ -1,4 +1,12 @@
-"""hybrid-scorer: predict r/askscience post scores from content, metadata and LLM features."""
+"""hybrid-scorer: predict r/askscience post scores from content, metadata and LLM features.
+
+What belongs where. The package is what a user installs and a service runs: data, features, the LLM
+layer, the model, training, serving, monitoring and the CLI. What measures, compares or attacks the
+product lives outside the served path: experiment modules of the package that `train`, `ablate`,
+`evaluate` and `tune` load (evaluation, baselines, ablation, report, plots, tuning; matplotlib is the
+`evaluation` extra), and `bench/` and `scripts/` for everything no user command runs (the injection
+suite, the parity proof, interval comparisons, benches). `serving` reaches none of them:
+tests/test_architecture.py checks it on the imports."""
 
 import os
 from typing import TYPE_CHECKING

@@ -13,35 +13,58 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hybrid_scorer.baselines import MedianBaseline, RandomForestBaseline
 from hybrid_scorer.config import Settings
 from hybrid_scorer.data import grouped_folds
-from hybrid_scorer.evaluation import (
-    METRICS,
-    CVResult,
-    LogScoreEstimator,
-    bootstrap_intervals,
-    cross_conformal,
-    cross_validate,
-)
+from hybrid_scorer.evaluation import CVResult, cross_conformal, cross_validate
 from hybrid_scorer.features.base import LLMOutput
-from hybrid_scorer.features.matrix import llm_needs
+from hybrid_scorer.features.matrix import CONTENT_GROUPS, llm_needs
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.pipeline import Job
+from hybrid_scorer.quality import METRICS, bootstrap_intervals
 from hybrid_scorer.report import Comparison, IntervalRow, Results, Row, sync_docs, write_report
 from hybrid_scorer.specs import (
-    ABLATION_CONFIGS,
-    COMPARISONS,
     CONTENT,
+    CONTENT_EMBEDDING,
+    FULL_HYBRID,
     INTERVAL_SCHEME,
     SERVED,
+    STACKED,
+    TIME_TREND,
     Config,
     groups_of,
     served_maker,
 )
-from hybrid_scorer.target import log_target
+from hybrid_scorer.target import LogScoreEstimator, log_target
 from hybrid_scorer.tracking import log_run
 from hybrid_scorer.version import __version__
+
+MEDIAN = Config("median", "median baseline", baseline=lambda settings: MedianBaseline())
+RANDOM_FOREST = Config(
+    "tfidf_random_forest",
+    "TF-IDF + RandomForest baseline",
+    baseline=lambda settings: RandomForestBaseline(seed=settings.seed),
+)
+EVALUATE_CONFIGS = [MEDIAN, RANDOM_FOREST, CONTENT, TIME_TREND]
+ABLATION_CONFIGS = [
+    MEDIAN,
+    RANDOM_FOREST,
+    Config("text_stats", "text_stats", ("text_stats",)),
+    Config("tfidf", "tfidf", ("tfidf",)),
+    Config("text_stats_tfidf", "text_stats + tfidf", ("text_stats", "tfidf")),
+    CONTENT,
+    Config("llm_ratings", "LLM ratings alone", ("llm_ratings",)),
+    Config("content_llm_ratings", "content + LLM ratings", (*CONTENT_GROUPS, "llm_ratings")),
+    Config("text_stats_llm_embedding", "text_stats + LLM embedding (no TF-IDF)", ("text_stats", "llm_embedding")),
+    CONTENT_EMBEDDING,
+    Config("content_llm_stack", "content + stacked embedding features (no PCA)", (*CONTENT_GROUPS, "llm_stack")),
+    FULL_HYBRID,
+    STACKED,
+    TIME_TREND,
+]
+# Paired comparisons the report adds to the "vs content" deltas: (configuration, its baseline).
+COMPARISONS = [(STACKED, FULL_HYBRID), (FULL_HYBRID, CONTENT_EMBEDDING)]
 
 
 def run_configs(

@@ -17,10 +17,10 @@ from pydantic import ValidationError
 from hybrid_scorer.config import MonitorThresholds, get_settings
 from hybrid_scorer.data import prepare_posts
 from hybrid_scorer.errors import ConfigurationError, HybridScorerError
-from hybrid_scorer.evaluation import METRICS
 from hybrid_scorer.llm.backends import spec_help
 from hybrid_scorer.llm.extract import DEFAULT_MAX_FAILURE_RATE
 from hybrid_scorer.pipeline import Job
+from hybrid_scorer.quality import METRICS
 
 if TYPE_CHECKING:
     from hybrid_scorer.llm.store import FeatureStore
@@ -171,9 +171,9 @@ def _extract_with_ray(job: Job, spec: str, args: argparse.Namespace) -> FeatureS
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from hybrid_scorer.ablation import run_configs
+    from hybrid_scorer.ablation import EVALUATE_CONFIGS, run_configs
     from hybrid_scorer.report import render_fold_table
-    from hybrid_scorer.specs import EVALUATE_CONFIGS, SERVED, groups_of
+    from hybrid_scorer.specs import SERVED, groups_of
     from hybrid_scorer.tracking import log_run
 
     job = _job(args)

@@ -1,40 +1,19 @@
-"""Metrics on log1p(score), grouped cross-validation and bootstrap intervals."""
+"""Grouped cross-validation of log-score estimators and the interval schemes checked on its folds
+(the metrics and their bootstrap intervals are quality.py's)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, Self
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from hybrid_scorer.intervals import LEVELS, SCHEMES
 from hybrid_scorer.model import HybridScorer
-from hybrid_scorer.target import log_target
-
-METRICS = ("spearman", "rmse", "mae", "r2")
-
-
-class LogScoreEstimator(Protocol):
-    def fit(self, posts: pd.DataFrame) -> Self: ...
-
-    def predict_log(self, posts: pd.DataFrame) -> np.ndarray: ...
-
-
-def regression_metrics(y_log: np.ndarray, pred_log: np.ndarray) -> dict[str, float]:
-    """Spearman rho (ranking), RMSE and MAE on log1p(score), and R2 on log1p(score)."""
-    error = pred_log - y_log
-    ss_tot = float(np.sum((y_log - y_log.mean()) ** 2))
-    rho = spearmanr(y_log, pred_log).statistic if np.ptp(pred_log) > 0 else 0.0
-    return {
-        "spearman": float(rho),
-        "rmse": float(np.sqrt(np.mean(error**2))),
-        "mae": float(np.mean(np.abs(error))),
-        "r2": 1.0 - float(np.sum(error**2)) / ss_tot if ss_tot > 0 else 0.0,
-    }
+from hybrid_scorer.quality import regression_metrics
+from hybrid_scorer.target import LogScoreEstimator, log_target
 
 
 @dataclass
@@ -72,42 +51,6 @@ def cross_validate(
                 result.oof_heads.setdefault(head, np.full(len(posts), np.nan))[test_idx] = values
         result.fold_metrics.append(regression_metrics(y_log[test_idx], result.oof_log[test_idx]))
     return result
-
-
-Interval = tuple[float, float, float]  # (point estimate, 2.5th percentile, 97.5th percentile)
-
-
-def bootstrap_intervals(
-    y_log: np.ndarray,
-    pred_log: np.ndarray,
-    baseline_log: np.ndarray | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-) -> tuple[dict[str, Interval], dict[str, Interval]]:
-    """95% percentile intervals over posts resampled with replacement, for every metric; and, given a
-    baseline's predictions on the same posts, of the paired difference metric(pred) - metric(baseline),
-    which is what "feature group X helps by d" needs. Same seed, same resamples for every config."""
-    rng = np.random.default_rng(seed)
-    samples, deltas = [], []
-    for _ in range(n_boot):
-        idx = rng.integers(0, len(y_log), len(y_log))
-        own = regression_metrics(y_log[idx], pred_log[idx])
-        samples.append(own)
-        if baseline_log is not None:
-            base = regression_metrics(y_log[idx], baseline_log[idx])
-            deltas.append({m: own[m] - base[m] for m in METRICS})
-    point = regression_metrics(y_log, pred_log)
-    intervals = {m: (point[m], *_percentiles([s[m] for s in samples])) for m in METRICS}
-    paired: dict[str, Interval] = {}
-    if baseline_log is not None:
-        base_point = regression_metrics(y_log, baseline_log)
-        paired = {m: (point[m] - base_point[m], *_percentiles([d[m] for d in deltas])) for m in METRICS}
-    return intervals, paired
-
-
-def _percentiles(values: list[float]) -> tuple[float, float]:
-    low, high = np.percentile(values, [2.5, 97.5])
-    return float(low), float(high)
 
 
 @dataclass

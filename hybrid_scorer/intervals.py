@@ -167,7 +167,6 @@ SCHEMES: dict[str, type[_Scheme]] = {
     "mondrian": BinnedIntervals,
     "scaled": ScaledIntervals,
 }
-HEADS_FOR_COMPARISON = ("q0.05", "q0.1", "q0.9", "q0.95")  # what the comparison fits to try every scheme
 
 
 def heads_for(scheme: str, levels: tuple[float, ...] = LEVELS) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ is exactly a forest: every flair-free tree as it is, and for each flair tree one
 combination of directions, its splits on flair columns forced that way and its leaves multiplied by the
 total weight of the levels that take it. One row through that forest costs what one row through the
 model costs (measured: `python bench/predict.py`), instead of K rows, and gives the K-row average up to
-floating-point rounding (`tests/test_row_path.py`, `scripts/parity.py`).
+floating-point rounding (`tests/test_row_path.py`, `bench/parity.py`).
 
 The forest is written in LightGBM's own text format and loaded by LightGBM, so the trees are evaluated by
 the same code as the model's; nothing is written to disk."""

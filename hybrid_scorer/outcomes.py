@@ -33,7 +33,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hybrid_scorer.errors import StoreUnavailableError
-from hybrid_scorer.evaluation import bootstrap_intervals
+from hybrid_scorer.quality import bootstrap_intervals
 from hybrid_scorer.target import log_target
 
 log = logging.getLogger(__name__)

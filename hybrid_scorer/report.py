@@ -1,22 +1,20 @@
-"""The ablation report: reports/ablation.md plus PNG plots (matplotlib, no display needed)."""
+"""The ablation report: reports/ablation.md and its JSON, with the PNG plots plots.py draws (matplotlib, in
+the `evaluation` extra: nothing the service runs imports it)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from hybrid_scorer.errors import ConfigurationError
-from hybrid_scorer.evaluation import METRICS, CVResult, Interval, IntervalCheck
+from hybrid_scorer.evaluation import CVResult, IntervalCheck
 from hybrid_scorer.features.meta import normalize_flair
 from hybrid_scorer.intervals import interval_score
 from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.quality import METRICS, Interval
 from hybrid_scorer.specs import INTERVAL_SCHEME, Config
 from hybrid_scorer.target import TOP_SCORE, log_target, to_score
 from hybrid_scorer.tuning import TunedParams
@@ -222,12 +220,6 @@ def intervals_section(report_dir: Path) -> str:
     return "\n".join([INTERVAL_MARKERS[0], "## Intervals: adaptive schemes", "", body, INTERVAL_MARKERS[1]])
 
 
-def sync_intervals(report_dir: Path) -> None:
-    """Refresh the Intervals section of report_dir/ablation.md from report_dir/intervals.md."""
-    block = intervals_section(report_dir).split("\n", 1)[1].rsplit("\n", 1)[0]
-    replace_block(report_dir / "ablation.md", INTERVAL_MARKERS, block)
-
-
 def render_fold_table(results: list[CVResult]) -> str:
     """Mean ± std over folds for each config, as a markdown table."""
     lines = ["| configuration | Spearman | RMSE log1p | MAE log1p | R2 |", "|---|---|---|---|---|"]
@@ -235,12 +227,6 @@ def render_fold_table(results: list[CVResult]) -> str:
         cells = " | ".join(f"{r.mean(m):.3f} ± {r.std(m):.3f}" for m in METRICS)
         lines.append(f"| {r.name} | {cells} |")
     return "\n".join(lines)
-
-
-def _save(fig: plt.Figure, path: Path) -> None:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def ci_text(interval: Interval | list[float], signed: bool = False) -> str:
@@ -275,58 +261,12 @@ def _residual_table(residuals: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _plot_ablation(rows: list[Row], path: Path) -> None:
-    names = [r.name for r in rows]
-    points = np.array([r.intervals["spearman"] for r in rows])
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
-    y = np.arange(len(rows))
-    ax.errorbar(points[:, 0], y, xerr=[points[:, 0] - points[:, 1], points[:, 2] - points[:, 0]], fmt="o", capsize=3)
-    ax.set_yticks(y, names)
-    ax.invert_yaxis()
-    ax.axvline(0, color="grey", lw=0.5)
-    ax.set_xlabel("Spearman rho of out-of-fold predictions (95% bootstrap CI)")
-    ax.set_title("Ablation on grouped 5-fold CV")
-    _save(fig, path)
-
-
-def _plot_pred_vs_actual(y_log: np.ndarray, oof_log: np.ndarray, name: str, path: Path) -> None:
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    ax.scatter(y_log, oof_log, s=4, alpha=0.35)
-    lim = [0, max(y_log.max(), oof_log.max()) + 0.5]
-    ax.plot(lim, lim, color="grey", lw=0.8)
-    ax.set_xlabel("actual log1p(score)")
-    ax.set_ylabel("predicted log1p(score), out of fold")
-    ax.set_title(f"Predicted vs actual: {name}", fontsize=9)
-    _save(fig, path)
-
-
-def _plot_importance(importance: pd.DataFrame, path: Path) -> None:
-    by_group = importance.groupby("group")["gain"].sum().sort_values()
-    top = importance.head(20).iloc[::-1]
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 5.5))
-    left.barh(by_group.index, by_group.to_numpy() / by_group.sum())
-    left.set_xlabel("share of total gain")
-    left.set_title("Gain by feature group")
-    right.barh(top["feature"], top["gain"])
-    right.set_xlabel("gain")
-    right.set_title("Top 20 features")
-    right.tick_params(axis="y", labelsize=7)
-    _save(fig, path)
-
-
-def _plot_residuals_by_flair(posts: pd.DataFrame, residual: np.ndarray, path: Path) -> pd.DataFrame:
+def _residuals_by_flair(posts: pd.DataFrame, residual: np.ndarray) -> pd.DataFrame:
+    """The residual of each post of the 14 most common flairs, rows in the order of their flair's median."""
     frame = pd.DataFrame({"flair": posts["flair"].map(normalize_flair).to_numpy(), "residual": residual})
-    top = frame["flair"].value_counts().head(14).index
-    frame = frame[frame["flair"].isin(top)]
+    frame = frame[frame["flair"].isin(frame["flair"].value_counts().head(14).index)]
     order = frame.groupby("flair")["residual"].median().sort_values().index
-    fig, ax = plt.subplots(figsize=(8, 5))
-    ax.boxplot([frame.loc[frame["flair"] == f, "residual"] for f in order], orientation="horizontal", showfliers=False)
-    ax.set_yticks(range(1, len(order) + 1), order)
-    ax.axvline(0, color="grey", lw=0.8)
-    ax.set_xlabel("residual: predicted - actual log1p(score)")
-    ax.set_title("Out-of-fold residuals by flair (14 most common)")
-    _save(fig, path)
-    return frame.groupby("flair")["residual"].agg(["count", "median", "mean"]).loc[order]
+    return frame.set_index("flair").loc[order].reset_index()
 
 
 def write_report(
@@ -339,14 +279,22 @@ def write_report(
     comparisons: list[Comparison],
     intervals: list[IntervalRow],
 ) -> Path:
+    try:
+        import hybrid_scorer.plots as plots
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"the report's plots need matplotlib ({exc}): pip install 'hybrid-scorer[evaluation]'"
+        ) from exc
     out_dir.mkdir(parents=True, exist_ok=True)
     y_log = log_target(posts)
     final_row = next(r for r in rows if r.key == final.key)
-    _plot_ablation(rows, out_dir / "ablation.png")
-    _plot_pred_vs_actual(y_log, final_row.result.oof_log, final.name, out_dir / "pred_vs_actual.png")
+    plots.ablation([r.name for r in rows], np.array([r.intervals["spearman"] for r in rows]), out_dir / "ablation.png")
+    plots.pred_vs_actual(y_log, final_row.result.oof_log, final.name, out_dir / "pred_vs_actual.png")
     importance = final_model.gain_importance()
-    _plot_importance(importance, out_dir / "importance.png")
-    residuals = _plot_residuals_by_flair(posts, final_row.result.oof_log - y_log, out_dir / "residuals_by_flair.png")
+    plots.importance(importance, out_dir / "importance.png")
+    by_flair = _residuals_by_flair(posts, final_row.result.oof_log - y_log)
+    plots.residuals_by_flair(by_flair, out_dir / "residuals_by_flair.png")
+    residuals = by_flair.groupby("flair", sort=False)["residual"].agg(["count", "median", "mean"])
     share = importance.groupby("group")["gain"].sum()
     share = (share / share.sum()).sort_values(ascending=False)
     text = "\n".join(

@@ -1,4 +1,5 @@
-"""The named feature-group configurations: what the served models are and what the ablation compares.
+"""The named feature-group configurations: what the served models are and the LightGBM configurations the
+ablation compares them with (its lists and baselines are ablation.py's).
 
 Training, serving, the ablation and the benches all read these, so the served model's definition is not
 an experiment's detail. `key` is a stable, queryable name (metric keys, tags); `name` is for people."""
@@ -9,14 +10,13 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Any
 
-from hybrid_scorer.baselines import MedianBaseline, RandomForestBaseline
 from hybrid_scorer.config import Settings
-from hybrid_scorer.evaluation import LogScoreEstimator
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, llm_needs
 from hybrid_scorer.intervals import heads_for
 from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.target import LogScoreEstimator
 from hybrid_scorer.tuning import TunedParams, scorer_kwargs
 
 log = logging.getLogger(__name__)
@@ -27,20 +27,17 @@ class Config:
     key: str
     name: str
     groups: tuple[str, ...] = ()
-    estimator: Literal["lightgbm", "median", "random_forest"] = "lightgbm"
+    # a reference model in place of LightGBM (the baselines are experiment code: ablation.py names them)
+    baseline: Callable[[Settings], LogScoreEstimator] | None = None
 
     def make(self, settings: Settings) -> LogScoreEstimator:
-        if self.estimator == "median":
-            return MedianBaseline()
-        if self.estimator == "random_forest":
-            return RandomForestBaseline(seed=settings.seed)
-        return self.make_scorer(settings)
+        return self.baseline(settings) if self.baseline is not None else self.make_scorer(settings)
 
     def make_scorer(self, settings: Settings, choice: dict[str, Any] | None = None) -> HybridScorer:
         """The LightGBM model of this configuration (baselines have none), with LightGBM's defaults or a
         choice of the tuning search's space (tuning.py)."""
-        if self.estimator != "lightgbm":
-            raise ValueError(f"{self.name} is a {self.estimator} baseline, not a HybridScorer")
+        if self.baseline is not None:
+            raise ValueError(f"{self.name} is a baseline, not a HybridScorer")
         if choice is not None:
             return HybridScorer(self.groups, **scorer_kwargs(choice, settings))
         return HybridScorer(
@@ -54,8 +51,6 @@ class Config:
         return bool(llm_needs(self.groups))
 
 
-MEDIAN = Config("median", "median baseline", estimator="median")
-RANDOM_FOREST = Config("tfidf_random_forest", "TF-IDF + RandomForest baseline", estimator="random_forest")
 CONTENT = Config("content", "content (text_stats+tfidf+meta)", CONTENT_GROUPS)
 TIME_TREND = Config("content_time_trend", "content + time_trend (sampling artifact)", (*CONTENT_GROUPS, "time_trend"))
 FULL_HYBRID = Config(
@@ -64,28 +59,9 @@ FULL_HYBRID = Config(
 CONTENT_EMBEDDING = Config("content_llm_embedding", "content + LLM embedding", (*CONTENT_GROUPS, "llm_embedding"))
 STACKED = Config("full_hybrid_stack", "full hybrid + stacked embedding features", (*FULL_HYBRID.groups, "llm_stack"))
 
-EVALUATE_CONFIGS = [MEDIAN, RANDOM_FOREST, CONTENT, TIME_TREND]
-ABLATION_CONFIGS = [
-    MEDIAN,
-    RANDOM_FOREST,
-    Config("text_stats", "text_stats", ("text_stats",)),
-    Config("tfidf", "tfidf", ("tfidf",)),
-    Config("text_stats_tfidf", "text_stats + tfidf", ("text_stats", "tfidf")),
-    CONTENT,
-    Config("llm_ratings", "LLM ratings alone", ("llm_ratings",)),
-    Config("content_llm_ratings", "content + LLM ratings", (*CONTENT_GROUPS, "llm_ratings")),
-    Config("text_stats_llm_embedding", "text_stats + LLM embedding (no TF-IDF)", ("text_stats", "llm_embedding")),
-    CONTENT_EMBEDDING,
-    Config("content_llm_stack", "content + stacked embedding features (no PCA)", (*CONTENT_GROUPS, "llm_stack")),
-    FULL_HYBRID,
-    STACKED,
-    TIME_TREND,
-]
-# Paired comparisons the report adds to the "vs content" deltas: (configuration, its baseline).
-COMPARISONS = [(STACKED, FULL_HYBRID), (FULL_HYBRID, CONTENT_EMBEDDING)]
 # What `train` saves and `predict()` serves: the hybrid, and the content model it falls back to. The
 # stacked embedding features are in it because the ablation supports them: the paired comparison of
-# STACKED against FULL_HYBRID (COMPARISONS above; its interval in reports/ablation.md).
+# STACKED against FULL_HYBRID (ablation.COMPARISONS; its interval in reports/ablation.md).
 SERVED = {"content": CONTENT, "hybrid": STACKED}
 # How the served models' intervals are made (intervals.py), chosen by scripts/intervals.py: the scheme with
 # the best interval score among those whose outer-fold coverage holds (reports/intervals.md).

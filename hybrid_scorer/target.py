@@ -5,6 +5,8 @@ post of 10 and one of 10,000 alike, which is what ranking posts needs."""
 
 from __future__ import annotations
 
+from typing import Protocol, Self
+
 import numpy as np
 import pandas as pd
 
@@ -20,3 +22,11 @@ def log_target(scores: pd.DataFrame | pd.Series | np.ndarray) -> np.ndarray:
 def to_score(log_values: np.ndarray | float) -> np.ndarray:
     """Scores from log1p values, never below 0 (a log prediction can be slightly negative)."""
     return np.clip(np.expm1(np.asarray(log_values, dtype=np.float64)), 0.0, None)
+
+
+class LogScoreEstimator(Protocol):
+    """What is fitted on posts and predicts log1p(score): a HybridScorer, or a baseline to compare with."""
+
+    def fit(self, posts: pd.DataFrame) -> Self: ...
+
+    def predict_log(self, posts: pd.DataFrame) -> np.ndarray: ...

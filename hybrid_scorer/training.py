@@ -12,12 +12,13 @@ import numpy as np
 import pandas as pd
 
 from hybrid_scorer.data import grouped_folds
-from hybrid_scorer.evaluation import METRICS, bootstrap_intervals, cross_validate
+from hybrid_scorer.evaluation import cross_validate
 from hybrid_scorer.features.meta import normalize_flair
 from hybrid_scorer.intervals import SCHEMES
 from hybrid_scorer.llm.identity import LLMIdentity
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS, build_reference
 from hybrid_scorer.pipeline import Job
+from hybrid_scorer.quality import METRICS, bootstrap_intervals
 from hybrid_scorer.registry import CHAMPION, REGISTERED_NAME, register
 from hybrid_scorer.releases import new_release, publish
 from hybrid_scorer.specs import INTERVAL_SCHEME, SERVED, Config, groups_of, served_maker, served_tuning

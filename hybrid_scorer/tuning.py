@@ -25,8 +25,9 @@ from pydantic import BaseModel
 
 from hybrid_scorer.config import Settings
 from hybrid_scorer.data import grouped_folds
-from hybrid_scorer.evaluation import Interval, bootstrap_intervals, cross_validate, regression_metrics
+from hybrid_scorer.evaluation import cross_validate
 from hybrid_scorer.model import DEFAULT_PARAMS, DEFAULT_ROUNDS, HybridScorer
+from hybrid_scorer.quality import Interval, bootstrap_intervals, regression_metrics
 from hybrid_scorer.target import log_target
 
 SPACE = {  # what `suggest` searches, as text for the record

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from functools import partial
@@ -46,10 +47,14 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+if __package__ in (None, ""):  # run as `python scripts/llm_ab.py`: the repository root holds `bench`
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.parity import served_rows
 from hybrid_scorer.ablation import llm_cost
 from hybrid_scorer.config import Settings, get_settings
 from hybrid_scorer.data import grouped_folds, prepare_posts
-from hybrid_scorer.evaluation import Interval, bootstrap_intervals, cross_validate
+from hybrid_scorer.evaluation import cross_validate
 from hybrid_scorer.features.base import LLMOutput
 from hybrid_scorer.features.embedding import EmbeddingFeatures
 from hybrid_scorer.features.llm import EMBEDDING_COLUMN, PREFIX
@@ -62,8 +67,8 @@ from hybrid_scorer.llm.prompts import load_prompt
 from hybrid_scorer.llm.schema import QUESTION_PREFIX, question_columns, question_fields
 from hybrid_scorer.llm.store import open_store
 from hybrid_scorer.pipeline import llm_columns
+from hybrid_scorer.quality import Interval, bootstrap_intervals
 from hybrid_scorer.report import ci_text
-from hybrid_scorer.serving.parity import served_rows
 from hybrid_scorer.specs import CONTENT, CONTENT_EMBEDDING, SERVED, Config
 from hybrid_scorer.steering import check
 from hybrid_scorer.tuning import TunedParams

@@ -22,10 +22,11 @@ from sklearn.model_selection import KFold
 
 from hybrid_scorer.config import get_settings
 from hybrid_scorer.data import clean, grouped_folds, load_posts, post_id_from_url, prepare_posts
-from hybrid_scorer.evaluation import METRICS, cross_validate
+from hybrid_scorer.evaluation import cross_validate
 from hybrid_scorer.features.base import PostRow, StatelessGroup
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, GROUPS
 from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.quality import METRICS
 
 
 class _RawColumn(StatelessGroup):

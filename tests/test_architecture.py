@@ -4,6 +4,8 @@ and no module imports the package root. data -> llm -> features -> model -> eval
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -11,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hybrid_scorer"
 
 # Lower layers first; a module may import its own layer (without cycles) and any layer below it.
 LAYERS: list[tuple[str, ...]] = [
-    ("version", "config", "target", "errors"),
+    ("version", "config", "target", "errors", "quality"),
     (
         "data",
         "intervals",
@@ -31,6 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("model", "baselines", "evaluation"),
     ("tuning", "steering"),
     ("specs", "monitoring", "tracking", "pipeline", "outcomes", "alerting"),
+    ("plots",),
     ("report", "training", "serving", "registry", "releases"),
     ("ablation", "registry_pyfunc"),
     ("cli",),
@@ -106,12 +109,50 @@ def test_there_is_no_import_cycle() -> None:
     assert cycle is None, f"import cycle: {' -> '.join(cycle or [])}"
 
 
+# The placement rule (hybrid_scorer/__init__.py): what the service may not reach.
+EXPERIMENT_MODULES = ("evaluation", "baselines", "ablation", "report", "plots", "tuning")
+
+
+def reachable(graph: dict[str, set[str]], roots: list[str]) -> set[str]:
+    """Every module the roots import, directly or through others, at module level or in functions."""
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        module = stack.pop()
+        if module not in seen:
+            seen.add(module)
+            stack.extend(t for t in graph.get(module, ()) if t)
+    return seen
+
+
+def tools_served(graph: dict[str, set[str]]) -> list[str]:
+    served = reachable(graph, [m for m in graph if m == "serving" or m.startswith("serving.")])
+    return sorted(m for m in served if m.split(".")[0] in EXPERIMENT_MODULES)
+
+
+def test_the_served_path_reaches_no_experiment_code() -> None:
+    offenders = tools_served(_graph())
+    assert not offenders, f"serving reaches experiment modules (move what it needs lower): {offenders}"
+
+
+def test_the_service_runs_without_matplotlib() -> None:
+    """matplotlib is the `evaluation` extra's: importing the service and the CLI must not load it."""
+    code = (
+        "import sys, hybrid_scorer.serving.app, hybrid_scorer.cli\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('matplotlib', 'optuna')))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]", loaded
+
+
 def test_the_checks_catch_what_they_are_for() -> None:
     """The old shapes these checks exist to prevent: the ablation <-> report cycle, training importing
     the served configurations from the ablation, and the LLM layer reaching into the model."""
     assert import_cycle({"ablation": {"report"}, "report": {"ablation"}}) is not None
     assert upward_imports({"training": {"ablation"}}) and upward_imports({"llm.client": {"model"}})
     assert not upward_imports({"ablation": {"report", "specs"}, "features.llm": {"llm.schema"}})
+    # the old shape: the realised-quality monitor reaching evaluation.py for its bootstrap
+    assert tools_served({"serving.app": {"monitoring"}, "monitoring": {"outcomes"}, "outcomes": {"evaluation"}})
 
 
 def test_every_route_but_the_probes_and_docs_waits_for_readiness(tmp_path: Path) -> None:

@@ -3,6 +3,8 @@ must be exactly what `hybrid-scorer ablate --docs` renders from reports/ablation
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,3 +40,11 @@ def test_the_injection_block_is_rendered_from_the_committed_measurements(doc: st
     start, end = text.index(INJECTION[0]) + len(INJECTION[0]), text.index(INJECTION[1])
     expected = comparison(ROOT / DEFENDED, ROOT / UNDEFENDED).replace(str(ROOT) + "/", "")
     assert text[start:end].strip() == expected.strip(), f"rerun `python bench/injection.py --docs {doc}`"
+
+
+def test_the_module_map_and_command_reference_are_what_the_code_says() -> None:
+    """docs/modules.md and docs/commands.md are rendered from the docstrings and the CLI's parser."""
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "reference.py"), "--check"], capture_output=True, text=True
+    )
+    assert run.returncode == 0, f"{run.stdout}{run.stderr}: run `python scripts/reference.py`"

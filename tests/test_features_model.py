@@ -7,7 +7,7 @@ import pytest
 from sklearn.exceptions import NotFittedError
 
 from hybrid_scorer.data import grouped_folds
-from hybrid_scorer.evaluation import bootstrap_intervals, cross_validate, regression_metrics
+from hybrid_scorer.evaluation import cross_validate
 from hybrid_scorer.features import embedding as embedding_module
 from hybrid_scorer.features.embedding import EmbeddingFeatures
 from hybrid_scorer.features.llm import EMBEDDING_COLUMN, LLMQuestionFeatures
@@ -23,6 +23,7 @@ from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.prompts import load_prompt
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.pipeline import llm_columns
+from hybrid_scorer.quality import bootstrap_intervals, regression_metrics
 from hybrid_scorer.target import log_target
 
 

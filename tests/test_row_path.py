@@ -1,5 +1,5 @@
 """The row path (one post -> numpy, what serving runs) equals the batch path (DataFrames, what training
-ran) post by post, for the content model and the hybrid; scripts/parity.py does the same on all posts."""
+ran) post by post, for the content model and the hybrid; bench/parity.py does the same on all posts."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.parity import check_parity, served_rows
 from hybrid_scorer.config import Settings
 from hybrid_scorer.data import deduplicate, load_posts, prepare_posts
 from hybrid_scorer.features.matrix import CONTENT_GROUPS
@@ -17,7 +18,6 @@ from hybrid_scorer.llm.factory import make_client
 from hybrid_scorer.marginal import average_over_one_hot
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.pipeline import llm_columns
-from hybrid_scorer.serving.parity import check_parity, served_rows
 
 
 @pytest.mark.parametrize("role", ["content", "hybrid"])

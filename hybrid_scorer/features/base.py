@@ -3,7 +3,7 @@ state, which saves itself as JSON.
 
 The batch path (`transform`, DataFrames) serves training and the ablation; the row path (`transform_row`,
 one `PostRow` -> a numpy block) serves `predict()` and the service, without pandas or scipy.sparse.
-`scripts/parity.py` and `tests/test_row_path.py` prove the two equal post by post. A group also declares
+`bench/parity.py` and `tests/test_row_path.py` prove the two equal post by post. A group also declares
 what it needs (`needs`: which LLM outputs), whether it learns from the labels (`supervised`) and its
 `width`, so nothing else in the package keeps a list of groups."""
 

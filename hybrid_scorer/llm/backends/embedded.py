@@ -171,7 +171,6 @@ class EmbeddedBackend:
     is_local: ClassVar[bool] = True
     max_concurrency: ClassVar[int | None] = 1
     Options: ClassVar[type[BaseModel]] = EmbeddedOptions
-    flash_attn: ClassVar[bool] = False  # see `_load`; bench/extract.py measures a subclass with it on
 
     def __init__(self, options: EmbeddedOptions | None = None) -> None:
         self.options = options or EmbeddedOptions()
@@ -239,23 +238,27 @@ class EmbeddedBackend:
                 self._embedding_llm()
 
     def _load(self, embedding: bool) -> Any:
-        from llama_cpp import LLAMA_POOLING_TYPE_MEAN, LLAMA_POOLING_TYPE_NONE, Llama
+        from llama_cpp import Llama
 
-        # the generation context reads per-token hidden states when asked (llama_set_embeddings): no pooling
-        pooling = LLAMA_POOLING_TYPE_MEAN if embedding else LLAMA_POOLING_TYPE_NONE
-        return Llama(
-            model_path=str(self._weights_file()),
-            n_ctx=self.options.n_ctx,
-            n_threads=self.n_threads,
-            n_threads_batch=self.n_threads,
-            verbose=False,
-            embedding=embedding,
-            pooling_type=pooling,
+        return Llama(model_path=str(self._weights_file()), **self._context_options(embedding))
+
+    def _context_options(self, embedding: bool) -> dict[str, Any]:
+        """How llama.cpp's context is made (bench/extract.py measures a variant with flash attention)."""
+        from llama_cpp import LLAMA_POOLING_TYPE_MEAN, LLAMA_POOLING_TYPE_NONE
+
+        return {
+            "n_ctx": self.options.n_ctx,
+            "n_threads": self.n_threads,
+            "n_threads_batch": self.n_threads,
+            "verbose": False,
+            "embedding": embedding,
+            # the generation context reads per-token hidden states when asked (llama_set_embeddings): no pooling
+            "pooling_type": LLAMA_POOLING_TYPE_MEAN if embedding else LLAMA_POOLING_TYPE_NONE,
             # off: on, llama.cpp's CPU attention accumulates in f16 and a token's result depends on how
             # the tokens around it are batched (`python bench/extract.py` counts the answers that change);
             # off, splitting a pass changes nothing: the speculative answer is the exact greedy answer
-            flash_attn=self.flash_attn,
-        )
+            "flash_attn": False,
+        }
 
     def _llm(self) -> Any:
         if self._generator is None:

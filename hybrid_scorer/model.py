@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 from scipy import sparse
+from sklearn.base import BaseEstimator
 
 from hybrid_scorer.errors import ConfigurationError, MissingArtifactError
 from hybrid_scorer.features.base import LLMOutput, PostRow, require_fitted
@@ -97,8 +98,10 @@ def head_objective(head: str) -> dict[str, Any]:
     raise ConfigurationError(f"unknown model head {head!r}: use 'q<alpha>' (e.g. q0.05) or 'p_top'")
 
 
-class HybridScorer:
-    """Estimator-style: parameters stored as given in __init__, fitted state (trailing _) set in fit.
+class HybridScorer(BaseEstimator):
+    """A scikit-learn estimator: parameters stored as given in __init__ (so `clone` and `get_params` work),
+    no work before `fit`, fitted state (trailing _) set in fit. Unlike scikit-learn's, `fit` takes the
+    posts alone: the target is their `score`.
     Predicts log1p(score); `predict` returns scores. `heads` adds boosters on the same feature matrix:
     quantiles of log1p(score) (`q0.05`, ...: the intervals' bounds) and `p_top`, the probability that the
     post lands in the upper of the score's two modes."""
@@ -267,14 +270,6 @@ class HybridScorer:
     def predict(self, posts: pd.DataFrame) -> np.ndarray:
         """Predicted scores (expm1 of the log prediction, never below 0)."""
         return to_score(self.predict_log(posts))
-
-    def predict_interval(self, posts: pd.DataFrame, level: float) -> tuple[np.ndarray, np.ndarray]:
-        """(low, high) scores that hold the true score with probability `level` (conformal, marginal
-        over posts; see intervals.py). Only a model saved by `train` has them calibrated."""
-        require_fitted(self, "booster_")
-        if self.manifest_ is None or self.manifest_.intervals is None:
-            raise ConfigurationError("this model has no calibrated intervals: train it with `hybrid-scorer train`")
-        return self.manifest_.intervals.bounds(self.predict_log(posts), self.predict_heads(posts), level)
 
     def _contributions(self, rows: sparse.csr_matrix | np.ndarray) -> np.ndarray:
         """LightGBM's pred_contrib summed per group: one column per group, then `bias`."""

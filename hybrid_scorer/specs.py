@@ -7,7 +7,7 @@ an experiment's detail. `key` is a stable, queryable name (metric keys, tags); `
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -33,17 +33,20 @@ class Config:
     def make(self, settings: Settings) -> LogScoreEstimator:
         return self.baseline(settings) if self.baseline is not None else self.make_scorer(settings)
 
-    def make_scorer(self, settings: Settings, choice: dict[str, Any] | None = None) -> HybridScorer:
+    def make_scorer(
+        self, settings: Settings, choice: dict[str, Any] | None = None, heads: Sequence[str] = ()
+    ) -> HybridScorer:
         """The LightGBM model of this configuration (baselines have none), with LightGBM's defaults or a
-        choice of the tuning search's space (tuning.py)."""
+        choice of the tuning search's space (tuning.py), and these heads beside the point model."""
         if self.baseline is not None:
             raise ValueError(f"{self.name} is a baseline, not a HybridScorer")
         if choice is not None:
-            return HybridScorer(self.groups, **scorer_kwargs(choice, settings))
+            return HybridScorer(self.groups, heads=heads, **scorer_kwargs(choice, settings))
         return HybridScorer(
             self.groups,
             seed=settings.seed,
             feature_options={"llm_embedding": {"n_components": settings.embedding_components, "seed": settings.seed}},
+            heads=heads,
         )
 
     @property
@@ -90,9 +93,7 @@ def served_maker(config: Config, settings: Settings, data_sha256: str) -> Callab
 def served_scorer(config: Config, settings: Settings, choice: dict[str, Any] | None = None) -> HybridScorer:
     """A served model: its configuration (LightGBM's defaults, or the tuned choice), with the heads its
     intervals read and p_top."""
-    scorer = config.make_scorer(settings, choice)
-    scorer.heads = (*heads_for(INTERVAL_SCHEME), *(("p_top",) if SERVE_P_TOP else ()))
-    return scorer
+    return config.make_scorer(settings, choice, (*heads_for(INTERVAL_SCHEME), *(("p_top",) if SERVE_P_TOP else ())))
 
 
 def groups_of(configs: Iterable[Config]) -> list[str]:

@@ -91,9 +91,7 @@ def main() -> None:
         training, held_out = enriched.iloc[train_idx], enriched.iloc[test_idx]
 
         def make(choice: dict[str, Any] = choices[k]) -> HybridScorer:
-            scorer = config.make_scorer(settings, choice)
-            scorer.heads = HEADS
-            return scorer
+            return config.make_scorer(settings, choice, HEADS)
 
         model = make().fit(training)
         outer.oof_log[test_idx] = model.predict_log(held_out)

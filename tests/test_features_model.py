@@ -160,6 +160,19 @@ def test_constructors_store_parameters_verbatim() -> None:
     assert scorer.lightgbm_params()["num_leaves"] == 3 and scorer.lightgbm_params()["seed"] == 7
 
 
+def test_a_scorer_clones_as_a_scikit_learn_estimator(posts: pd.DataFrame) -> None:
+    """`clone` gives an unfitted twin with every parameter (heads included); fitted, it predicts the same."""
+    from sklearn.base import clone
+
+    scorer = HybridScorer(("text_stats", "meta"), num_boost_round=30, heads=("q0.1", "p_top"), seed=3).fit(posts)
+    twin = clone(scorer)
+    assert not hasattr(twin, "booster_") and not hasattr(twin, "heads_")
+    assert twin.get_params() == {**scorer.get_params(), "heads": ("q0.1", "p_top")}
+    twin.fit(posts)
+    np.testing.assert_array_equal(twin.predict_log(posts), scorer.predict_log(posts))
+    assert set(twin.predict_heads(posts)) == {"q0.1", "p_top"}
+
+
 def test_missing_artifacts_are_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"lightgbm\.txt is missing"):
         HybridScorer.load(tmp_path)

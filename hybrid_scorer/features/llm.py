@@ -105,10 +105,6 @@ class LLMQuestionFeatures(GroupBase):
     name: ClassVar[str] = "llm_questions"
     needs: ClassVar[frozenset[LLMOutput]] = frozenset({LLMOutput.ASSESSMENT})
 
-    def __init__(self, questions: list[str] | None = None) -> None:
-        if questions is not None:
-            self.questions_ = questions
-
     def fit(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> Self:
         marker = PREFIX + QUESTION_PREFIX
         found = [c[len(marker) :] for c in posts.columns if c.startswith(marker) and not c.endswith("_expected")]
@@ -147,4 +143,6 @@ class LLMQuestionFeatures(GroupBase):
 
     @classmethod
     def from_dict(cls, state: dict[str, Any]) -> Self:
-        return cls(list(state["questions"]))
+        group = cls()
+        group.questions_ = list(state["questions"])
+        return group

@@ -8,7 +8,10 @@ known in a second pass):
 - batch path: the model's `predict_log` on the post's one-row DataFrame (what predict() did before the
   row path: pandas, scipy.sparse, scikit-learn's vectorizer);
 - row path: `predict_log_row` on the post's PostRow (numpy only);
-- floor: LightGBM's own predict of the post's pre-built feature row, one thread.
+- the point model and its heads on the pre-built feature row, one LightGBM call each, and stacked into
+  one forest as the row path serves them (hybrid_scorer/forests.py);
+- floor: LightGBM's own predict of the post's pre-built feature row, one thread; and predict()'s p50 as
+  a multiple of it.
 Then (c) the hybrid with a live embedded-LLM call (new titles: nothing cached). Needs `make run` (models
 and the LLM cache). Usage: python bench/predict.py [--data CSV] [--model-dir DIR] [-n 300]"""
 
@@ -82,7 +85,8 @@ def main() -> None:
             each = rows if flair_known else [replace(r, flair=None) for r in rows]
             for request in sent:  # every post once first: the LLM cache's pages and the allocator are warm
                 assert not predictor.predict(request).fallback
-            show("predict() end to end", timed(lambda i, p=predictor, s=sent: p.predict(s[i]), args.n))
+            end_to_end = timed(lambda i, p=predictor, s=sent: p.predict(s[i]), args.n)
+            show("predict() end to end", end_to_end)
             batch = timed(lambda i, m=model, f=frame: m.predict_log(f.iloc[[i]]), args.n)
             show("batch path: predict_log(one-row DataFrame)", batch)
             show(
@@ -91,10 +95,15 @@ def main() -> None:
                 batch,
             )
             if flair_known:
-                show(
-                    "floor: LightGBM predict of the built row",
-                    timed(lambda i, m=model, v=vectors: m.booster_.predict(v[i], num_threads=1), args.n),
-                )
+                boosters = [model.booster_, *model.heads_.values()]
+                separately = timed(lambda i, b=boosters, v=vectors: [x.predict(v[i], num_threads=1) for x in b], args.n)
+                show(f"the point model and {len(model.heads_)} heads, one call each", separately)
+                stacked = timed(lambda i, m=model, v=vectors: m.stacked_["known"].predict(v[i], num_threads=1), args.n)
+                show("the same, stacked into one forest (served)", stacked, separately)
+                floor = timed(lambda i, m=model, v=vectors: m.booster_.predict(v[i], num_threads=1), args.n)
+                show("floor: LightGBM predict of the built row", floor)
+                ratio = np.median(end_to_end) / np.median(floor)
+                print(f"  predict() p50 / floor p50: {ratio:.1f}x (issue 31's target: at most 8x)")
     if hybrid.hybrid is not None:
         stamp = time.time_ns()  # titles never seen before: no cache entry, a real LLM call each
         fresh = [{"title": f"[{stamp}-{i}] {r['title'][:250]}", "body": r["body"]} for i, r in enumerate(requests)]

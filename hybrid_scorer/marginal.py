@@ -15,10 +15,10 @@ the same code as the model's; nothing is written to disk."""
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping, Sequence
 
-_TREE = re.compile(r"^Tree=\d+\n", flags=re.MULTILINE)
+from hybrid_scorer.forests import join_model, render_fields, split_model, tree_fields
+
 _ZERO = 1e-35  # LightGBM's kZeroThreshold
 _LEFT, _RIGHT = 1e300, -1e300  # thresholds that send a flair value of 0 left (0 <= 1e300) or right
 
@@ -29,14 +29,6 @@ def _goes_left(value: float, threshold: float, decision_type: int) -> bool:
     if missing_type == 1 and abs(value) <= _ZERO:
         return bool(decision_type & 2)  # the default direction
     return value <= threshold
-
-
-def _fields(block: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in block.strip().splitlines() if "=" in line)
-
-
-def _render(fields: Mapping[str, str]) -> str:
-    return "".join(f"{key}={value}\n" for key, value in fields.items())
 
 
 def _variants(fields: dict[str, str], columns: Mapping[int, int], weights: Sequence[float]) -> list[dict[str, str]]:
@@ -81,12 +73,7 @@ def average_over_one_hot(
     weights = [float(w) for w in weights]
     total = math.fsum(weights)
     normalized = [w / total for w in weights]
-    head, _, rest = model_text.partition("Tree=0\n")
-    trees_text, marker, tail = ("Tree=0\n" + rest).partition("end of trees")
-    blocks = [b for b in _TREE.split(trees_text) if b.strip()]
+    head, blocks, tail = split_model(model_text)
     columns = {column: -1 for column in group_columns} | {column: k for k, column in enumerate(level_columns)}
-    trees = [variant for block in blocks for variant in _variants(_fields(block), columns, normalized)]
-    rendered = [f"Tree={i}\n{_render(tree)}\n\n" for i, tree in enumerate(trees)]
-    sizes = "tree_sizes=" + " ".join(str(len(r)) for r in rendered)
-    head = re.sub(r"^tree_sizes=.*$", sizes, head, flags=re.MULTILINE)
-    return head + "".join(rendered) + marker + tail
+    trees = [variant for block in blocks for variant in _variants(tree_fields(block), columns, normalized)]
+    return join_model(head, [render_fields(tree) for tree in trees], tail)

@@ -24,6 +24,7 @@ from hybrid_scorer.errors import ConfigurationError, MissingArtifactError
 from hybrid_scorer.features.base import LLMOutput, PostRow, require_fitted
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, FeatureMatrix
 from hybrid_scorer.features.meta import RARE_FLAIR
+from hybrid_scorer.forests import stack_models
 from hybrid_scorer.intervals import Intervals
 from hybrid_scorer.marginal import average_over_one_hot
 from hybrid_scorer.target import TOP_SCORE, log_target, to_score
@@ -71,6 +72,7 @@ class ModelManifest(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
     heads: list[str] = Field(default_factory=list)  # boosters beside the point model (lightgbm_<head>.txt)
+    head_rounds: int | None = None  # their round count; None: the point model's (models from before it)
 
 
 def _link(head: str, raw: np.ndarray) -> np.ndarray:
@@ -104,7 +106,8 @@ class HybridScorer(BaseEstimator):
     posts alone: the target is their `score`.
     Predicts log1p(score); `predict` returns scores. `heads` adds boosters on the same feature matrix:
     quantiles of log1p(score) (`q0.05`, ...: the intervals' bounds) and `p_top`, the probability that the
-    post lands in the upper of the score's two modes."""
+    post lands in the upper of the score's two modes, each with `head_rounds` rounds (the point model's when
+    None; scripts/heads.py measures how few the intervals need)."""
 
     def __init__(
         self,
@@ -114,6 +117,7 @@ class HybridScorer(BaseEstimator):
         feature_options: dict[str, Any] | None = None,
         seed: int = 42,
         heads: Sequence[str] = (),
+        head_rounds: int | None = None,
     ) -> None:
         self.groups = groups
         self.params = params
@@ -121,6 +125,7 @@ class HybridScorer(BaseEstimator):
         self.feature_options = feature_options
         self.seed = seed
         self.heads = heads
+        self.head_rounds = head_rounds
 
     def flairs(self) -> list[str]:
         """The flairs a caller can name (the fitted levels without 'other' and no-flair), for a form."""
@@ -145,13 +150,15 @@ class HybridScorer(BaseEstimator):
             n_train=len(posts),
             training_data_hash=training_data_hash(posts),
             heads=list(self.heads),
+            head_rounds=self.head_rounds,
         )
         booster = lgb.train(params, dataset, num_boost_round=self.num_boost_round)
         heads = {}
         for head in self.heads:  # the same binned matrix (reference=dataset), another objective or label
             label = (posts["score"].to_numpy() >= TOP_SCORE).astype(float) if head == "p_top" else target
             data = lgb.Dataset(matrix, label=label, reference=dataset, feature_name=features.feature_names)
-            heads[head] = lgb.train({**params, **head_objective(head)}, data, num_boost_round=self.num_boost_round)
+            rounds = self.head_rounds or self.num_boost_round
+            heads[head] = lgb.train({**params, **head_objective(head)}, data, num_boost_round=rounds)
         return self._set_fitted(features, booster, manifest, heads)
 
     def _set_fitted(
@@ -171,7 +178,7 @@ class HybridScorer(BaseEstimator):
         self.group_indicator_ = np.array([[g == name for name in self.group_names_] for g in groups], dtype=np.float64)
         meta = features.group("meta")
         self.flair_levels_: tuple[slice, np.ndarray, np.ndarray] | None = None
-        self.unknown_flair_: dict[str, lgb.Booster] = {}  # per booster ("" is the point model)
+        unknown_flair: dict[str, lgb.Booster] = {}  # each booster averaged over the flairs ("": the point model)
         if meta is not None:
             levels = meta.unknown_flair_weights()  # type: ignore[attr-defined]
             offset = features.column_offset("meta")
@@ -182,8 +189,19 @@ class HybridScorer(BaseEstimator):
             group = range(flair_columns.start, flair_columns.stop)
             for name, model in {"": booster, **self.heads_}.items():
                 averaged = average_over_one_hot(model.model_to_string(), group, columns, levels.values())
-                self.unknown_flair_[name] = lgb.Booster(model_str=averaged)
+                unknown_flair[name] = lgb.Booster(model_str=averaged)
+        # the row path: the point model and every head in one call (forests.py), for each kind of row
+        self.stacked_ = {"known": self._stack({"": booster, **self.heads_})}
+        if unknown_flair:
+            self.stacked_["unknown"] = self._stack(unknown_flair)
         return self
+
+    def _stack(self, boosters: dict[str, lgb.Booster]) -> lgb.Booster:
+        """The point model ("") and the heads, in the order of `heads_`, as one booster (one alone: itself)."""
+        ordered = [boosters[name] for name in ("", *self.heads_)]
+        if len(ordered) == 1:
+            return ordered[0]
+        return lgb.Booster(model_str=stack_models([b.model_to_string() for b in ordered]))
 
     def _with_unknown_flair(self, rows: np.ndarray) -> np.ndarray:
         """Each row (built with flair "") repeated once per trained flair level, that level's column set."""
@@ -246,14 +264,9 @@ class HybridScorer(BaseEstimator):
     def _row_vector(self, row: PostRow) -> tuple[np.ndarray, str]:
         """The post's booster row and which boosters read it: the model's own ("known") or, for an
         unknown flair, the forests averaged over the flair levels (the row's flair columns never read)."""
-        if row.flair is None and self.unknown_flair_:
+        if row.flair is None and "unknown" in self.stacked_:
             return self.features_.transform_row(replace(row, flair=""))[None, :], "unknown"
         return self.features_.transform_row(row)[None, :], "known"
-
-    def _booster(self, head: str, which: str) -> lgb.Booster:
-        if which == "unknown":
-            return self.unknown_flair_[head]
-        return self.heads_[head] if head else self.booster_
 
     def predict_log_row(self, row: PostRow) -> float:
         """predict_log of one post by the row path (numpy only; equal to the batch path, see parity.py)."""
@@ -263,9 +276,9 @@ class HybridScorer(BaseEstimator):
         """The row path: the post's log prediction and its heads, from one feature vector."""
         require_fitted(self, "booster_")
         vector, which = self._row_vector(row)
-        point = float(self._booster("", which).predict(vector, num_threads=1)[0])
-        heads = {head: float(_link(head, _raw(self._booster(head, which), vector))[0]) for head in self.heads_}
-        return point, heads
+        raw = _raw(self.stacked_[which], vector).reshape(-1)  # the point model's, then each head's
+        heads = {head: float(_link(head, raw[i + 1 : i + 2])[0]) for i, head in enumerate(self.heads_)}
+        return float(raw[0]), heads
 
     def predict(self, posts: pd.DataFrame) -> np.ndarray:
         """Predicted scores (expm1 of the log prediction, never below 0)."""
@@ -336,6 +349,7 @@ class HybridScorer(BaseEstimator):
             feature_options=features.options,
             seed=manifest.params.get("seed", 42),
             heads=manifest.heads,
+            head_rounds=manifest.head_rounds,
         )
         heads = {}
         for head in manifest.heads:

@@ -70,6 +70,9 @@ SERVED = {"content": CONTENT, "hybrid": STACKED}
 # the best interval score among those whose outer-fold coverage holds (reports/intervals.md).
 INTERVAL_SCHEME = "cqr"
 SERVE_P_TOP = True  # the served models also estimate P(score >= 1,000): a number a person can read
+# How many rounds the served models' heads get, chosen by scripts/heads.py (reports/heads.md): the fewest
+# whose interval score stays within 1% of heads as long as the point model (None: as long).
+HEAD_ROUNDS: dict[str, int | None] = {"content": None, "full_hybrid_stack": None}
 
 
 def served_tuning(config: Config, data_sha256: str) -> TunedParams | None:
@@ -93,7 +96,8 @@ def served_maker(config: Config, settings: Settings, data_sha256: str) -> Callab
 def served_scorer(config: Config, settings: Settings, choice: dict[str, Any] | None = None) -> HybridScorer:
     """A served model: its configuration (LightGBM's defaults, or the tuned choice), with the heads its
     intervals read and p_top."""
-    return config.make_scorer(settings, choice, (*heads_for(INTERVAL_SCHEME), *(("p_top",) if SERVE_P_TOP else ())))
+    heads = (*heads_for(INTERVAL_SCHEME), *(("p_top",) if SERVE_P_TOP else ()))
+    return config.make_scorer(settings, choice, heads).set_params(head_rounds=HEAD_ROUNDS.get(config.key))
 
 
 def groups_of(configs: Iterable[Config]) -> list[str]:

@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("llm.client", "llm.backends"),
     ("llm.factory", "llm.extract", "llm.engines", "llm.identity"),
     ("features",),
-    ("marginal",),
+    ("forests", "marginal"),
     ("model", "baselines", "evaluation"),
     ("tuning", "steering"),
     ("specs", "monitoring", "tracking", "pipeline", "outcomes", "alerting"),

@@ -364,3 +364,26 @@ def test_every_interval_scheme_covers_new_exchangeable_posts(scheme: str) -> Non
         assert np.median(widths[quiet]) < 0.5 * np.median(widths[noisy])
     score = interval_score(y, low, high, 0.9).mean()
     assert np.isfinite(score) and score > np.mean(widths) - 1e-9  # width plus the penalty for misses
+
+
+def test_stacked_models_give_each_models_raw_score_in_one_call() -> None:
+    """forests.stack_models: a regression, a quantile and a binary model of different lengths, stacked,
+    give exactly each model's raw score (the shorter ones padded with one-leaf trees of value 0)."""
+    import lightgbm as lgb
+
+    from hybrid_scorer.forests import stack_models
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 6))
+    y = x[:, 0] + rng.normal(size=400)
+    data = lgb.Dataset(x, y, free_raw_data=False)
+    params = {"verbose": -1, "num_leaves": 7, "seed": 1}
+    models = [
+        lgb.train({**params, "objective": "regression"}, data, 40),
+        lgb.train({**params, "objective": "quantile", "alpha": 0.9}, lgb.Dataset(x, y, reference=data), 15),
+        lgb.train({**params, "objective": "binary"}, lgb.Dataset(x, (y > 1).astype(float), reference=data), 25),
+    ]
+    stacked = lgb.Booster(model_str=stack_models([m.model_to_string() for m in models]))
+    separately = np.column_stack([m.predict(x, raw_score=True) for m in models])
+    assert stacked.num_trees() == 3 * 40
+    np.testing.assert_array_equal(stacked.predict(x, raw_score=True), separately)

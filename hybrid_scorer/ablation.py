@@ -24,6 +24,7 @@ from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.pipeline import Job
 from hybrid_scorer.quality import METRICS, bootstrap_intervals
 from hybrid_scorer.report import Comparison, IntervalRow, Results, Row, sync_docs, write_report
+from hybrid_scorer.roles import Role
 from hybrid_scorer.specs import (
     CONTENT,
     CONTENT_EMBEDDING,
@@ -137,7 +138,7 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] |
     results = run_configs(enriched, configs, settings, job.progress, folds, job.report.sha256)
     y_log = log_target(job.posts)
     content_oof = next(r.oof_log for r in results if r.name == CONTENT.name)
-    final = SERVED["hybrid"] if client else CONTENT
+    final = SERVED[Role.HYBRID] if client else CONTENT
     served = {c: served_maker(c, settings, job.report.sha256)().fit(enriched) for c in dict.fromkeys([CONTENT, final])}
     rows = []
     for config, result in zip(configs, results, strict=True):

@@ -21,6 +21,7 @@ from hybrid_scorer.llm.backends import spec_help
 from hybrid_scorer.llm.extract import DEFAULT_MAX_FAILURE_RATE
 from hybrid_scorer.pipeline import Job
 from hybrid_scorer.quality import METRICS
+from hybrid_scorer.roles import Role
 
 if TYPE_CHECKING:
     from hybrid_scorer.llm.store import FeatureStore
@@ -178,7 +179,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     job = _job(args)
     client = job.client()
-    configs = EVALUATE_CONFIGS + ([SERVED["hybrid"]] if client else [])
+    configs = EVALUATE_CONFIGS + ([SERVED[Role.HYBRID]] if client else [])
     enriched = job.enriched(groups_of(configs), client)
     results = run_configs(enriched, configs, job.settings, job.progress)
     table = render_fold_table(results)
@@ -213,7 +214,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from hybrid_scorer.tuning import tune
 
     job = _job(args)
-    config = SERVED["hybrid"]
+    config = SERVED[Role.HYBRID]
     client = job.client()
     enriched = job.enriched(config.groups, client)
     tuned = tune(

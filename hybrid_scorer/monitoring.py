@@ -19,6 +19,7 @@ from scipy.stats import chisquare
 from hybrid_scorer.config import MonitorThresholds
 from hybrid_scorer.errors import MissingArtifactError
 from hybrid_scorer.outcomes import CohortQuality, OutcomeStore, outcomes_path, realised_quality, store_url
+from hybrid_scorer.roles import SERVING_ORDER
 
 NUMERIC_SIGNALS = (
     "title_chars",
@@ -158,7 +159,7 @@ def _alerts(metrics: dict[str, float], t: MonitorThresholds) -> list[str]:
 def expected_spearman_low(model_dir: Path) -> float | None:
     """The lower end of the served model's expected Spearman interval (its manifest), the floor realised
     quality is held to."""
-    for role in ("hybrid", "content"):
+    for role in SERVING_ORDER:
         path = model_dir / role / "manifest.json"
         if path.is_file():
             metrics = json.loads(path.read_text()).get("metrics", {})

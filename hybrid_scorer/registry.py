@@ -15,6 +15,7 @@ from hybrid_scorer.config import Settings
 from hybrid_scorer.errors import HybridScorerError, MissingArtifactError
 from hybrid_scorer.llm.identity import LLMIdentity
 from hybrid_scorer.model import ModelManifest
+from hybrid_scorer.roles import SERVING_ORDER, Role
 from hybrid_scorer.tracking import EXPERIMENT
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def register(model_dir: Path, data_sha256: str) -> int:
 
 def served_manifest(model_dir: Path) -> ModelManifest:
     """The manifest of the model `predict()` serves first: the hybrid if there is one, else content."""
-    for name in ("hybrid", "content"):
+    for name in SERVING_ORDER:
         if (model_dir / name / "manifest.json").is_file():
             return ModelManifest.model_validate_json((model_dir / name / "manifest.json").read_text())
     raise MissingArtifactError(f"no trained model in {model_dir}: run `hybrid-scorer train`")
@@ -171,7 +172,7 @@ def resolve_model_dir(reference: str | Path) -> Path:
     import mlflow
 
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text))
-    found = next((p.parent for p in local.rglob("manifest.json") if p.parent.name == "content"), None)
+    found = next((p.parent for p in local.rglob("manifest.json") if p.parent.name == Role.CONTENT), None)
     if found is None:
         raise MissingArtifactError(f"{text} holds no hybrid-scorer model directory")
     return found.parent

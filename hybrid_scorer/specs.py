@@ -16,6 +16,7 @@ from hybrid_scorer.config import Settings
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, llm_needs
 from hybrid_scorer.intervals import heads_for
 from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.roles import Role
 from hybrid_scorer.target import LogScoreEstimator
 from hybrid_scorer.tuning import TunedParams, scorer_kwargs
 
@@ -65,7 +66,7 @@ STACKED = Config("full_hybrid_stack", "full hybrid + stacked embedding features"
 # What `train` saves and `predict()` serves: the hybrid, and the content model it falls back to. The
 # stacked embedding features are in it because the ablation supports them: the paired comparison of
 # STACKED against FULL_HYBRID (ablation.COMPARISONS; its interval in reports/ablation.md).
-SERVED = {"content": CONTENT, "hybrid": STACKED}
+SERVED = {Role.CONTENT: CONTENT, Role.HYBRID: STACKED}
 # How the served models' intervals are made (intervals.py), chosen by scripts/intervals.py: the scheme with
 # the best interval score among those whose outer-fold coverage holds (reports/intervals.md).
 INTERVAL_SCHEME = "cqr"

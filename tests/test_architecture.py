@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hybrid_scorer"
 
 # Lower layers first; a module may import its own layer (without cycles) and any layer below it.
 LAYERS: list[tuple[str, ...]] = [
-    ("version", "config", "target", "errors", "quality"),
+    ("version", "config", "target", "errors", "quality", "roles"),
     (
         "data",
         "intervals",
@@ -145,7 +145,22 @@ def test_the_service_runs_without_matplotlib() -> None:
     assert loaded.strip() == "[]", loaded
 
 
-def test_the_checks_catch_what_they_are_for() -> None:
+def role_literals(path: Path) -> list[str]:
+    """Where a file names a served model's role as a bare string ("hybrid" anywhere, "content" as a path
+    part: a chat message's "content" is another word) instead of roles.Role."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if (isinstance(node, ast.Constant) and node.value == "hybrid") or (isinstance(node, ast.BinOp) and isinstance(node.right, ast.Constant) and node.right.value == "content"):
+            found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_roles_have_one_name() -> None:
+    offenders = [hit for p in PACKAGE.rglob("*.py") if p.name != "roles.py" for hit in role_literals(p)]
+    assert not offenders, f"role names written as strings (use hybrid_scorer.roles.Role): {offenders}"
+
+
+def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
     """The old shapes these checks exist to prevent: the ablation <-> report cycle, training importing
     the served configurations from the ablation, and the LLM layer reaching into the model."""
     assert import_cycle({"ablation": {"report"}, "report": {"ablation"}}) is not None
@@ -153,6 +168,10 @@ def test_the_checks_catch_what_they_are_for() -> None:
     assert not upward_imports({"ablation": {"report", "specs"}, "features.llm": {"llm.schema"}})
     # the old shape: the realised-quality monitor reaching evaluation.py for its bootstrap
     assert tools_served({"serving.app": {"monitoring"}, "monitoring": {"outcomes"}, "outcomes": {"evaluation"}})
+    # and a role written as a string, the way serving/predictor.py once found its model directories
+    old = tmp_path / "old_roles.py"
+    old.write_text('def dirs(d):\n    return d / "content", d / "hybrid"\n')
+    assert len(role_literals(old)) == 2
 
 
 def test_every_route_but_the_probes_and_docs_waits_for_readiness(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hybrid_scorer.errors import StoreUnavailableError
 from hybrid_scorer.outcomes import Feedback
+from hybrid_scorer.roles import Role
 from hybrid_scorer.serving.access import ApiKeys, TokenBuckets, retry_after
 from hybrid_scorer.serving.metrics import ServiceMetrics
 from hybrid_scorer.serving.predictor import Predictor
@@ -106,7 +107,7 @@ class ServiceState:
         """Make `predictor` the one that scores, and say which models it serves."""
         self.predictor = predictor
         self.metrics.model_info.clear()
-        for role, model in (("hybrid", predictor.hybrid), ("content", predictor.content)):
+        for role, model in ((Role.HYBRID, predictor.hybrid), (Role.CONTENT, predictor.content)):
             if model is not None and model.manifest_ is not None:
                 labels = (
                     Predictor.version(model),
@@ -158,7 +159,7 @@ class ServiceState:
         return FeedbackAccepted(accepted=accepted)
 
     def observed(self, prediction: Prediction) -> Prediction:
-        role = "hybrid" if prediction.llm_called and not prediction.fallback else "content"
+        role = Role.HYBRID if prediction.llm_called and not prediction.fallback else Role.CONTENT
         self.metrics.observe_prediction(prediction, role)
         return prediction
 
@@ -270,7 +271,7 @@ def model(state: State) -> dict[str, Any]:
     predictor = state.predictor
     return {
         role: {"version": Predictor.version(m), **m.manifest_.model_dump(mode="json", exclude={"params"})}
-        for role, m in (("hybrid", predictor.hybrid), ("content", predictor.content))
+        for role, m in ((Role.HYBRID, predictor.hybrid), (Role.CONTENT, predictor.content))
         if m is not None and m.manifest_ is not None
     }
 

@@ -39,6 +39,7 @@ from hybrid_scorer.monitoring import SIGNAL_COLUMNS
 from hybrid_scorer.outcomes import OutcomeStore, store_url
 from hybrid_scorer.pipeline import LLMRow, client_for, llm_row
 from hybrid_scorer.registry import resolve_model_dir
+from hybrid_scorer.roles import Role
 from hybrid_scorer.serving.llm_queue import LLMQueue, QueueFullError
 from hybrid_scorer.serving.predictlog import PredictionLog
 from hybrid_scorer.serving.recorder import Recorder
@@ -142,7 +143,7 @@ class Predictor:
                 return self
             # resolved once: a release published while this loads cannot mix two trainings (releases.py)
             model_dir = self.model_dir = resolve_model_dir(self.model_ref).resolve()
-            content_dir, hybrid_dir = model_dir / "content", model_dir / "hybrid"
+            content_dir, hybrid_dir = model_dir / Role.CONTENT, model_dir / Role.HYBRID
             if not content_dir.is_dir():
                 raise MissingArtifactError(
                     f"no trained model in {model_dir}: run `make run` or `hybrid-scorer train` first"

@@ -150,7 +150,10 @@ def role_literals(path: Path) -> list[str]:
     part: a chat message's "content" is another word) instead of roles.Role."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
-        if (isinstance(node, ast.Constant) and node.value == "hybrid") or (isinstance(node, ast.BinOp) and isinstance(node.right, ast.Constant) and node.right.value == "content"):
+        path_part = node.right if isinstance(node, ast.BinOp) else None
+        if (isinstance(node, ast.Constant) and node.value == "hybrid") or (
+            isinstance(path_part, ast.Constant) and path_part.value == "content"
+        ):
             found.append(f"{path.name}:{node.lineno}")
     return found
 

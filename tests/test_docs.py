@@ -3,6 +3,7 @@ must be exactly what `hybrid-scorer ablate --docs` renders from reports/ablation
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -48,3 +49,12 @@ def test_the_module_map_and_command_reference_are_what_the_code_says() -> None:
         [sys.executable, str(ROOT / "scripts" / "reference.py"), "--check"], capture_output=True, text=True
     )
     assert run.returncode == 0, f"{run.stdout}{run.stderr}: run `python scripts/reference.py`"
+
+
+def test_the_served_heads_round_counts_are_what_the_committed_measurement_chose() -> None:
+    """specs.HEAD_ROUNDS is scripts/heads.py's choice (reports/heads.json), as INTERVAL_SCHEME is intervals.py's."""
+    from hybrid_scorer.specs import HEAD_ROUNDS
+
+    measured = json.loads((ROOT / "reports" / "heads.json").read_text())["results"]
+    chosen = {r["config"]: (None if r["chosen"] == r["point_rounds"] else r["chosen"]) for r in measured}
+    assert chosen == HEAD_ROUNDS

@@ -11,6 +11,7 @@ import time
 from hybrid_scorer.config import get_settings
 from hybrid_scorer.data import prepare_posts
 from hybrid_scorer.pipeline import client_for, llm_columns
+from hybrid_scorer.roles import Role
 from hybrid_scorer.specs import CONTENT, SERVED
 
 
@@ -26,9 +27,9 @@ def main() -> None:
     configs = [CONTENT]
     client = client_for(args.llm, settings)
     if client is not None:
-        configs.append(SERVED["hybrid"])
+        configs.append(SERVED[Role.HYBRID])
         started = time.perf_counter()
-        posts = llm_columns(posts, SERVED["hybrid"].groups, client, progress=False).posts
+        posts = llm_columns(posts, SERVED[Role.HYBRID].groups, client, progress=False).posts
         summary = client.ledger.summary()
         print(f"LLM columns from cache: {time.perf_counter() - started:.2f} s (hit rate {summary.hit_rate:.0%})")
     for config in configs:

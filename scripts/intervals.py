@@ -42,6 +42,7 @@ from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.pipeline import Job
 from hybrid_scorer.quality import bootstrap_intervals
 from hybrid_scorer.report import INTERVAL_MARKERS, IntervalRow, ci_text, intervals_section, replace_block
+from hybrid_scorer.roles import Role
 from hybrid_scorer.specs import SERVED
 from hybrid_scorer.target import TOP_SCORE, log_target, to_score
 from hybrid_scorer.tuning import TunedParams, defaults
@@ -78,7 +79,7 @@ def main() -> None:
     started = time.perf_counter()
     settings = get_settings(data_path=args.data)
     posts, report = prepare_posts(settings.data_path)
-    config = SERVED["hybrid"]
+    config = SERVED[Role.HYBRID]
     job = Job(posts, report, settings, args.llm, progress=False)
     enriched = job.enriched(config.groups, job.client())
     y = log_target(enriched)

@@ -19,6 +19,10 @@ prefix e5's authors give for features used in classification and clustering:
     OPENAI_API_KEY=none OPENAI_BASE_URL=http://127.0.0.1:8765/v1 python scripts/llm_ab.py --experiment encoder
 The group exists in this process only: serving has no second embedder.
 
+`--experiment target` (issue 33, candidate c): does an MLP on the whole embedding, trained on the target
+inside each training fold and stacked out of fold, add to the served hybrid (its tuned parameters for
+both arms) and to content + embedding + the ridge/kNN stack? Fixed MLP settings, no search.
+
 `--experiment defence` (issue 30): the structural defence against text written at the LLM (the
 embedding pooled over the title's tokens, which no body text can reach) against the pooling it replaced
 (every token of the post), on the served hybrid with its tuned parameters and on content + embedding.
@@ -29,7 +33,7 @@ LLM features come from the cache (`hybrid-scorer extract`; for v3 `hybrid-scorer
 assessment_v3`, ~45 min here); a missing post is extracted on the way. Writes reports/ab_<experiment>.md
 and .json.
 
-Usage: python scripts/llm_ab.py --experiment questions|embedding|encoder|defence [--encoder SPEC] [--data CSV]
+Usage: python scripts/llm_ab.py --experiment questions|embedding|encoder|target|defence [--encoder SPEC] [--data CSV]
     [--out DIR]"""
 
 from __future__ import annotations
@@ -41,11 +45,15 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
+from sklearn.model_selection import GroupKFold
+from sklearn.neural_network import MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 if __package__ in (None, ""):  # run as `python scripts/llm_ab.py`: the repository root holds `bench`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,10 +61,10 @@ if __package__ in (None, ""):  # run as `python scripts/llm_ab.py`: the reposito
 from bench.parity import served_rows
 from hybrid_scorer.ablation import llm_cost
 from hybrid_scorer.config import Settings, get_settings
-from hybrid_scorer.data import grouped_folds, prepare_posts
+from hybrid_scorer.data import fold_groups, grouped_folds, prepare_posts
 from hybrid_scorer.evaluation import cross_validate
-from hybrid_scorer.features.base import LLMOutput
-from hybrid_scorer.features.embedding import EmbeddingFeatures
+from hybrid_scorer.features.base import GroupBase, LLMOutput, PostRow
+from hybrid_scorer.features.embedding import EmbeddingFeatures, stack_embeddings
 from hybrid_scorer.features.llm import EMBEDDING_COLUMN, PREFIX
 from hybrid_scorer.features.matrix import GROUPS, llm_needs
 from hybrid_scorer.llm.backends import make_backend
@@ -69,6 +77,7 @@ from hybrid_scorer.llm.store import open_store
 from hybrid_scorer.pipeline import llm_columns
 from hybrid_scorer.quality import Interval, bootstrap_intervals
 from hybrid_scorer.report import ci_text
+from hybrid_scorer.roles import Role
 from hybrid_scorer.specs import CONTENT, CONTENT_EMBEDDING, SERVED, Config
 from hybrid_scorer.steering import check
 from hybrid_scorer.tuning import TunedParams
@@ -80,7 +89,7 @@ class Arm:
     config: Config
     prompt: str = "assessment_v2"
     options: EmbeddedOptions = field(default_factory=EmbeddedOptions)
-    tuned: bool = False  # with the parameters `train` serves (hybrid_scorer/tuned/), not LightGBM's defaults
+    tuned: bool = False  # with the parameters `train` serves the hybrid with (hybrid_scorer/tuned/), not the defaults
     steering: bool = False  # held-out posts scored as serving scores them: through the steering check
 
 
@@ -92,8 +101,68 @@ class EncoderEmbeddingFeatures(EmbeddingFeatures):
     feature_prefix: ClassVar[str] = "enc_pc"
 
 
-GROUPS[EncoderEmbeddingFeatures.name] = EncoderEmbeddingFeatures  # experiment-only: registered in this process
-SERVED_HYBRID = SERVED["hybrid"]
+class EmbeddingMLPFeatures(GroupBase):
+    """Issue 33's candidate (c): an MLP on the whole standardized embedding, trained on log1p(score), as one
+    stacked column; out of fold for the training rows (grouped inner folds, as llm_stack), the MLP fitted
+    on every training row for new rows. Its settings are fixed here, not searched: nothing is chosen on
+    the folds it is scored on."""
+
+    name: ClassVar[str] = "llm_mlp"
+    needs: ClassVar[frozenset[LLMOutput]] = frozenset({LLMOutput.EMBEDDING})
+    supervised: ClassVar[bool] = True
+
+    def __init__(self, hidden: int = 64, alpha: float = 1.0, inner_folds: int = 5, seed: int = 0) -> None:
+        self.hidden, self.alpha, self.inner_folds, self.seed = hidden, alpha, inner_folds, seed
+
+    def _mlp(self, matrix: np.ndarray, target: np.ndarray) -> Any:
+        network = MLPRegressor(
+            (self.hidden,), alpha=self.alpha, early_stopping=True, max_iter=300, random_state=self.seed
+        )
+        return make_pipeline(StandardScaler(), network).fit(matrix, target)
+
+    def fit(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> Self:
+        matrix, present = stack_embeddings(posts)
+        self.model_ = self._mlp(matrix, np.asarray(y, dtype=np.float64)[present])
+        return self
+
+    def fit_transform(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> np.ndarray:
+        matrix, present = stack_embeddings(posts)
+        target = np.asarray(y, dtype=np.float64)[present]
+        inner = np.full(len(matrix), np.nan)
+        splits = GroupKFold(n_splits=self.inner_folds).split(matrix, groups=fold_groups(posts[present]))
+        for train, held_out in splits:
+            inner[held_out] = self._mlp(matrix[train], target[train]).predict(matrix[held_out])
+        self.model_ = self._mlp(matrix, target)
+        out = np.full((len(posts), 1), np.nan)
+        out[present, 0] = inner
+        return out
+
+    def transform(self, posts: pd.DataFrame) -> np.ndarray:
+        matrix, present = stack_embeddings(posts)
+        out = np.full((len(posts), 1), np.nan)
+        if present.any():
+            out[present, 0] = self.model_.predict(matrix)
+        return out
+
+    def transform_row(self, row: PostRow) -> np.ndarray:
+        raise NotImplementedError("an experiment's group: batch path only")
+
+    @property
+    def feature_names(self) -> list[str]:
+        return ["llm_mlp"]
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError("an experiment's group: never saved")
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any]) -> Self:
+        raise NotImplementedError("an experiment's group: never saved")
+
+
+# experiment-only groups: registered in this process
+GROUPS[EncoderEmbeddingFeatures.name] = EncoderEmbeddingFeatures
+GROUPS[EmbeddingMLPFeatures.name] = EmbeddingMLPFeatures
+SERVED_HYBRID = SERVED[Role.HYBRID]
 QUESTIONS = Config("questions", "questions", ("llm_questions",))
 EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
     "questions": (
@@ -131,6 +200,18 @@ EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
             ("served hybrid + encoder", "served hybrid"),
             ("content + encoder", "content + LLM embedding"),
             ("content + encoder", "content"),
+        ],
+    ),
+    "target": (
+        [
+            Arm("served hybrid", SERVED_HYBRID, tuned=True),
+            Arm("served hybrid + MLP", Config("h_mlp", "", (*SERVED_HYBRID.groups, "llm_mlp")), tuned=True),
+            Arm("content + embedding + stack", Config("c_s", "", (*CONTENT_EMBEDDING.groups, "llm_stack"))),
+            Arm("content + embedding + MLP", Config("c_m", "", (*CONTENT_EMBEDDING.groups, "llm_mlp"))),
+        ],
+        [
+            ("served hybrid + MLP", "served hybrid"),
+            ("content + embedding + MLP", "content + embedding + stack"),
         ],
     ),
     "defence": (
@@ -176,7 +257,7 @@ def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any],
         ]
         more = llm_cost(vectors, ("llm_embedding",), len(posts))
         tokens, seconds = tokens + more[0], seconds + more[1]
-    tuned = TunedParams.load(arm.config.key) if arm.tuned else None
+    tuned = TunedParams.load(SERVED_HYBRID.key) if arm.tuned else None  # the served hybrid's parameters
     make = partial(arm.config.make_scorer, settings, tuned.chosen) if tuned else partial(arm.config.make, settings)
     run = {"posts": enriched, "client": client, "tokens_per_1000": tokens, "llm_s_per_1000": seconds}
     if arm.steering:

@@ -274,12 +274,13 @@ def test_train_serve_parity(model_dir: Path, settings: Settings, tmp_path: Path)
     from hybrid_scorer.llm.factory import make_client
     from hybrid_scorer.model import HybridScorer
     from hybrid_scorer.pipeline import llm_columns
+    from hybrid_scorer.roles import Role
     from hybrid_scorer.specs import SERVED
 
     posts, _ = prepare_posts(model_dir.parent / "posts.csv")
     sample = posts.sample(8, random_state=1)
     trained = settings.model_copy(update={"cache_dir": model_dir.parent / "cache"})
-    batch = llm_columns(sample, SERVED["hybrid"].groups, make_client("mock", trained), progress=False).posts
+    batch = llm_columns(sample, SERVED[Role.HYBRID].groups, make_client("mock", trained), progress=False).posts
     expected = HybridScorer.load(model_dir / "hybrid").predict_log(batch)
     predictor = Predictor(model_dir, trained, log_path=tmp_path / "p.jsonl")
     served = [

@@ -190,7 +190,9 @@ class HybridScorer(BaseEstimator):
             for name, model in {"": booster, **self.heads_}.items():
                 averaged = average_over_one_hot(model.model_to_string(), group, columns, levels.values())
                 unknown_flair[name] = lgb.Booster(model_str=averaged)
-        # the row path: the point model and every head in one call (forests.py), for each kind of row
+        # the row path, for each kind of row: the point model alone (the steering check's many calls), and
+        # the point model with every head in one call (forests.py)
+        self.point_ = {"known": booster} | ({"unknown": unknown_flair[""]} if unknown_flair else {})
         self.stacked_ = {"known": self._stack({"": booster, **self.heads_})}
         if unknown_flair:
             self.stacked_["unknown"] = self._stack(unknown_flair)
@@ -268,9 +270,24 @@ class HybridScorer(BaseEstimator):
             return self.features_.transform_row(replace(row, flair=""))[None, :], "unknown"
         return self.features_.transform_row(row)[None, :], "known"
 
+    def predict_log_variants(self, row: PostRow, variants: Sequence[PostRow]) -> np.ndarray:
+        """predict_log_row of each of `variants` (rows that differ from `row` in their text only, flair
+        included), in one pass: the text-free feature blocks built once, one LightGBM call for all."""
+        require_fitted(self, "booster_")
+        which = "unknown" if row.flair is None and "unknown" in self.point_ else "known"
+        if which == "unknown":
+            row, variants = replace(row, flair=""), [replace(v, flair="") for v in variants]
+        if not variants:
+            return np.empty(0)
+        matrix = self.features_.transform_variants(row, variants)
+        return np.asarray(self.point_[which].predict(matrix, num_threads=1), dtype=np.float64)
+
     def predict_log_row(self, row: PostRow) -> float:
-        """predict_log of one post by the row path (numpy only; equal to the batch path, see parity.py)."""
-        return self.predict_row(row)[0]
+        """predict_log of one post by the row path (numpy only; equal to the batch path, see
+        bench/parity.py), the point model alone."""
+        require_fitted(self, "booster_")
+        vector, which = self._row_vector(row)
+        return float(self.point_[which].predict(vector, num_threads=1)[0])
 
     def predict_row(self, row: PostRow) -> tuple[float, dict[str, float]]:
         """The row path: the post's log prediction and its heads, from one feature vector."""

@@ -66,12 +66,12 @@ def check(model: HybridScorer, row: PostRow, point: float, threshold: float) -> 
     """(the steering found, the row to score): the row without the part whose removal lowers the prediction
     most, when that exceeds `threshold`; otherwise (None, the row itself). `point` is the row's own
     log prediction."""
-    best: tuple[float, Literal["title", "body"], str, PostRow] | None = None
-    for place, text, without in _candidates(row):
-        effect = point - model.predict_log_row(without)
-        if best is None or effect > best[0]:
-            best = (effect, place, text, without)
-    if best is None or best[0] <= threshold:
+    candidates = _candidates(row)
+    if not candidates:
         return None, row
-    effect, place, text, without = best
-    return Steering(place=place, text=text[:300], effect_log=effect), without
+    effects = point - model.predict_log_variants(row, [without for _, _, without in candidates])
+    top = int(np.argmax(effects))  # the first of equal effects, as a scan in order would keep
+    if effects[top] <= threshold:
+        return None, row
+    place, text, without = candidates[top]
+    return Steering(place=place, text=text[:300], effect_log=float(effects[top])), without

@@ -3,6 +3,7 @@ ran) post by post, for the content model and the hybrid; bench/parity.py does th
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +34,26 @@ def test_row_path_equals_batch_path_post_by_post(model_dir: Path, settings: Sett
     assert parity.holds(1e-9), parity
     if role == "hybrid":  # the LLM columns are really there: a row without them would differ
         assert enriched.filter(like="llm_").notna().all().all()
+
+
+@pytest.mark.parametrize("role", ["content", "hybrid"])
+def test_the_steering_checks_variants_score_as_each_row_alone(model_dir: Path, settings: Settings, role: str) -> None:
+    """predict_log_variants (text-free blocks built once, one LightGBM call) equals predict_log_row of each
+    variant, known and unknown flair: the steering check's shortcut changes no number."""
+    from hybrid_scorer.steering import _candidates
+
+    model = HybridScorer.load(model_dir / role)
+    csv = model_dir.parent / "posts.csv"
+    client = make_client("mock", settings.model_copy(update={"cache_dir": model_dir.parent / "cache"}))
+    rows = served_rows(deduplicate(load_posts(csv)).head(40), client, tuple(model.groups))
+    checked = 0
+    for row in [*rows, *(replace(r, flair=None) for r in rows)]:
+        variants = [without for _, _, without in _candidates(row)]
+        together = model.predict_log_variants(row, variants)
+        alone = np.array([model.predict_log_row(v) for v in variants])
+        np.testing.assert_allclose(together, alone, rtol=0, atol=1e-12)
+        checked += len(variants)
+    assert checked > 80
 
 
 def test_nearest_neighbours_match_a_full_float64_search_even_on_ties() -> None:

@@ -68,6 +68,7 @@ class FeatureGroup(Protocol):
     name: ClassVar[str]
     needs: ClassVar[frozenset[LLMOutput]]  # the LLM outputs it reads (empty: none)
     supervised: ClassVar[bool]  # learns from the labels: fit_transform gives the training rows out-of-fold values
+    reads_text: ClassVar[bool]  # its row depends on the title or body (False: on the flair, time or LLM outputs)
 
     def fit(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> Self: ...
 
@@ -105,6 +106,7 @@ class GroupBase(ABC):
     name: ClassVar[str] = ""
     needs: ClassVar[frozenset[LLMOutput]] = frozenset()
     supervised: ClassVar[bool] = False
+    reads_text: ClassVar[bool] = True  # the safe default: a group that says nothing is recomputed
 
     @abstractmethod
     def fit(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> Self: ...

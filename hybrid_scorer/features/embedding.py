@@ -59,6 +59,7 @@ class EmbeddingFeatures(GroupBase):
     """PCA(k) of the LLM embedding; rows without an embedding get NaN (LightGBM handles missing)."""
 
     name: ClassVar[str] = "llm_embedding"
+    reads_text: ClassVar[bool] = False
     needs: ClassVar[frozenset[LLMOutput]] = frozenset({LLMOutput.EMBEDDING})
     column: ClassVar[str] = EMBEDDING_COLUMN  # the posts' column of vectors (a subclass may read another)
     feature_prefix: ClassVar[str] = "llm_emb_pc"

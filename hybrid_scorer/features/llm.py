@@ -76,6 +76,7 @@ class LLMRatingFeatures(StatelessGroup):
     probabilities (small models put most mass on one digit; the expectation keeps the rest), plus topic."""
 
     name: ClassVar[str] = "llm_ratings"
+    reads_text: ClassVar[bool] = False
     needs: ClassVar[frozenset[LLMOutput]] = frozenset({LLMOutput.ASSESSMENT})
     topics: ClassVar[list[str]] = [t.value for t in Topic]
 
@@ -103,6 +104,7 @@ class LLMQuestionFeatures(GroupBase):
     posts were asked, saved with the model (serving refuses another prompt: see the manifest check)."""
 
     name: ClassVar[str] = "llm_questions"
+    reads_text: ClassVar[bool] = False
     needs: ClassVar[frozenset[LLMOutput]] = frozenset({LLMOutput.ASSESSMENT})
 
     def fit(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> Self:

@@ -80,6 +80,18 @@ class FeatureMatrix:
         require_fitted(self, "fitted_")
         return np.concatenate([g.transform_row(row) for g in self.fitted_]) if self.fitted_ else np.empty(0)
 
+    def transform_variants(self, row: PostRow, variants: Sequence[PostRow]) -> np.ndarray:
+        """The feature vectors of `variants`, rows that differ from `row` in their text only, one per line:
+        the blocks of groups that do not read the text are computed once, from `row` (the steering check
+        scores a post once per sentence left out)."""
+        require_fitted(self, "fitted_")
+        fixed = {i: g.transform_row(row) for i, g in enumerate(self.fitted_) if not g.reads_text}
+        out = np.empty((len(variants), len(self.column_groups_)))
+        for line, variant in enumerate(variants):
+            blocks = [fixed[i] if i in fixed else g.transform_row(variant) for i, g in enumerate(self.fitted_)]
+            out[line] = np.concatenate(blocks)
+        return out
+
     def fit_transform(self, posts: pd.DataFrame, y: np.ndarray) -> sparse.csr_matrix:
         """The training matrix. A supervised group (one that learns from the labels `y`) returns
         out-of-fold values for the training rows, which fit().transform() would not."""

@@ -29,6 +29,7 @@ class MetaFeatures(GroupBase):
     does not know is scored as the average over these levels (see HybridScorer.predict_log)."""
 
     name: ClassVar[str] = "meta"
+    reads_text: ClassVar[bool] = False
 
     def __init__(self, min_count: int = 10) -> None:
         self.min_count = min_count
@@ -90,6 +91,7 @@ class TimeTrendFeatures(StatelessGroup):
     """Posting time as a decimal year. Off by default: it mostly tells old 'top' posts from new ones."""
 
     name: ClassVar[str] = "time_trend"
+    reads_text: ClassVar[bool] = False
 
     def transform(self, posts: pd.DataFrame) -> np.ndarray:
         created = pd.to_datetime(posts["created_utc"], utc=True)

@@ -111,6 +111,7 @@ class EmbeddingStackFeatures(GroupBase):
     """Out-of-fold ridge prediction and k-nearest-neighbour mean/median log score over the embedding."""
 
     name: ClassVar[str] = "llm_stack"
+    reads_text: ClassVar[bool] = False
     needs: ClassVar[frozenset[LLMOutput]] = frozenset({LLMOutput.EMBEDDING})
     supervised: ClassVar[bool] = True
 

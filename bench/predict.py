@@ -9,7 +9,8 @@ known in a second pass):
   row path: pandas, scipy.sparse, scikit-learn's vectorizer);
 - row path: `predict_log_row` on the post's PostRow (numpy only);
 - the point model and its heads on the pre-built feature row, one LightGBM call each, and stacked into
-  one forest as the row path serves them (hybrid_scorer/forests.py);
+  one forest as the row path serves them (hybrid_scorer/forests.py); predict() again with the steering
+  check off (it scores a post once more per sentence: hybrid_scorer/steering.py);
 - floor: LightGBM's own predict of the post's pre-built feature row, one thread; and predict()'s p50 as
   a multiple of it.
 Then (c) the hybrid with a live embedded-LLM call (new titles: nothing cached). Needs `make run` (models
@@ -102,8 +103,20 @@ def main() -> None:
                 show("the same, stacked into one forest (served)", stacked, separately)
                 floor = timed(lambda i, m=model, v=vectors: m.booster_.predict(v[i], num_threads=1), args.n)
                 show("floor: LightGBM predict of the built row", floor)
-                ratio = np.median(end_to_end) / np.median(floor)
-                print(f"  predict() p50 / floor p50: {ratio:.1f}x (issue 31's target: at most 8x)")
+                unchecked = Predictor(
+                    args.model_dir,
+                    settings.model_copy(update={"steering_threshold_log": None}),
+                    client=predictor.client,
+                    llm=predictor.llm,
+                    log_path=logs / "unchecked.jsonl",
+                    llm_budget_ms=60_000,
+                ).load()
+                plain = timed(lambda i, p=unchecked, s=sent: p.predict(s[i]), args.n)
+                show("predict() without the steering check", plain)
+                unchecked.close()
+                for name, ms in (("predict()", end_to_end), ("predict() without the check", plain)):
+                    ratio = np.median(ms) / np.median(floor)
+                    print(f"  {name} p50 / floor p50: {ratio:.1f}x (issue 31's target: at most 8x)")
     if hybrid.hybrid is not None:
         stamp = time.time_ns()  # titles never seen before: no cache entry, a real LLM call each
         fresh = [{"title": f"[{stamp}-{i}] {r['title'][:250]}", "body": r["body"]} for i, r in enumerate(requests)]

@@ -116,7 +116,11 @@ class EmbeddingMLPFeatures(GroupBase):
 
     def _mlp(self, matrix: np.ndarray, target: np.ndarray) -> Any:
         network = MLPRegressor(
-            (self.hidden,), alpha=self.alpha, early_stopping=True, max_iter=300, random_state=self.seed
+            hidden_layer_sizes=(self.hidden,),
+            alpha=self.alpha,
+            early_stopping=True,
+            max_iter=300,
+            random_state=self.seed,
         )
         return make_pipeline(StandardScaler(), network).fit(matrix, target)
 

@@ -58,3 +58,10 @@ def test_the_served_heads_round_counts_are_what_the_committed_measurement_chose(
     measured = json.loads((ROOT / "reports" / "heads.json").read_text())["results"]
     chosen = {r["config"]: (None if r["chosen"] == r["point_rounds"] else r["chosen"]) for r in measured}
     assert chosen == HEAD_ROUNDS
+
+
+def test_the_forward_in_time_table_is_the_committed_report() -> None:
+    table = [line for line in (ROOT / "reports" / "temporal.md").read_text().splitlines() if line.startswith("|")]
+    text = (ROOT / "DISCUSSION.md").read_text()
+    block = text.split("<!-- temporal:start", 1)[1].split("<!-- temporal:end -->", 1)[0].split("\n", 1)[1]
+    assert block.strip().splitlines() == table

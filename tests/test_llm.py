@@ -350,7 +350,7 @@ def test_cache_key_changes_with_body_truncation_limit(monkeypatch: pytest.Monkey
     long_post = PostText("long", "A title?", "word " * 400)  # 2,000 characters, over the limit
     client = client_for(MockBackend(), tmp_path)
     before = client.assessment_key(long_post), client.embedding_key(long_post)
-    monkeypatch.setattr(prompts, "MAX_BODY_CHARS", 500)
+    monkeypatch.setattr(prompts, "PROMPT_BODY_CHARS", 500)
     long_post = PostText("long", "A title?", "word " * 400)  # a post reads its text once: a new one sees 500
     after = client.assessment_key(long_post), client.embedding_key(long_post)
     # the assessment reads the body; an embedder sent the text apart reads the title alone (llm/prompts.py)

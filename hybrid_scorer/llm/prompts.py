@@ -22,7 +22,7 @@ from hybrid_scorer.llm.schema import PostAssessment, Topic, assessment_model
 
 PROMPTS_DIR = Path(str(resources.files("hybrid_scorer") / "prompts"))
 DEFAULT_PROMPT = "assessment_v2"
-MAX_BODY_CHARS = 1000  # ~250 tokens: keeps the prompt short on 2 cores; the title carries most signal.
+PROMPT_BODY_CHARS = 1000  # ~250 tokens: keeps the prompt short on 2 cores; the title carries most signal.
 TITLE_LINE = re.compile(r"^Title: (.*)$", re.MULTILINE)  # every template shows the title on this line
 
 
@@ -45,8 +45,8 @@ class PostText:
     @cached_property
     def read(self) -> tuple[str, str]:
         """(title, body) as the LLM reads them: text addressed to it taken out (llm/sanitize.py), the body
-        cut to MAX_BODY_CHARS. Computed once per post: every cache key and the prompt are built from it."""
-        return strip_instructions(self.title), strip_instructions(self.body)[:MAX_BODY_CHARS]
+        cut to PROMPT_BODY_CHARS. Computed once per post: every cache key and the prompt are built from it."""
+        return strip_instructions(self.title), strip_instructions(self.body)[:PROMPT_BODY_CHARS]
 
     def embedding_input(self) -> str:
         """What an embedding reads: the title alone, so no text in the body can move it (as the embedded

@@ -23,7 +23,7 @@ from hybrid_scorer.errors import HybridScorerError
 from hybrid_scorer.steering import Steering
 
 MAX_TITLE_CHARS = 300  # reddit's own limit
-MAX_BODY_CHARS = 40_000  # reddit's self-post limit
+MAX_BODY_CHARS = 40_000  # reddit's self-post limit: the longest body a caller may send
 
 
 def _as_utc(value: datetime) -> datetime:

@@ -47,7 +47,7 @@ from hybrid_scorer.llm.protocol import RawEmbedding, RawReply
 from hybrid_scorer.llm.ratings import DIGITS, digit_expectation, yes_probability
 from hybrid_scorer.llm.schema import ANSWERS
 
-N_CTX = 2048  # the default context: a prompt holds at most ~250 tokens of body (prompts.MAX_BODY_CHARS)
+N_CTX = 2048  # the default context: a prompt holds at most ~250 tokens of body (prompts.PROMPT_BODY_CHARS)
 WEIGHTS_DIR = Path.home() / ".cache" / "hybrid-scorer" / "gguf"  # re-encoded weights, one file per source hash
 Decoding = Literal[
     "schema-scored-v2"

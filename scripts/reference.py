@@ -1,7 +1,8 @@
 """The reference pages generated from the code, so they cannot drift from it: docs/modules.md (every
 module of the package, bench/ and scripts/, with the first sentence of its docstring) and docs/commands.md
-(`hybrid-scorer --help` and every command's help). `tests/test_docs.py` fails when a committed page is not
-what this renders; after changing a docstring or a flag, run it again.
+(`hybrid-scorer --help` and every command's help); and README's copies of the committed bench outputs
+(reports/bench/predict.txt, load.txt), between their markers. `tests/test_docs.py` fails when a committed
+page or block is not what this renders; after changing a docstring, a flag or a bench output, run it.
 
 Usage: python scripts/reference.py [--check]"""
 
@@ -16,8 +17,12 @@ import re
 import sys
 from pathlib import Path
 
+from hybrid_scorer.report import replace_block
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = {"modules": ROOT / "docs" / "modules.md", "commands": ROOT / "docs" / "commands.md"}
+README = ROOT / "README.md"
+BENCH_BLOCKS = {name: ROOT / "reports" / "bench" / f"{name}.txt" for name in ("predict", "load")}
 SECTIONS = (
     ("hybrid_scorer", "The package: what a user installs, a service runs and the CLI's experiments load"),
     ("bench", "bench/: measurements and proofs that print numbers"),
@@ -69,6 +74,23 @@ def render() -> dict[str, str]:
     return {"modules": render_modules(), "commands": render_commands()}
 
 
+def bench_markers(name: str) -> tuple[str, str]:
+    return (
+        f"<!-- bench-{name}:start (reports/bench/{name}.txt, copied by scripts/reference.py) -->",
+        f"<!-- bench-{name}:end -->",
+    )
+
+
+def bench_block(name: str) -> str:
+    return "```text\n" + BENCH_BLOCKS[name].read_text().strip() + "\n```"
+
+
+def readme_block(name: str) -> str:
+    """README's block between bench `name`'s markers, as it is now."""
+    start, end = bench_markers(name)
+    return README.read_text().split(start, 1)[1].split(end, 1)[0].strip()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="exit 1 when a committed page differs, write nothing")
@@ -79,6 +101,11 @@ def main() -> int:
             stale.append(PAGES[name])
             if not args.check:
                 PAGES[name].write_text(text)
+    for name in BENCH_BLOCKS:
+        if readme_block(name) != bench_block(name):
+            stale.append(README)
+            if not args.check:
+                replace_block(README, bench_markers(name), bench_block(name))
     for path in stale:
         print(f"{'stale' if args.check else 'wrote'} {path.relative_to(ROOT)}")
     return 1 if stale and args.check else 0

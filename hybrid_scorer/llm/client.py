@@ -25,7 +25,7 @@ from hybrid_scorer.llm.prompts import PostText, PromptTemplate
 from hybrid_scorer.llm.protocol import Backend, backend_spec
 from hybrid_scorer.llm.schema import PostAssessment
 from hybrid_scorer.llm.store import FeatureStore
-from hybrid_scorer.llm.usage import Usage, UsageLedger
+from hybrid_scorer.llm.usage import LLMFailure, Usage, UsageLedger
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -88,13 +88,13 @@ def is_transient(exc: BaseException) -> bool:
     return type(exc).__name__ in {"APIConnectionError", "APITimeoutError"}
 
 
-def failure_kind(exc: BaseException) -> str:
-    """timeout | validation | transient (retries exhausted) | error (not worth retrying: 4xx, a bug)."""
+def failure_kind(exc: BaseException) -> LLMFailure:
+    """What kind of failure an exception of a call is (LLMFailure says what each means)."""
     if isinstance(exc, ReplyValidationError):
-        return "validation"
+        return LLMFailure.VALIDATION
     if isinstance(exc, TimeoutError | httpx.TimeoutException) or "Timeout" in type(exc).__name__:
-        return "timeout"
-    return "transient" if is_transient(exc) else "error"
+        return LLMFailure.TIMEOUT
+    return LLMFailure.TRANSIENT if is_transient(exc) else LLMFailure.ERROR
 
 
 def retry_after_s(exc: BaseException | None) -> float | None:

@@ -22,18 +22,19 @@ from hybrid_scorer.errors import HybridScorerError
 from hybrid_scorer.llm.client import AssessmentResult, EmbeddingResult, LLMClient
 from hybrid_scorer.llm.prompts import PostText
 from hybrid_scorer.llm.schema import RATING_FIELDS, Answer, question_columns, question_fields
-from hybrid_scorer.llm.usage import Usage, cost_usd
+from hybrid_scorer.llm.usage import LLMFailure, Usage, cost_usd
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_MAX_FAILURE_RATE = 0.05
 CALL_LABELS = {"assess": "assessments", "embed": "embeddings"}
 FIXES = {
-    "error": "the endpoint rejected the request (4xx): check the model name, the API key and the response format",
-    "timeout": "calls timed out: raise HYBRID_SCORER_LLM_TIMEOUT_S or lower --concurrency",
-    "transient": "the endpoint kept failing or rate-limiting after retries: rerun later (only failed posts are"
+    LLMFailure.ERROR: "the endpoint rejected the request (4xx): check the model name, the API key and the response"
+    " format",
+    LLMFailure.TIMEOUT: "calls timed out: raise HYBRID_SCORER_LLM_TIMEOUT_S or lower --concurrency",
+    LLMFailure.TRANSIENT: "the endpoint kept failing or rate-limiting after retries: rerun later (only failed posts are"
     " sent again) or lower --concurrency",
-    "validation": "the model's replies do not match the schema even after a re-ask: use a larger model",
+    LLMFailure.VALIDATION: "the model's replies do not match the schema even after a re-ask: use a larger model",
 }
 
 
@@ -83,7 +84,7 @@ class Extraction:
             calls = [r for r in self.results if r.usage.kind == kind]
             failed = [r for r in calls if r.usage.failure]
             if calls and len(failed) / len(calls) > max_failure_rate:
-                by_kind = Counter(r.usage.failure or "error" for r in failed)
+                by_kind = Counter(r.usage.failure or LLMFailure.ERROR for r in failed)
                 first = failed[0]
                 fix = FIXES.get(by_kind.most_common(1)[0][0], "see the first error")
                 problems.append(

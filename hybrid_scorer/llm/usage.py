@@ -6,10 +6,22 @@ import json
 import threading
 from collections import Counter, deque
 from collections.abc import Mapping
+from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
 from pydantic import BaseModel
+
+
+class LLMFailure(StrEnum):
+    """Why an LLM answer is missing, one name each: the ledger counts them, a prediction reports them."""
+
+    TIMEOUT = "timeout"  # the call, or the service's latency budget, ran out
+    VALIDATION = "validation"  # replies off the schema even after a re-ask
+    TRANSIENT = "transient"  # 5xx, 429 or a lost connection, retries exhausted
+    ERROR = "error"  # not worth retrying: a 4xx, a bug
+    BUSY = "busy"  # serving: the LLM queue was full
+    BUDGET = "budget"  # serving: the spend limit was reached
 
 
 class Usage(BaseModel):
@@ -21,7 +33,7 @@ class Usage(BaseModel):
     latency_ms: float = 0.0
     attempts: int = 0
     cache_hit: bool = False
-    failure: str | None = None
+    failure: LLMFailure | None = None
 
 
 class LedgerSummary(BaseModel):

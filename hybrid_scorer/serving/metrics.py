@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from hybrid_scorer.errors import StoreUnavailableError
+from hybrid_scorer.llm.usage import LLMFailure
 from hybrid_scorer.monitoring import expected_spearman_low, latest_judged
 from hybrid_scorer.outcomes import realised_quality
 from hybrid_scorer.serving.schemas import Prediction
@@ -177,10 +178,11 @@ class ServiceMetrics:
         if not prediction.llm_called:
             return
         self.llm_calls.inc()
-        if prediction.llm_failure and prediction.llm_failure != "budget":  # the spend limit is not the LLM's fault
+        # the spend limit is not the LLM's fault
+        if prediction.llm_failure and prediction.llm_failure != LLMFailure.BUDGET:
             self.llm_failures.labels(prediction.llm_failure).inc()
         if prediction.fallback:
-            self.fallbacks.labels(prediction.llm_failure or "error").inc()
+            self.fallbacks.labels(prediction.llm_failure or LLMFailure.ERROR).inc()
         if prediction.cache_hit:
             self.llm_cache_hits.inc()
         elif not prediction.fallback:

@@ -33,7 +33,7 @@ from hybrid_scorer.intervals import LEVELS
 from hybrid_scorer.llm.client import AssessmentResult, EmbeddingResult, LLMClient
 from hybrid_scorer.llm.identity import LLMIdentity
 from hybrid_scorer.llm.prompts import PostText
-from hybrid_scorer.llm.usage import UsageLedger, cost_usd
+from hybrid_scorer.llm.usage import LLMFailure, UsageLedger, cost_usd
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS
 from hybrid_scorer.outcomes import OutcomeStore, store_url
@@ -56,9 +56,9 @@ WARMUP_POST = PostText("warmup", "Why is the sky blue?", "And why not violet?")
 class LLMUnavailableError(RuntimeError):
     """The LLM could not give this post its features (failed, too slow or too busy): fall back."""
 
-    def __init__(self, reason: str, failure: str) -> None:
+    def __init__(self, reason: str, failure: LLMFailure) -> None:
         super().__init__(reason)
-        self.failure = failure  # timeout | busy | validation | transient | error
+        self.failure = failure
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ class LLMCall:
     tokens: int = 0
     cost_usd: float = 0.0
     cache_hit: bool = False
-    failure: str | None = None  # timeout | busy | budget | validation | transient | error
+    failure: LLMFailure | None = None
 
     def account(self, results: list[AssessmentResult | EmbeddingResult], client: LLMClient) -> None:
         usages = [r.usage for r in results]
@@ -219,7 +219,7 @@ class Predictor:
         self.spend.record(call.cost_usd)
         failed = found.failed
         if failed is not None:
-            call.failure = failed.usage.failure or "error"
+            call.failure = failed.usage.failure or LLMFailure.ERROR
             raise LLMUnavailableError(f"LLM failed: {failed.error}", call.failure)
         return found.values
 
@@ -227,19 +227,21 @@ class Predictor:
         assert self.client is not None and self.queue is not None
         over = self.spend.exceeded()
         if over is not None:
-            call.failure = "budget"
-            raise LLMUnavailableError(over, "budget")
+            call.failure = LLMFailure.BUDGET
+            raise LLMUnavailableError(over, LLMFailure.BUDGET)
         try:
             future = self.queue.submit(llm_row, self.client, post.text, needs)
         except QueueFullError as exc:
-            call.failure = "busy"
-            raise LLMUnavailableError(str(exc), "busy") from exc
+            call.failure = LLMFailure.BUSY
+            raise LLMUnavailableError(str(exc), LLMFailure.BUSY) from exc
         try:
             found = future.result(timeout=self.llm_budget_ms / 1000)
         except FutureTimeout as exc:
             future.cancel()  # still queued: dropped; already running: it finishes and fills the cache
-            call.failure = "timeout"
-            raise LLMUnavailableError(f"LLM exceeded the {self.llm_budget_ms:.0f} ms budget", "timeout") from exc
+            call.failure = LLMFailure.TIMEOUT
+            raise LLMUnavailableError(
+                f"LLM exceeded the {self.llm_budget_ms:.0f} ms budget", LLMFailure.TIMEOUT
+            ) from exc
         assert found is not None  # not cached_only: every output is there, or its failure
         return found
 
@@ -324,7 +326,7 @@ class Predictor:
             "title_chars": len(row.title_clean),
             "body_chars": len(row.body_clean),
             "flair": normalize_flair(row.flair) if row.flair is not None else "unknown",
-            "llm_out_of_range": call.failure == "validation",
+            "llm_out_of_range": call.failure == LLMFailure.VALIDATION,
         }
         features.update({c: row.llm[c] for c in SIGNAL_COLUMNS if c in row.llm})
         self.log.write(

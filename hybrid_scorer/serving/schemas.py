@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from hybrid_scorer.errors import HybridScorerError
+from hybrid_scorer.llm.usage import LLMFailure
 from hybrid_scorer.steering import Steering
 
 MAX_TITLE_CHARS = 300  # reddit's own limit
@@ -134,7 +135,7 @@ class Prediction(BaseModel):
     llm_cost_usd: float = 0.0
     cache_hit: bool = False
     llm_called: bool = False
-    llm_failure: str | None = Field(default=None, description="timeout | busy | validation | transient | error")
+    llm_failure: LLMFailure | None = Field(default=None, description="why the LLM's answer is missing, if it is")
     fallback: bool = False
     fallback_reason: str | None = None
     steered: bool = Field(

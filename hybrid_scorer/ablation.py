@@ -17,9 +17,9 @@ from hybrid_scorer.baselines import MedianBaseline, RandomForestBaseline
 from hybrid_scorer.config import Settings
 from hybrid_scorer.data import grouped_folds
 from hybrid_scorer.evaluation import CVResult, cross_conformal, cross_validate
-from hybrid_scorer.features.base import LLMOutput
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, llm_needs
 from hybrid_scorer.llm.client import LLMClient
+from hybrid_scorer.llm.usage import LLMOutput
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.pipeline import Job
 from hybrid_scorer.quality import METRICS, bootstrap_intervals

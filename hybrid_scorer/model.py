@@ -21,11 +21,12 @@ from scipy import sparse
 from sklearn.base import BaseEstimator
 
 from hybrid_scorer.errors import ConfigurationError, MissingArtifactError
-from hybrid_scorer.features.base import LLMOutput, PostRow, require_fitted
+from hybrid_scorer.features.base import PostRow, require_fitted
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, FeatureMatrix
 from hybrid_scorer.features.meta import RARE_FLAIR
 from hybrid_scorer.forests import stack_models
 from hybrid_scorer.intervals import Intervals
+from hybrid_scorer.llm.usage import LLMOutput
 from hybrid_scorer.marginal import average_over_one_hot
 from hybrid_scorer.target import TOP_SCORE, log_target, to_score
 from hybrid_scorer.version import __version__

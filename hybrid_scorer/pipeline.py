@@ -15,7 +15,6 @@ import pandas as pd
 from hybrid_scorer.config import Settings
 from hybrid_scorer.data import DataReport
 from hybrid_scorer.errors import ConfigurationError
-from hybrid_scorer.features.base import LLMOutput
 from hybrid_scorer.features.llm import attach_llm_columns, llm_row_values
 from hybrid_scorer.features.matrix import groups_needing, llm_needs
 from hybrid_scorer.llm.client import AssessmentResult, EmbeddingResult, LLMClient
@@ -23,6 +22,7 @@ from hybrid_scorer.llm.extract import DEFAULT_MAX_FAILURE_RATE, Extraction, asse
 from hybrid_scorer.llm.factory import make_client
 from hybrid_scorer.llm.prompts import PostText
 from hybrid_scorer.llm.schema import question_fields
+from hybrid_scorer.llm.usage import LLMOutput
 
 CALL_NAMES = {LLMOutput.ASSESSMENT: "assessments", LLMOutput.EMBEDDING: "embeddings"}
 

@@ -63,7 +63,7 @@ from hybrid_scorer.ablation import llm_cost
 from hybrid_scorer.config import Settings, get_settings
 from hybrid_scorer.data import fold_groups, grouped_folds, prepare_posts
 from hybrid_scorer.evaluation import cross_validate
-from hybrid_scorer.features.base import GroupBase, LLMOutput, PostRow
+from hybrid_scorer.features.base import GroupBase, PostRow
 from hybrid_scorer.features.embedding import EmbeddingFeatures, stack_embeddings
 from hybrid_scorer.features.llm import EMBEDDING_COLUMN, PREFIX
 from hybrid_scorer.features.matrix import GROUPS, llm_needs
@@ -74,6 +74,7 @@ from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.prompts import load_prompt
 from hybrid_scorer.llm.schema import QUESTION_PREFIX, question_columns, question_fields
 from hybrid_scorer.llm.store import open_store
+from hybrid_scorer.llm.usage import LLMOutput
 from hybrid_scorer.pipeline import llm_columns
 from hybrid_scorer.quality import Interval, bootstrap_intervals
 from hybrid_scorer.report import ci_text

@@ -14,13 +14,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 from sklearn.exceptions import NotFittedError
+
+from hybrid_scorer.llm.usage import LLMOutput
 
 
 def require_fitted(estimator: object, attribute: str) -> None:
@@ -38,13 +39,6 @@ _UNSAFE = re.compile(r"[^0-9A-Za-z_]+")
 def safe_name(name: str) -> str:
     """LightGBM rejects some characters in feature names; keep names readable and legal."""
     return _UNSAFE.sub("_", name).strip("_")
-
-
-class LLMOutput(StrEnum):
-    """What a feature group can need from the LLM for each post (one call kind each, see llm/usage.py)."""
-
-    ASSESSMENT = "assess"
-    EMBEDDING = "embed"
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ import pandas as pd
 from sklearn.decomposition import PCA
 
 from hybrid_scorer.errors import ConfigurationError, ModelMismatchError
-from hybrid_scorer.features.base import GroupBase, LLMOutput, PostRow, require_fitted
+from hybrid_scorer.features.base import GroupBase, PostRow, require_fitted
 from hybrid_scorer.features.llm import EMBEDDING_COLUMN
+from hybrid_scorer.llm.usage import LLMOutput
 
 
 def stack_embeddings(posts: pd.DataFrame, column: str = EMBEDDING_COLUMN) -> tuple[np.ndarray, np.ndarray]:

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from hybrid_scorer.errors import ConfigurationError
-from hybrid_scorer.features.base import GroupBase, LLMOutput, PostRow, StatelessGroup, require_fitted, safe_name
+from hybrid_scorer.features.base import GroupBase, PostRow, StatelessGroup, require_fitted, safe_name
 from hybrid_scorer.llm.schema import QUESTION_PREFIX, RATING_FIELDS, Topic, question_columns
+from hybrid_scorer.llm.usage import LLMOutput
 
 PREFIX = "llm_"
 EMBEDDING_COLUMN = "llm_embedding"

@@ -11,13 +11,14 @@ import pandas as pd
 from scipy import sparse
 
 from hybrid_scorer.errors import ConfigurationError
-from hybrid_scorer.features.base import FeatureGroup, LLMOutput, PostRow, require_fitted
+from hybrid_scorer.features.base import FeatureGroup, PostRow, require_fitted
 from hybrid_scorer.features.embedding import EmbeddingFeatures
 from hybrid_scorer.features.llm import LLMQuestionFeatures, LLMRatingFeatures
 from hybrid_scorer.features.meta import MetaFeatures, TimeTrendFeatures
 from hybrid_scorer.features.stacked import EmbeddingStackFeatures
 from hybrid_scorer.features.text import TextStatsFeatures
 from hybrid_scorer.features.tfidf import TfidfFeatures
+from hybrid_scorer.llm.usage import LLMOutput
 
 GROUPS: dict[str, type[FeatureGroup]] = {
     cls.name: cls  # type: ignore[misc]

@@ -23,8 +23,9 @@ from sklearn.model_selection import GroupKFold
 
 from hybrid_scorer.data import fold_groups
 from hybrid_scorer.errors import ConfigurationError
-from hybrid_scorer.features.base import GroupBase, LLMOutput, PostRow, require_fitted
+from hybrid_scorer.features.base import GroupBase, PostRow, require_fitted
 from hybrid_scorer.features.embedding import row_vector, stack_embeddings, trained_width_rows
+from hybrid_scorer.llm.usage import LLMOutput
 
 ALPHAS = tuple(float(a) for a in np.logspace(0, 5, 11))
 # The neighbour search first bounds every similarity from the leading coordinates of a rotated basis

@@ -25,7 +25,7 @@ from hybrid_scorer.llm.prompts import PostText, PromptTemplate
 from hybrid_scorer.llm.protocol import Backend, backend_spec
 from hybrid_scorer.llm.schema import PostAssessment
 from hybrid_scorer.llm.store import FeatureStore
-from hybrid_scorer.llm.usage import LLMFailure, Usage, UsageLedger
+from hybrid_scorer.llm.usage import LLMFailure, LLMOutput, Usage, UsageLedger
 
 log = logging.getLogger(__name__)
 M = TypeVar("M", bound=BaseModel)
@@ -173,7 +173,7 @@ class LLMClient:
         the backend's identity (model, weights, runtime, decoding): change any of them and the key misses."""
         if response_model not in self._request_keys:  # the schema and identity are encoded once per model class
             self._request_keys[response_model] = KeyBuilder(
-                "assess",
+                LLMOutput.ASSESSMENT,
                 "messages",
                 backend=self.backend.name,
                 identity=self.backend.identity(),
@@ -188,7 +188,10 @@ class LLMClient:
     def _embedding_keys(self) -> KeyBuilder:
         identity = self.embedder.embedding_identity()
         return KeyBuilder(
-            "embed", "messages" if self.one_pass else "text", backend=self.embedder.name, identity=identity
+            LLMOutput.EMBEDDING,
+            "messages" if self.one_pass else "text",
+            backend=self.embedder.name,
+            identity=identity,
         )
 
     def embedding_key(self, post: PostText) -> str:
@@ -233,7 +236,7 @@ class LLMClient:
         cached = self._cached(key, response_model) if use_cached else None
         if cached is not None:
             return cached
-        usage = Usage(kind="assess")
+        usage = Usage(kind=LLMOutput.ASSESSMENT)
         started = time.perf_counter()
         result: StructuredResult[M] = StructuredResult(None, usage)
         try:
@@ -290,7 +293,7 @@ class LLMClient:
         too (at no extra token or millisecond: `embed` then finds it)."""
         reply = self.structured(self.prompt.messages(post), self.prompt.response_model)
         if reply.embedding is not None and self.one_pass:
-            self._keep_embedding(self.embedding_key(post), reply.embedding, Usage(kind="embed"))
+            self._keep_embedding(self.embedding_key(post), reply.embedding, Usage(kind=LLMOutput.EMBEDDING))
         return self._assessment(post, reply)
 
     def cached_embedding(self, post: PostText) -> EmbeddingResult | None:
@@ -300,7 +303,7 @@ class LLMClient:
         if cached is None:
             return None
         stored = self.cache.get_json(key + ":usage") if self.cache is not None else None
-        usage = Usage.model_validate(stored or {"kind": "embed"}).model_copy(update={"cache_hit": True})
+        usage = Usage.model_validate(stored or {"kind": LLMOutput.EMBEDDING}).model_copy(update={"cache_hit": True})
         self.ledger.record(usage)
         return EmbeddingResult(post_id=post.post_id, vector=cached, usage=usage, provenance=self.provenance)
 
@@ -308,7 +311,7 @@ class LLMClient:
         cached = self.cached_embedding(post)
         if cached is not None:
             return cached
-        usage = Usage(kind="embed")
+        usage = Usage(kind=LLMOutput.EMBEDDING)
         started = time.perf_counter()
         result = EmbeddingResult(post_id=post.post_id, usage=usage, provenance=self.provenance)
         try:

@@ -22,12 +22,12 @@ from hybrid_scorer.errors import HybridScorerError
 from hybrid_scorer.llm.client import AssessmentResult, EmbeddingResult, LLMClient
 from hybrid_scorer.llm.prompts import PostText
 from hybrid_scorer.llm.schema import RATING_FIELDS, Answer, question_columns, question_fields
-from hybrid_scorer.llm.usage import LLMFailure, Usage, cost_usd
+from hybrid_scorer.llm.usage import LLMFailure, LLMOutput, Usage, cost_usd
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 DEFAULT_MAX_FAILURE_RATE = 0.05
-CALL_LABELS = {"assess": "assessments", "embed": "embeddings"}
+CALL_LABELS = {LLMOutput.ASSESSMENT: "assessments", LLMOutput.EMBEDDING: "embeddings"}
 FIXES = {
     LLMFailure.ERROR: "the endpoint rejected the request (4xx): check the model name, the API key and the response"
     " format",
@@ -141,7 +141,8 @@ class CostCap:
 
     def __init__(self, client: LLMClient, max_usd: float, assessments: bool, embeddings: bool) -> None:
         self.client, self.max_usd = client, max_usd
-        self.kinds = [k for k, wanted in (("assess", assessments), ("embed", embeddings)) if wanted]
+        wanted = {LLMOutput.ASSESSMENT: assessments, LLMOutput.EMBEDDING: embeddings}
+        self.kinds = [kind for kind, asked in wanted.items() if asked]
         self.spent = self.reserved = 0.0
         self.done = 0
         self._lock = threading.Lock()
@@ -151,10 +152,10 @@ class CostCap:
             return self.spent / self.done
         prices = self.client.ledger.prices
         chars = {
-            "assess": sum(len(m["content"]) for m in self.client.prompt.messages(post)),
-            "embed": len(post.embedding_input()),
+            LLMOutput.ASSESSMENT: sum(len(m["content"]) for m in self.client.prompt.messages(post)),
+            LLMOutput.EMBEDDING: len(post.embedding_input()),
         }
-        completion = {"assess": 64, "embed": 0}
+        completion = {LLMOutput.ASSESSMENT: 64, LLMOutput.EMBEDDING: 0}
         return sum(
             (chars[k] / 4 * prices.get(k, (0.0, 0.0))[0] + completion[k] * prices.get(k, (0.0, 0.0))[1]) / 1e6
             for k in self.kinds

@@ -8,7 +8,7 @@ from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.prompts import load_prompt
 from hybrid_scorer.llm.protocol import backend_spec
 from hybrid_scorer.llm.store import FeatureStore, open_store
-from hybrid_scorer.llm.usage import UsageLedger
+from hybrid_scorer.llm.usage import LLMOutput, UsageLedger
 
 
 def make_client(spec: str, settings: Settings | None = None, store: FeatureStore | None = None) -> LLMClient:
@@ -26,7 +26,9 @@ def make_client(spec: str, settings: Settings | None = None, store: FeatureStore
         backend,
         load_prompt(settings.prompt),
         cache=store if store is not None else open_store(settings.cache_dir, settings.features),
-        ledger=UsageLedger(chat, {"assess": prices.get(chat, free), "embed": prices.get(embedding, free)}),
+        ledger=UsageLedger(
+            chat, {LLMOutput.ASSESSMENT: prices.get(chat, free), LLMOutput.EMBEDDING: prices.get(embedding, free)}
+        ),
         max_retries=settings.llm_max_retries,
         embedder=embedder,
     )

@@ -13,6 +13,13 @@ import numpy as np
 from pydantic import BaseModel
 
 
+class LLMOutput(StrEnum):
+    """The two kinds of LLM call, and what a feature group can need from the LLM for each post."""
+
+    ASSESSMENT = "assess"
+    EMBEDDING = "embed"
+
+
 class LLMFailure(StrEnum):
     """Why an LLM answer is missing, one name each: the ledger counts them, a prediction reports them."""
 
@@ -27,7 +34,7 @@ class LLMFailure(StrEnum):
 class Usage(BaseModel):
     """One logical call (all its retries and re-asks added up)."""
 
-    kind: str = "assess"  # assess | embed
+    kind: LLMOutput = LLMOutput.ASSESSMENT
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0

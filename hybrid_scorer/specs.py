@@ -35,19 +35,24 @@ class Config:
         return self.baseline(settings) if self.baseline is not None else self.make_scorer(settings)
 
     def make_scorer(
-        self, settings: Settings, choice: dict[str, Any] | None = None, heads: Sequence[str] = ()
+        self,
+        settings: Settings,
+        choice: dict[str, Any] | None = None,
+        heads: Sequence[str] = (),
+        head_rounds: int | None = None,
     ) -> HybridScorer:
         """The LightGBM model of this configuration (baselines have none), with LightGBM's defaults or a
         choice of the tuning search's space (tuning.py), and these heads beside the point model."""
         if self.baseline is not None:
             raise ValueError(f"{self.name} is a baseline, not a HybridScorer")
         if choice is not None:
-            return HybridScorer(self.groups, heads=heads, **scorer_kwargs(choice, settings))
+            return HybridScorer(self.groups, heads=heads, head_rounds=head_rounds, **scorer_kwargs(choice, settings))
         return HybridScorer(
             self.groups,
             seed=settings.seed,
             feature_options={"llm_embedding": {"n_components": settings.embedding_components, "seed": settings.seed}},
             heads=heads,
+            head_rounds=head_rounds,
         )
 
     @property
@@ -98,7 +103,7 @@ def served_scorer(config: Config, settings: Settings, choice: dict[str, Any] | N
     """A served model: its configuration (LightGBM's defaults, or the tuned choice), with the heads its
     intervals read and p_top."""
     heads = (*heads_for(INTERVAL_SCHEME), *(("p_top",) if SERVE_P_TOP else ()))
-    return config.make_scorer(settings, choice, heads).set_params(head_rounds=HEAD_ROUNDS.get(config.key))
+    return config.make_scorer(settings, choice, heads, HEAD_ROUNDS.get(config.key))
 
 
 def groups_of(configs: Iterable[Config]) -> list[str]:

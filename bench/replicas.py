@@ -49,9 +49,9 @@ from load import wrk  # noqa: E402  (bench/load.py, beside this script)
 from hybrid_scorer.config import get_settings  # noqa: E402
 from hybrid_scorer.data import deduplicate, load_posts  # noqa: E402
 from hybrid_scorer.outcomes import Feedback, OutcomeStore, store_url  # noqa: E402
-from tests.cluster import Balancer, Postgres, start_nginx, start_postgres  # noqa: E402
+from tests.cluster import Balancer, Postgres, replicas_behind_nginx, start_postgres  # noqa: E402
 from tests.conftest import find_tool  # noqa: E402
-from tests.test_service import Service, _start, _stop  # noqa: E402
+from tests.test_service import Service  # noqa: E402
 
 BEFORE = "8e239a9"  # the last commit whose outcome store was sqlite3 on its own
 
@@ -68,30 +68,8 @@ def cluster(model: Path, postgres: Postgres, nginx: str, replicas: int, name: st
     """`replicas` serve processes on a fresh database of `postgres`, nginx in front."""
     root = Path(tempfile.mkdtemp(prefix=f"replicas-{name}-"))
     url = postgres.create(name)
-    started: list[Service] = []
-    balancer = None
-    try:
-        for i in range(replicas):
-            (root / f"replica-{i}").mkdir()
-            env = {"HYBRID_SCORER_DATABASE_URL": url}
-            started.append(_start(model, root / f"replica-{i}", "--llm", "none", env=env))
-        balancer = start_nginx(nginx, root / "nginx", [r.url.removeprefix("http://") for r in started])
-        deadline = time.monotonic() + 30
-        while not _ready(balancer.url) and time.monotonic() < deadline:
-            time.sleep(0.2)
+    with replicas_behind_nginx(model, root, url, replicas, nginx) as (started, balancer):
         yield Cluster(started, balancer, url)
-    finally:
-        if balancer is not None:
-            balancer.stop()
-        for replica in started:
-            _stop(replica)
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(url + "/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _feedback(http: httpx.Client, url: str, prediction_id: str, score: float) -> bool:

@@ -6,17 +6,21 @@ PostgreSQL refuses to run as root, so as root its data directory is made outside
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
 import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import sqlalchemy as sa
 
-from tests.test_service import _free_port
+from tests.test_service import Service, _free_port, _start, _stop
 
 
 def _as_postgres(command: list[str]) -> list[str]:
@@ -129,3 +133,37 @@ def start_nginx(nginx: str, root: Path, upstreams: list[str]) -> Balancer:
         stderr=subprocess.DEVNULL,
     )
     return Balancer(process, f"http://127.0.0.1:{port}", root)
+
+
+def responds(url: str) -> bool:
+    """The URL answers 200 (anything else, or no answer within 2 s, is False)."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@contextlib.contextmanager
+def replicas_behind_nginx(
+    model: Path, root: Path, database_url: str, replicas: int, nginx: str
+) -> Iterator[tuple[list[Service], Balancer]]:
+    """`replicas` serve processes of the content model sharing one outcome store, nginx in front, ready
+    (or an AssertionError after 30 s); every process stopped on exit."""
+    started: list[Service] = []
+    balancer = None
+    try:
+        for i in range(replicas):
+            (root / f"replica-{i}").mkdir()
+            env = {"HYBRID_SCORER_DATABASE_URL": database_url}
+            started.append(_start(model, root / f"replica-{i}", "--llm", "none", env=env))
+        balancer = start_nginx(nginx, root / "nginx", [r.url.removeprefix("http://") for r in started])
+        deadline = time.monotonic() + 30
+        while not responds(balancer.url + "/readyz"):
+            assert time.monotonic() < deadline, "nginx never answered"
+            time.sleep(0.2)
+        yield started, balancer
+    finally:
+        if balancer is not None:
+            balancer.stop()
+        for replica in started:
+            _stop(replica)

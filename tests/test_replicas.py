@@ -26,7 +26,7 @@ from scipy.stats import spearmanr
 
 from hybrid_scorer.cli import main
 from hybrid_scorer.outcomes import OutcomeStore
-from tests.cluster import Balancer, Postgres, start_nginx, start_postgres
+from tests.cluster import Balancer, Postgres, replicas_behind_nginx, start_postgres
 from tests.conftest import require_tool, synthetic_frame
 from tests.test_production import RULES
 from tests.test_service import Service, _free_port, _start, _stop
@@ -47,29 +47,11 @@ def cluster(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     initdb, nginx = require_tool("initdb", "postgresql"), require_tool("nginx", "nginx")
     root = tmp_path_factory.mktemp("replicas")
     database = start_postgres(initdb)
-    replicas: list[Service] = []
-    balancer = None
     try:
-        env = {"HYBRID_SCORER_DATABASE_URL": database.url()}
-        for i in range(REPLICAS):
-            (root / f"replica-{i}").mkdir()
-            replicas.append(_start(model_dir, root / f"replica-{i}", "--llm", "none", env=env))
-        balancer = start_nginx(nginx, root / "nginx", [r.url.removeprefix("http://") for r in replicas])
-        _wait(lambda: _answers(balancer.url + "/readyz"), "nginx never answered")
-        yield Cluster(database, replicas, balancer)
+        with replicas_behind_nginx(model_dir, root, database.url(), REPLICAS, nginx) as (replicas, balancer):
+            yield Cluster(database, replicas, balancer)
     finally:
-        if balancer is not None:
-            balancer.stop()
-        for replica in replicas:
-            _stop(replica)
         database.remove()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _wait(done: object, failure: str, seconds: float = 30) -> None:

@@ -236,6 +236,8 @@ def _module_at(revision: str) -> ModuleType:
     """hybrid_scorer/outcomes.py as it was at `revision`, imported under another name."""
     source = subprocess.run(["git", "-C", str(ROOT), "show", f"{revision}:hybrid_scorer/outcomes.py"],
                             capture_output=True, text=True, check=True).stdout  # fmt: skip
+    # the bootstrap it imports has moved since (quality.py); the write path measured here never calls it
+    source = source.replace("hybrid_scorer.evaluation import bootstrap", "hybrid_scorer.quality import bootstrap")
     path = Path(tempfile.mkdtemp()) / "outcomes_before.py"
     path.write_text(source)
     spec = importlib.util.spec_from_file_location("outcomes_before", path)

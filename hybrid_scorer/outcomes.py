@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,20 +135,25 @@ class OutcomeStore:
                 self.failures[kind] += 1
             raise StoreUnavailableError(f"the outcome store {self.where} failed: {exc.orig}") from exc
 
-    def _upsert_statement(self, table: sa.Table) -> sa.Insert:
-        """Insert, a later row for the same id replacing the earlier one (built once: it costs more
-        to build than SQLite takes to run it)."""
+    def _upsert_statement(self, table: sa.Table) -> tuple[str, Callable[[dict[str, Any]], Any] | None]:
+        """Insert, a later row for the same id replacing the earlier one: compiled once to the dialect's
+        SQL and a row-to-tuple getter in its parameter order (None when the driver takes named parameters),
+        because building and binding the statement per batch cost more than SQLite takes to run it."""
         insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
         key = table.primary_key.columns[0].name
-        return insert.on_conflict_do_update(
+        upsert = insert.on_conflict_do_update(
             index_elements=[key], set_={c.name: insert.excluded[c.name] for c in table.columns if c.name != key}
         )
+        compiled = upsert.compile(dialect=self.engine.dialect)
+        return str(compiled), itemgetter(*compiled.positiontup) if compiled.positiontup else None
 
     def _upsert(self, table: sa.Table, rows: list[dict[str, Any]], kind: str) -> None:
         if not rows:
             return
+        sql, positional = self._upserts[table.name]
+        parameters = list(map(positional, rows)) if positional else rows
         with self._connection(kind) as connection, connection.begin():
-            connection.execute(self._upserts[table.name], rows)
+            connection.exec_driver_sql(sql, parameters)  # type: ignore[arg-type]
 
     def upgrade(self) -> str | None:
         """Apply the migrations now (otherwise done on first use); the schema's revision."""

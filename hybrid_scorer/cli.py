@@ -272,7 +272,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     predictor.warm()
     post = {"title": args.title, "body": args.body, "flair": args.flair, "created_utc": args.created_utc}
     try:
-        prediction = predictor.predict({k: v for k, v in post.items() if v is not None})
+        prediction = predictor.predict({k: v for k, v in post.items() if v is not None}, explain=True)
     except PredictionInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

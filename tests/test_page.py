@@ -73,6 +73,19 @@ def test_page_shows_the_score_the_api_gives(served: Service, browser: object) ->
     assert browser.find_element(By.ID, "score").text == f"{round(expected['score']):,}"  # type: ignore[attr-defined]
     bars = browser.find_elements(By.CSS_SELECTOR, "#contributions-chart rect")  # type: ignore[attr-defined]
     assert len(bars) == len(expected["contributions"]) - 1
+    # the drivers in a poster's words, largest first, each with a factor; no internal group name anywhere
+    labels = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#contributions-chart text:not(.factor)")]  # type: ignore[attr-defined]
+    assert labels == [d["reads_as"] for d in expected["drivers"]]
+    factors = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#contributions-chart text.factor")]  # type: ignore[attr-defined]
+    assert factors and all(f == "barely" or (f[0] in "×÷" and f != "×1.00" and f != "÷1.00") for f in factors), factors
+    result = browser.find_element(By.ID, "result").text  # type: ignore[attr-defined]
+    assert not [g for g in expected["contributions"] if g in result] and "log1p" not in result, result
+    # every label of both charts fits its chart at phone width (nothing cut off at either edge)
+    overflow = browser.execute_script(  # type: ignore[attr-defined]
+        "return [...document.querySelectorAll('#result svg text')].filter(t => { const b = t.getBBox();"
+        " return b.x < 0 || b.x + b.width > t.ownerSVGElement.viewBox.baseVal.width; }).map(t => t.textContent);"
+    )
+    assert overflow == [], overflow
     assert browser.find_elements(By.CSS_SELECTOR, "#interval-chart rect.band90")  # type: ignore[attr-defined]
     status = browser.find_element(By.ID, "llm-status").text  # type: ignore[attr-defined]
     said = "Not used" if expected["fallback"] else "cache"

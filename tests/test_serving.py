@@ -15,6 +15,7 @@ from hybrid_scorer.llm.backends.mock import MockBackend
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.prompts import load_prompt
 from hybrid_scorer.llm.protocol import RawReply
+from hybrid_scorer.llm.usage import LLMFailure
 from hybrid_scorer.monitoring import build_reference, category_drift, psi, summarize
 from hybrid_scorer.serving import Prediction, PredictionInputError, Predictor
 
@@ -344,3 +345,42 @@ def test_a_probability_is_never_shown_as_certain() -> None:
     from hybrid_scorer.serving.summary import percent
 
     assert [percent(p) for p in (0.0, 0.004, 0.5, 0.996, 1.0)] == ["0%", "under 1%", "50%", "over 99%", "100%"]
+
+
+def test_the_explanation_says_in_words_what_moved_the_prediction(predictor: Predictor) -> None:
+    """explain adds drivers: every group but the bias, largest share first, each in a poster's words, with
+    the contribution the model gave it; the CLI's summary says the largest three the same way."""
+    from hybrid_scorer.features.matrix import group_class
+    from hybrid_scorer.serving.summary import describe, factor
+
+    p = predictor.predict({"title": "Why do cats purr when they are hurt?", "body": "Is it pain relief?"}, True)
+    assert p.contributions is not None and p.drivers is not None
+    assert [d.group for d in p.drivers] == sorted(
+        (g for g in p.contributions if g != "bias"), key=lambda g: -abs(p.contributions[g])
+    )
+    for d in p.drivers:
+        assert d.reads_as == group_class(d.group).reads_as and d.reads_as and d.group not in d.reads_as
+        assert d.effect_log == p.contributions[d.group]
+    said = describe(p)
+    assert f"{p.drivers[0].reads_as} ({factor(p.drivers[0].effect_log)})" in said
+    assert not any(d.group in said for d in p.drivers)
+    assert predictor.predict({"title": "Why do cats purr when they are hurt?"}).drivers is None
+
+
+def test_a_share_is_said_as_a_factor_on_the_score_never_as_a_rounded_nothing() -> None:
+    from hybrid_scorer.serving.summary import factor
+
+    assert [factor(x) for x in (0.0, 0.004, -0.004, 0.3, -0.3)] == ["barely", "barely", "barely", "x1.35", "/1.35"]
+    assert factor(0.006) == "x1.01" and factor(-0.006) == "/1.01"
+
+
+def test_a_fallback_is_said_in_words_for_every_failure_kind(
+    model_dir: Path, settings: Settings, tmp_path: Path
+) -> None:
+    from hybrid_scorer.serving.summary import FAILURE_WORDS, describe
+
+    assert set(FAILURE_WORDS) == set(LLMFailure)
+    predictor = predictor_with(FailingBackend(), model_dir, settings, tmp_path)
+    p = predictor.predict({"title": "A question the LLM will not answer?"})
+    assert p.fallback and p.llm_failure is not None
+    assert f"({FAILURE_WORDS[p.llm_failure]})" in describe(p) and str(p.llm_failure) not in describe(p)

@@ -60,6 +60,7 @@ class FeatureGroup(Protocol):
     """fit on training posts only, transform any posts (batch) or one post (row), round-trip through JSON."""
 
     name: ClassVar[str]
+    reads_as: ClassVar[str]  # what it reads, in a poster's words (the page and the CLI say this, not `name`)
     needs: ClassVar[frozenset[LLMOutput]]  # the LLM outputs it reads (empty: none)
     supervised: ClassVar[bool]  # learns from the labels: fit_transform gives the training rows out-of-fold values
     reads_text: ClassVar[bool]  # its row depends on the title or body (False: on the flair, time or LLM outputs)
@@ -98,6 +99,7 @@ class GroupBase(ABC):
     transform, `width` from the feature names. A group that differs overrides the declaration."""
 
     name: ClassVar[str] = ""
+    reads_as: ClassVar[str] = ""
     needs: ClassVar[frozenset[LLMOutput]] = frozenset()
     supervised: ClassVar[bool] = False
     reads_text: ClassVar[bool] = True  # the safe default: a group that says nothing is recomputed

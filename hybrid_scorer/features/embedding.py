@@ -60,6 +60,7 @@ class EmbeddingFeatures(GroupBase):
     """PCA(k) of the LLM embedding; rows without an embedding get NaN (LightGBM handles missing)."""
 
     name: ClassVar[str] = "llm_embedding"
+    reads_as: ClassVar[str] = "the LLM's reading of the post"
     reads_text: ClassVar[bool] = False
     needs: ClassVar[frozenset[LLMOutput]] = frozenset({LLMOutput.EMBEDDING})
     column: ClassVar[str] = EMBEDDING_COLUMN  # the posts' column of vectors (a subclass may read another)

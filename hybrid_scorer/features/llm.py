@@ -77,6 +77,7 @@ class LLMRatingFeatures(StatelessGroup):
     probabilities (small models put most mass on one digit; the expectation keeps the rest), plus topic."""
 
     name: ClassVar[str] = "llm_ratings"
+    reads_as: ClassVar[str] = "the LLM's ratings of the question"
     reads_text: ClassVar[bool] = False
     needs: ClassVar[frozenset[LLMOutput]] = frozenset({LLMOutput.ASSESSMENT})
     topics: ClassVar[list[str]] = [t.value for t in Topic]
@@ -105,6 +106,7 @@ class LLMQuestionFeatures(GroupBase):
     posts were asked, saved with the model (serving refuses another prompt: see the manifest check)."""
 
     name: ClassVar[str] = "llm_questions"
+    reads_as: ClassVar[str] = "the LLM's answers about the question"
     reads_text: ClassVar[bool] = False
     needs: ClassVar[frozenset[LLMOutput]] = frozenset({LLMOutput.ASSESSMENT})
 

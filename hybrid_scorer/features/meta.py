@@ -29,6 +29,7 @@ class MetaFeatures(GroupBase):
     does not know is scored as the average over these levels (see HybridScorer.predict_log)."""
 
     name: ClassVar[str] = "meta"
+    reads_as: ClassVar[str] = "the flair and the posting time"
     reads_text: ClassVar[bool] = False
 
     def __init__(self, min_count: int = 10) -> None:
@@ -91,6 +92,7 @@ class TimeTrendFeatures(StatelessGroup):
     """Posting time as a decimal year. Off by default: it mostly tells old 'top' posts from new ones."""
 
     name: ClassVar[str] = "time_trend"
+    reads_as: ClassVar[str] = "the posting date"
     reads_text: ClassVar[bool] = False
 
     def transform(self, posts: pd.DataFrame) -> np.ndarray:

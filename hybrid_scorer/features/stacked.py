@@ -112,6 +112,7 @@ class EmbeddingStackFeatures(GroupBase):
     """Out-of-fold ridge prediction and k-nearest-neighbour mean/median log score over the embedding."""
 
     name: ClassVar[str] = "llm_stack"
+    reads_as: ClassVar[str] = "how posts the LLM read alike have scored"
     reads_text: ClassVar[bool] = False
     needs: ClassVar[frozenset[LLMOutput]] = frozenset({LLMOutput.EMBEDDING})
     supervised: ClassVar[bool] = True

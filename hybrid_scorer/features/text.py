@@ -40,6 +40,7 @@ class TextStatsFeatures(StatelessGroup):
     """Counts on the cleaned text; links and edits are counted on the raw body, where they still are."""
 
     name: ClassVar[str] = "text_stats"
+    reads_as: ClassVar[str] = "the post's length and shape"
     columns: ClassVar[list[str]] = [
         "title_chars",
         "title_words",

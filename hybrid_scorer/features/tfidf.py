@@ -83,6 +83,7 @@ class TfidfFeatures(GroupBase):
     """Word 1-2 grams of the title and the body, each its own vocabulary (titles carry more signal)."""
 
     name: ClassVar[str] = "tfidf"
+    reads_as: ClassVar[str] = "the words used"
 
     def __init__(self, max_features: int = 2000) -> None:
         self.max_features = max_features

@@ -27,7 +27,7 @@ from hybrid_scorer.config import Settings
 from hybrid_scorer.data import clean_fields
 from hybrid_scorer.errors import MissingArtifactError, ModelMismatchError
 from hybrid_scorer.features.base import PostRow
-from hybrid_scorer.features.matrix import llm_needs
+from hybrid_scorer.features.matrix import group_class, llm_needs
 from hybrid_scorer.features.meta import normalize_flair
 from hybrid_scorer.intervals import LEVELS
 from hybrid_scorer.llm.client import AssessmentResult, EmbeddingResult, LLMClient
@@ -43,7 +43,7 @@ from hybrid_scorer.roles import Role
 from hybrid_scorer.serving.llm_queue import LLMQueue, QueueFullError
 from hybrid_scorer.serving.predictlog import PredictionLog
 from hybrid_scorer.serving.recorder import Recorder
-from hybrid_scorer.serving.schemas import PostInput, Prediction, PredictionInputError
+from hybrid_scorer.serving.schemas import Driver, PostInput, Prediction, PredictionInputError
 from hybrid_scorer.serving.spend import SpendLimit
 from hybrid_scorer.steering import check
 from hybrid_scorer.target import to_score
@@ -304,7 +304,7 @@ class Predictor:
             fallback_reason=reason,
             steered=steering is not None,
             steering=steering,
-            contributions=model.contributions_row(served.row) if explain else None,
+            **(_explanation(model.contributions_row(served.row)) if explain else {}),
         )
         self._log(served.row, prediction, call, caller)
         return prediction
@@ -332,7 +332,7 @@ class Predictor:
         self.log.write(
             {
                 "timestamp": datetime.now(UTC).isoformat(),
-                **prediction.model_dump(exclude={"contributions"}),
+                **prediction.model_dump(exclude={"contributions", "drivers"}),
                 "log_prediction": prediction.log_score,
                 "caller": caller,  # the API key's id, never the key
                 "features": features,
@@ -356,6 +356,13 @@ class Predictor:
         self.log.close()
         if self.queue is not None:
             self.queue.shutdown(wait=False, cancel_futures=True)
+
+
+def _explanation(contributions: dict[str, float]) -> dict[str, Any]:
+    """The groups' shares as the model gives them, and as drivers in a poster's words, largest first."""
+    groups = sorted((g for g in contributions if g != "bias"), key=lambda g: -abs(contributions[g]))
+    drivers = [Driver(group=g, reads_as=group_class(g).reads_as, effect_log=contributions[g]) for g in groups]
+    return {"contributions": contributions, "drivers": drivers}
 
 
 def _intervals(model: HybridScorer, log_score: float, heads: dict[str, float]) -> dict[str, tuple[float, float]]:

@@ -115,6 +115,14 @@ class PredictionInputError(HybridScorerError, ValueError):
         return cls(describe_errors(exc.errors()))
 
 
+class Driver(BaseModel):
+    """One feature group's share of a prediction, said the way the page and the CLI say it."""
+
+    group: str = Field(description="the feature group (a key of contributions)")
+    reads_as: str = Field(description="what the group reads, in a poster's words")
+    effect_log: float = Field(description="its share of log_score: positive raises the prediction")
+
+
 class Prediction(BaseModel):
     prediction_id: str = Field(description="send it back with the realised score: POST /v1/feedback")
     score: float
@@ -146,4 +154,9 @@ class Prediction(BaseModel):
     steering: Steering | None = Field(default=None, description="when steered: that sentence and its effect")
     contributions: dict[str, float] | None = Field(
         default=None, description="with explain: each feature group's share of log_score (LightGBM pred_contrib)"
+    )
+    drivers: list[Driver] | None = Field(
+        default=None,
+        description="with explain: the groups' shares in a poster's words, the largest first (the model's average,"
+        " contributions' bias, is not one)",
     )

@@ -57,22 +57,30 @@ function drawInterval(prediction) {
   chart.append(svg("circle", { class: "point", cx: x(prediction.score), cy: 27, r: 5 }));
 }
 
-// The groups' shares as bars around zero; the bias (the model's average log score) is said in words.
-function drawContributions(contributions) {
+// What a share of the log score does to the score: "×1.34" raises it, "÷1.20" lowers it, "barely" when
+// two decimals would show ×1.00 (serving/summary.py's factor() says the same to the CLI).
+function factor(effectLog) {
+  if (Math.abs(effectLog) < 0.005) return "barely";
+  return (effectLog > 0 ? "×" : "÷") + Math.exp(Math.abs(effectLog)).toFixed(2);
+}
+
+// The drivers, largest first: what each reads in a poster's words and its factor on one line, its bar
+// (green raises, red lowers, around the middle) below; the model's average is said in words.
+function drawDrivers(prediction) {
   const chart = $("contributions-chart");
   chart.replaceChildren();
-  const { bias, ...groups } = contributions || {};
-  $("bias").textContent = bias === undefined ? "" : `Starting from the model's average, ${bias.toFixed(2)} in log1p(score):`;
-  const entries = Object.entries(groups).sort((a, b) => Math.abs(b[1]) - Math.abs(a[1]));
-  const span = Math.max(...entries.map(([, v]) => Math.abs(v)), 0.01);
-  const row = 18;
-  chart.setAttribute("viewBox", `0 0 320 ${Math.max(entries.length * row, 10)}`);
-  entries.forEach(([group, value], i) => {
-    const width = (70 * Math.abs(value)) / span;
+  const drivers = prediction.drivers || [];
+  const bias = prediction.contributions ? prediction.contributions.bias : undefined;
+  $("bias").textContent = bias === undefined ? "" : `The model's typical post scores about ${fmt(Math.expm1(bias))}. What moved this one from there:`;
+  const span = Math.max(...drivers.map((d) => Math.abs(d.effect_log)), 0.01);
+  const row = 32;
+  chart.setAttribute("viewBox", `0 0 320 ${Math.max(drivers.length * row, 10)}`);
+  drivers.forEach((driver, i) => {
+    const width = (150 * Math.abs(driver.effect_log)) / span;
     const y = i * row;
-    chart.append(svg("text", { x: 0, y: y + 12 }, group));
-    chart.append(svg("rect", { class: value >= 0 ? "pos" : "neg", x: value >= 0 ? 175 : 175 - width, y: y + 3, width, height: 11 }));
-    chart.append(svg("text", { x: 318, y: y + 12, "text-anchor": "end" }, (value >= 0 ? "+" : "") + value.toFixed(2)));
+    chart.append(svg("text", { x: 0, y: y + 12 }, driver.reads_as));
+    chart.append(svg("text", { x: 318, y: y + 12, "text-anchor": "end", class: "factor" }, factor(driver.effect_log)));
+    chart.append(svg("rect", { class: driver.effect_log >= 0 ? "pos" : "neg", x: driver.effect_log >= 0 ? 160 : 160 - width, y: y + 16, width, height: 10 }));
   });
 }
 
@@ -83,8 +91,18 @@ function percent(probability) {
   return `${(100 * probability).toFixed(0)}%`;
 }
 
+// why the LLM did not answer, for a person (serving/summary.py's FAILURE_WORDS says the same to the CLI)
+const FAILURE_WORDS = {
+  timeout: "it took longer than this service waits",
+  validation: "its answer did not have the expected form",
+  transient: "it could not be reached, even after retries",
+  error: "it refused the request",
+  busy: "it was busy with other posts",
+  budget: "this service's LLM spending limit was reached",
+};
+
 function describeLLM(p) {
-  if (p.fallback) return `Not used: the content-only model answered (${p.fallback_reason || "fallback"}${p.llm_failure ? ", " + p.llm_failure : ""}).`;
+  if (p.fallback) return `Not used: ${FAILURE_WORDS[p.llm_failure] || "it failed"}, so the model without the LLM answered.`;
   if (p.cache_hit) return `Answered from the cache (this post was seen before); whole prediction ${p.latency_ms.toFixed(1)} ms.`;
   if (p.llm_called) return `Read the post: ${p.llm_latency_ms.toFixed(0)} ms, ${p.llm_tokens} tokens, $${p.llm_cost_usd.toFixed(4)}; whole prediction ${p.latency_ms.toFixed(0)} ms.`;
   return `Not part of this model; prediction took ${p.latency_ms.toFixed(1)} ms.`;
@@ -98,7 +116,7 @@ function show(p) {
     : "This model gives no interval.";
   $("p-top").textContent = p.p_top == null ? "" : `Chance of reaching 1,000 or more: ${percent(p.p_top)}.`;
   drawInterval(p);
-  drawContributions(p.contributions);
+  drawDrivers(p);
   $("llm-status").textContent = describeLLM(p);
   // a sentence that lifted the score past what one sentence may add was left out of the score: say which
   $("steering").hidden = !p.steered;

@@ -51,7 +51,7 @@ run: install
 	$(BIN)/hybrid-scorer train --data $(DATA) --llm $(LLM)
 	$(BIN)/hybrid-scorer promote --llm $(LLM)
 	@echo "report: reports/ablation.md   models: models/current/{hybrid,content} (registry: models:/hybrid-scorer@champion)"
-	@echo "try: $(BIN)/hybrid-scorer predict --title 'Why is the sky blue?'   or   $(BIN)/hybrid-scorer serve"
+	@echo "try: $(BIN)/hybrid-scorer predict --title 'Why is the sky blue?'   or   $(BIN)/hybrid-scorer serve  (the page: http://127.0.0.1:8000/)"
 
 test: install
 	$(BIN)/python -m pytest -q
@@ -67,9 +67,9 @@ lint: install
 bench: install
 	mkdir -p reports/bench
 	$(BIN)/python bench/train.py --data $(DATA)
-	$(BIN)/python bench/extract.py --data $(DATA)
+	$(BIN)/python bench/extract.py --data $(DATA) -n 60 --compare --batching 2>/dev/null | tee reports/bench/extract.txt
 	$(BIN)/python bench/predict.py --data $(DATA) 2>/dev/null | tee reports/bench/predict.txt
-	$(BIN)/python bench/flair.py --data $(DATA)
+	$(BIN)/python bench/flair.py --data $(DATA) 2>/dev/null | tee reports/bench/flair.txt
 	$(BIN)/python bench/load.py --data $(DATA) 2>/dev/null | tee reports/bench/load.txt
 
 clean:

@@ -196,7 +196,7 @@ def render(families: Sequence[FamilySummary], splits: Sequence[FamilySummary], c
 
 
 def comparison(defended: Path = DEFENDED, undefended: Path = UNDEFENDED) -> str:
-    """Per split, the design before the defence against the served one: the block README and DISCUSSION
+    """Per split, the design before the defence against the served one: the block docs/production.md and DISCUSSION
     show, rendered from the two committed measurements."""
     before, after = (json.loads(path.read_text()) for path in (undefended, defended))
     lines = [

@@ -2,7 +2,8 @@
 
 Sends N posts from 2022 (a shifted slice of the training mix: only recent posts) through
 `hybrid_scorer.predict`, logging to a fresh file, and summarizes that log against the model's training
-reference. Needs `make run` first. Usage: python scripts/monitor_demo.py [--data CSV] [-n 200]"""
+reference. Needs `make run` first. Usage: python scripts/monitor_demo.py [--data CSV] [-n 200]
+(DISCUSSION quotes `python scripts/monitor_demo.py > reports/monitor_demo.txt`)"""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ def main() -> None:
         recent["title"], recent["body"], recent["flair"], recent["created_utc"], strict=True
     ):
         predictor.predict({"title": title, "body": body, "flair": flair, "created_utc": created.isoformat()})
+    predictor.close()  # the log's writer thread writes its last lines before the monitor reads them
     text, _ = monitor_report(log_path, settings.model_dir, MonitorThresholds())
     print(text)
 

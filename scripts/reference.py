@@ -1,6 +1,6 @@
 """The reference pages generated from the code, so they cannot drift from it: docs/modules.md (every
 module of the package, bench/ and scripts/, with the first sentence of its docstring) and docs/commands.md
-(`hybrid-scorer --help` and every command's help); and README's copies of the committed bench outputs
+(`hybrid-scorer --help` and every command's help); and docs/serving.md's copies of the committed bench outputs
 (reports/bench/predict.txt, load.txt), between their markers. `tests/test_docs.py` fails when a committed
 page or block is not what this renders; after changing a docstring, a flag or a bench output, run it.
 
@@ -21,7 +21,7 @@ from hybrid_scorer.report import replace_block
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = {"modules": ROOT / "docs" / "modules.md", "commands": ROOT / "docs" / "commands.md"}
-README = ROOT / "README.md"
+SERVING = ROOT / "docs" / "serving.md"
 BENCH_BLOCKS = {name: ROOT / "reports" / "bench" / f"{name}.txt" for name in ("predict", "load")}
 SECTIONS = (
     ("hybrid_scorer", "The package: what a user installs, a service runs and the CLI's experiments load"),
@@ -85,10 +85,10 @@ def bench_block(name: str) -> str:
     return "```text\n" + BENCH_BLOCKS[name].read_text().strip() + "\n```"
 
 
-def readme_block(name: str) -> str:
-    """README's block between bench `name`'s markers, as it is now."""
+def served_block(name: str) -> str:
+    """docs/serving.md's block between bench `name`'s markers, as it is now."""
     start, end = bench_markers(name)
-    return README.read_text().split(start, 1)[1].split(end, 1)[0].strip()
+    return SERVING.read_text().split(start, 1)[1].split(end, 1)[0].strip()
 
 
 def main() -> int:
@@ -102,10 +102,10 @@ def main() -> int:
             if not args.check:
                 PAGES[name].write_text(text)
     for name in BENCH_BLOCKS:
-        if readme_block(name) != bench_block(name):
-            stale.append(README)
+        if served_block(name) != bench_block(name):
+            stale.append(SERVING)
             if not args.check:
-                replace_block(README, bench_markers(name), bench_block(name))
+                replace_block(SERVING, bench_markers(name), bench_block(name))
     for path in stale:
         print(f"{'stale' if args.check else 'wrote'} {path.relative_to(ROOT)}")
     return 1 if stale and args.check else 0

@@ -4,6 +4,7 @@ must be exactly what `hybrid-scorer ablate --docs` renders from reports/ablation
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ def test_the_ablation_reports_intervals_section_is_the_committed_comparison() ->
     assert intervals_section(ROOT / "reports") in (ROOT / "reports" / "ablation.md").read_text()
 
 
-@pytest.mark.parametrize("doc", ["README.md", "DISCUSSION.md"])
+@pytest.mark.parametrize("doc", ["docs/production.md", "DISCUSSION.md"])
 def test_the_injection_block_is_rendered_from_the_committed_measurements(doc: str) -> None:
     from bench.injection import DEFENDED, UNDEFENDED, comparison
     from bench.injection import MARKERS as INJECTION
@@ -60,8 +61,61 @@ def test_the_served_heads_round_counts_are_what_the_committed_measurement_chose(
     assert chosen == HEAD_ROUNDS
 
 
-def test_the_forward_in_time_table_is_the_committed_report() -> None:
-    table = [line for line in (ROOT / "reports" / "temporal.md").read_text().splitlines() if line.startswith("|")]
+@pytest.mark.parametrize(("block", "report"), [("temporal", "temporal.md"), ("traps", "traps.md")])
+def test_the_rendered_tables_are_the_committed_reports(block: str, report: str) -> None:
+    """DISCUSSION's forward-in-time and traps tables are their reports' tables, line for line."""
+    table = [line for line in (ROOT / "reports" / report).read_text().splitlines() if line.startswith("|")]
     text = (ROOT / "DISCUSSION.md").read_text()
-    block = text.split("<!-- temporal:start", 1)[1].split("<!-- temporal:end -->", 1)[0].split("\n", 1)[1]
-    assert block.strip().splitlines() == table
+    rendered = text.split(f"<!-- {block}:start", 1)[1].split(f"<!-- {block}:end -->", 1)[0].split("\n", 1)[1]
+    assert rendered.strip().splitlines() == table, f"copy reports/{report}'s table into DISCUSSION's {block} block"
+
+
+DOCS = ["README.md", "DISCUSSION.md", *(f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md")))]
+_CITED = re.compile(r"reports/[\w./-]+\.(?:md|txt|json)")
+_FIGURE = re.compile(r"(?<![\w.])[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)\.\d+(?![\w.])|(?<![\w.])\d{1,3}(?:,\d{3})+(?![\w.])")
+_GENERATED = re.compile(r"<!-- (\w[\w-]*):start.*?<!-- \1:end -->", re.S)
+
+
+_NUMBER = re.compile(r"\d[\d,]*(?:\.\d+)?(?:e[+-]?\d+)?")
+
+
+def _value(figure: str) -> tuple[float, int]:
+    """A figure's magnitude and its decimals (signs and thousands commas aside)."""
+    digits = figure.replace(",", "").lstrip("+-")
+    return float(digits), len(digits.split(".")[1]) if "." in digits else 0
+
+
+def _units(text: str) -> list[str]:
+    """Paragraphs outside the generated blocks (those are checked whole, above); a list with the line that
+    introduces it (ending in ":") is one paragraph, so "Measured by X:" covers its items."""
+    units: list[str] = []
+    for unit in (u for u in re.split(r"\n\s*\n", _GENERATED.sub("", text)) if u.strip()):
+        if units and units[-1].rstrip().endswith(":") and unit.lstrip().startswith(("- ", "* ", "|")):
+            units[-1] += "\n\n" + unit
+        else:
+            units.append(unit)
+    return units
+
+
+def _cited_figures() -> list[tuple[str, str, list[str]]]:
+    found = []
+    for doc in DOCS:
+        for unit in _units((ROOT / doc).read_text()):
+            cited = sorted({c.rstrip(".") for c in _CITED.findall(unit) if (ROOT / c.rstrip(".")).is_file()})
+            if cited:
+                found.append((doc, unit, cited))
+    return found
+
+
+def test_every_figure_beside_a_cited_report_is_in_that_report() -> None:
+    """A paragraph that names a committed output under reports/ quotes only figures that output holds (its
+    decimals and thousands, commas and signs aside): a rerun that changes the file fails here until the
+    prose follows. Figures with no committed output carry no such citation (and do not belong in the docs)."""
+    missing = []
+    for doc, unit, cited in _cited_figures():
+        held = {float(n.replace(",", "")) for c in cited for n in _NUMBER.findall((ROOT / c).read_text())}
+        for figure in _FIGURE.findall(unit):
+            value, decimals = _value(figure)  # the prose may round what the file holds, never more
+            if not any(round(h, decimals) == value for h in held):
+                missing.append(f"{doc}: {figure} not in {', '.join(cited)}: {unit.strip()[:120]!r}")
+    assert not missing, "\n".join(missing)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-DOCS = ("README.md", "DISCUSSION.md")
+DOCS = ("README.md", "DISCUSSION.md", *(f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md"))))
 MAIN_BLOCK = re.compile(r"""^if __name__ == ["']__main__["']:""", re.MULTILINE)
 SCRIPT_PATH = re.compile(r"\b(?:scripts|bench)/[A-Za-z0-9_]+\.py\b")
 

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import RandomForestRegressor
 
+from hybrid_scorer.config import DEFAULT_SEED
 from hybrid_scorer.features.matrix import FeatureMatrix
 from hybrid_scorer.target import log_target
 
@@ -27,7 +28,7 @@ class RandomForestBaseline:
     """What public solutions of this task did: TF-IDF + text statistics into a RandomForest
     (here on log1p(score) and without upvote_ratio, so the comparison is fair)."""
 
-    def __init__(self, n_estimators: int = 200, seed: int = 42) -> None:
+    def __init__(self, n_estimators: int = 200, seed: int = DEFAULT_SEED) -> None:
         self.n_estimators = n_estimators
         self.seed = seed
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from hybrid_scorer.config import MonitorThresholds, get_settings
+from hybrid_scorer.config import DEFAULT_CONCURRENCY, PREDICTION_LOG, MonitorThresholds, get_settings
 from hybrid_scorer.data import prepare_posts
 from hybrid_scorer.errors import ConfigurationError, HybridScorerError
 from hybrid_scorer.llm.backends import spec_help
@@ -54,7 +54,9 @@ def _common(parser: argparse.ArgumentParser, llm_default: str | None = None) -> 
     )
     parser.add_argument("--embedder", help=EMBEDDER_HELP)
     parser.add_argument("--prompt", help=PROMPT_HELP)
-    parser.add_argument("--concurrency", type=int, default=4, help="parallel requests for remote LLM backends")
+    parser.add_argument(
+        "--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="parallel requests for remote LLM backends"
+    )
     parser.add_argument(
         "--max-failure-rate",
         type=float,
@@ -309,7 +311,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         thresholds = MonitorThresholds.model_validate({**settings.monitor.model_dump(), **dict(args.threshold or [])})
     except ValidationError as exc:
         raise ConfigurationError(f"--threshold: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from exc
-    log_path = Path(args.log) if args.log else settings.log_dir / "predictions.jsonl"
+    log_path = Path(args.log) if args.log else settings.log_path
     model_dir = Path(args.model_dir) if args.model_dir else settings.model_dir
     text, alerts = monitor_report(log_path, model_dir, thresholds, settings.database_url)
     print(text)
@@ -344,7 +346,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
     if problems:
         shown = "; ".join(problems[:5])
         raise ConfigurationError(f"{args.file}: {len(problems)} row(s) invalid, nothing stored: {shown}")
-    log_path = Path(args.log) if args.log else settings.log_dir / "predictions.jsonl"
+    log_path = Path(args.log) if args.log else settings.log_path
     store = OutcomeStore(store_url(settings.database_url, log_path))
     print(f"stored {store.add_feedback(items)} realised score(s) in {store.where}; `hybrid-scorer monitor` reads them")
     return 0
@@ -354,7 +356,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from hybrid_scorer.outcomes import OutcomeStore, store_url
 
     settings = get_settings()
-    log_path = Path(args.log) if args.log else settings.log_dir / "predictions.jsonl"
+    log_path = Path(args.log) if args.log else settings.log_path
     store = OutcomeStore(store_url(settings.database_url, log_path))
     print(f"{store.where}: schema at revision {store.upgrade()}")
     return 0
@@ -544,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--llm", help="override the LLM spec stored in the model manifest ('none': content model only)")
     p.add_argument("--embedder", help=EMBEDDER_HELP)
     p.add_argument("--prompt", help=PROMPT_HELP)
-    p.add_argument("--log", type=Path, help="prediction log (default: <log dir>/predictions.jsonl)")
+    p.add_argument("--log", type=Path, help=f"prediction log (default: <log dir>/{PREDICTION_LOG})")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser(
@@ -555,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
         " the predictions: realised Spearman, RMSE and interval coverage per cohort. The same as POST /v1/feedback.",
     )
     p.add_argument("file", type=Path, help="CSV with prediction_id,score[,observed_at]")
-    p.add_argument("--log", help="the prediction log the ids come from (default: <log dir>/predictions.jsonl)")
+    p.add_argument("--log", help=f"the prediction log the ids come from (default: <log dir>/{PREDICTION_LOG})")
     p.set_defaults(func=cmd_feedback)
 
     p = sub.add_parser(
@@ -596,7 +598,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Summarize logs/predictions.jsonl against the training reference and flag "
         "thresholds that are crossed.",
     )
-    p.add_argument("--log", help="prediction log (default: <log dir>/predictions.jsonl)")
+    p.add_argument("--log", help=f"prediction log (default: <log dir>/{PREDICTION_LOG})")
     p.add_argument(
         "--threshold",
         type=_threshold,

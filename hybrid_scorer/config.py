@@ -6,6 +6,13 @@ from typing import Literal
 from pydantic import AliasChoices, BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# the defaults that code outside the settings also needs (an estimator's seed, a function's keyword),
+# named once here so every one of them is the setting's default
+DEFAULT_SEED = 42
+DEFAULT_PROMPT = "assessment_v2"
+DEFAULT_CONCURRENCY = 4  # calls at once to a remote LLM (an in-process model serves one at a time)
+PREDICTION_LOG = "predictions.jsonl"  # the prediction log's name in the log directory
+
 
 class MonitorThresholds(BaseModel):
     """When `hybrid-scorer monitor` alerts (HYBRID_SCORER_MONITOR as JSON, or --threshold NAME=VALUE)."""
@@ -38,8 +45,8 @@ class Settings(BaseSettings):
     report_dir: Path = Path("reports")
     log_dir: Path = Path("logs")
     llm: str = "embedded"
-    prompt: str = "assessment_v2"
-    seed: int = 42
+    prompt: str = DEFAULT_PROMPT
+    seed: int = DEFAULT_SEED
     n_folds: int = 5
     embedding_components: int = 32
     embedding_model: str | None = None  # for ollama/openai when the chat model cannot embed
@@ -50,7 +57,7 @@ class Settings(BaseSettings):
     # text written at the LLM, llm/backends/embedded.py) or the whole post's (the design before it)
     llm_pooling: Literal["title", "post"] = "title"
     llm_timeout_s: float = 60.0
-    llm_concurrency: int = 4  # calls at once to a remote LLM while serving (an in-process model serves one)
+    llm_concurrency: int = DEFAULT_CONCURRENCY  # while serving
     llm_max_retries: int = 4
     predict_llm_budget_ms: float = 2000.0
     # the most one sentence may raise a prediction (log1p units; log 6): past it the post is flagged as steered
@@ -83,6 +90,11 @@ class Settings(BaseSettings):
         "openai:gpt-4o": (2.50, 10.00),
         "openai:text-embedding-3-small": (0.02, 0.0),
     }
+
+    @property
+    def log_path(self) -> Path:
+        """The prediction log, in the log directory."""
+        return self.log_dir / PREDICTION_LOG
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -30,9 +30,24 @@ from pydantic import AliasChoices, BaseModel, Discriminator, Field, Tag
 
 from hybrid_scorer.target import to_score
 
-LEVELS = (0.8, 0.9)
+LEVELS = (0.8, 0.9)  # the one place the served levels are chosen; every name below is derived from them
 SPREAD = ("q0.1", "q0.9")  # the difficulty of `scaled`
 Heads = Mapping[str, np.ndarray]
+
+
+def level_percent(level: float) -> int:
+    """A level as it is named everywhere outside the arithmetic: 80 for 0.8."""
+    return round(level * 100)
+
+
+def interval_field(level: float) -> str:
+    """The prediction's field (and the log's key) holding a `level` interval: interval_80."""
+    return f"interval_{level_percent(level)}"
+
+
+def bound_columns(level: float) -> tuple[str, str]:
+    """The outcome store's columns holding a `level` interval's bounds: low_80, high_80."""
+    return f"low_{level_percent(level)}", f"high_{level_percent(level)}"
 
 
 def quantile_heads(level: float) -> tuple[str, str]:

@@ -16,16 +16,18 @@ from typing import Any, Self
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import Field
 from scipy import sparse
 from sklearn.base import BaseEstimator
 
+from hybrid_scorer.config import DEFAULT_SEED
 from hybrid_scorer.errors import ConfigurationError, MissingArtifactError
 from hybrid_scorer.features.base import PostRow, require_fitted
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, FeatureMatrix
 from hybrid_scorer.features.meta import RARE_FLAIR
 from hybrid_scorer.forests import stack_models
 from hybrid_scorer.intervals import Intervals
+from hybrid_scorer.llm.fields import LLMFields
 from hybrid_scorer.llm.usage import LLMOutput
 from hybrid_scorer.marginal import average_over_one_hot
 from hybrid_scorer.target import TOP_SCORE, log_target, to_score
@@ -51,8 +53,9 @@ DEFAULT_PARAMS: dict[str, Any] = {
 DEFAULT_ROUNDS = 800  # what nested tuning changes: `hybrid-scorer tune` (reports/tuning.md, hybrid_scorer/tuned/)
 
 
-class ModelManifest(BaseModel):
-    """What a reviewer needs to know about a saved model without loading it."""
+class ModelManifest(LLMFields):
+    """What a reviewer needs to know about a saved model without loading it (the LLM setup's fields come
+    from LLMFields: None for a model trained without an LLM)."""
 
     package_version: str = __version__
     created_utc: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -62,13 +65,6 @@ class ModelManifest(BaseModel):
     n_features: int
     n_train: int
     training_data_hash: str
-    llm_spec: str | None = None  # as the user gave it (`embedded`, `openai:gpt-4o-mini`)
-    llm_model: str | None = None  # resolved backend:model, what serving must call
-    prompt_version: str | None = None
-    llm_identity: dict[str, Any] | None = None  # the backend's identity(): model, weights hash, decoding
-    embedding_identity: dict[str, Any] | None = None
-    embedder_spec: str | None = None  # `--embedder` as the user gave it; None: the chat backend embedded
-    embedding_model: str | None = None  # resolved backend:embedding model, what serving must embed with
     intervals: Intervals | None = None  # calibrated on the training posts' out-of-fold predictions (train)
     metrics: dict[str, float] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
@@ -116,7 +112,7 @@ class HybridScorer(BaseEstimator):
         params: dict[str, Any] | None = None,
         num_boost_round: int = DEFAULT_ROUNDS,
         feature_options: dict[str, Any] | None = None,
-        seed: int = 42,
+        seed: int = DEFAULT_SEED,
         heads: Sequence[str] = (),
         head_rounds: int | None = None,
     ) -> None:

@@ -18,6 +18,7 @@ from scipy.stats import chisquare
 
 from hybrid_scorer.config import MonitorThresholds
 from hybrid_scorer.errors import MissingArtifactError
+from hybrid_scorer.intervals import level_percent
 from hybrid_scorer.outcomes import CohortQuality, OutcomeStore, outcomes_path, realised_quality, store_url
 from hybrid_scorer.roles import SERVING_ORDER
 
@@ -184,7 +185,8 @@ def realised_report(store: OutcomeStore, model_dir: Path, thresholds: MonitorThr
     ]
     lines += [
         f"  {q.cohort}: {q.labels} labels, Spearman {q.spearman[0]:.3f} [{q.spearman[1]:.3f}, {q.spearman[2]:.3f}],"
-        f" RMSE log1p {q.rmse[0]:.3f}, coverage 80% {q.coverage_80:.1%}, 90% {q.coverage_90:.1%}"
+        f" RMSE log1p {q.rmse[0]:.3f}, coverage "
+        + ", ".join(f"{level_percent(level)}% {share:.1%}" for level, share in q.coverage.items())
         for q in qualities
     ]
     judged, floor = latest_judged(qualities, thresholds.min_realised_labels), expected_spearman_low(model_dir)

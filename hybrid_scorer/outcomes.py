@@ -34,6 +34,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hybrid_scorer.errors import StoreUnavailableError
+from hybrid_scorer.intervals import LEVELS, bound_columns, interval_field
 from hybrid_scorer.quality import bootstrap_intervals
 from hybrid_scorer.target import log_target
 
@@ -52,7 +53,7 @@ PREDICTIONS = sa.Table(
     sa.Column("predicted_at", sa.Text, nullable=False),
     sa.Column("model_version", sa.Text, nullable=False),
     sa.Column("log_prediction", sa.Float, nullable=False),
-    *(sa.Column(name, sa.Float) for name in ("low_80", "high_80", "low_90", "high_90")),
+    *(sa.Column(name, sa.Float) for level in LEVELS for name in bound_columns(level)),
     sa.Column("fallback", sa.Integer, nullable=False),
 )
 FEEDBACK = sa.Table(
@@ -164,21 +165,16 @@ class OutcomeStore:
         """Records shaped like the prediction log's lines (prediction_id, timestamp, intervals, ...)."""
         rows = []
         for r in records:
-            low_80, high_80 = r.get("interval_80") or (None, None)
-            low_90, high_90 = r.get("interval_90") or (None, None)
-            rows.append(
-                {
-                    "prediction_id": r["prediction_id"],
-                    "predicted_at": r["timestamp"],
-                    "model_version": r["model_version"],
-                    "log_prediction": r["log_score"],
-                    "low_80": low_80,
-                    "high_80": high_80,
-                    "low_90": low_90,
-                    "high_90": high_90,
-                    "fallback": int(r["fallback"]),
-                }
-            )
+            row = {
+                "prediction_id": r["prediction_id"],
+                "predicted_at": r["timestamp"],
+                "model_version": r["model_version"],
+                "log_prediction": r["log_score"],
+                "fallback": int(r["fallback"]),
+            }
+            for level in LEVELS:
+                row.update(zip(bound_columns(level), r.get(interval_field(level)) or (None, None), strict=True))
+            rows.append(row)
         self._upsert(PREDICTIONS, rows, "predictions")
 
     def add_feedback(self, items: Iterable[Feedback]) -> int:
@@ -220,8 +216,12 @@ class CohortQuality:
     labels: int
     spearman: tuple[float, float, float]  # point, 2.5%, 97.5% (bootstrap over the cohort's posts)
     rmse: tuple[float, float, float]
-    coverage_80: float
-    coverage_90: float
+    coverage: dict[float, float]  # per interval level: the share of realised scores inside it
+
+
+def _coverage(score: np.ndarray, rows: pd.DataFrame, level: float) -> float:
+    low, high = bound_columns(level)
+    return float(np.mean((score >= rows[low]) & (score <= rows[high])))
 
 
 def cohort_of(timestamps: pd.Series, cohort: Cohort) -> pd.Series:
@@ -234,7 +234,7 @@ def cohort_of(timestamps: pd.Series, cohort: Cohort) -> pd.Series:
 
 def realised_quality(joined: pd.DataFrame, cohort: Cohort = "week", n_boot: int = 1000) -> list[CohortQuality]:
     """Per cohort of prediction time: Spearman and RMSE of the predictions against log1p(realised score),
-    with 95% bootstrap intervals, and the share of realised scores inside the 80% and 90% intervals."""
+    with 95% bootstrap intervals, and the share of realised scores inside each level's interval."""
     if joined.empty:
         return []
     out = []
@@ -249,8 +249,7 @@ def realised_quality(joined: pd.DataFrame, cohort: Cohort = "week", n_boot: int 
                 labels=len(rows),
                 spearman=intervals["spearman"] if intervals else (np.nan, np.nan, np.nan),
                 rmse=intervals["rmse"] if intervals else (np.nan, np.nan, np.nan),
-                coverage_80=float(np.mean((score >= rows["low_80"]) & (score <= rows["high_80"]))),
-                coverage_90=float(np.mean((score >= rows["low_90"]) & (score <= rows["high_90"]))),
+                coverage={level: _coverage(score, rows, level) for level in LEVELS},
             )
         )
     return out

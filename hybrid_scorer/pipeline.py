@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from hybrid_scorer.config import Settings
+from hybrid_scorer.config import DEFAULT_CONCURRENCY, Settings
 from hybrid_scorer.data import DataReport
 from hybrid_scorer.errors import ConfigurationError
 from hybrid_scorer.features.llm import attach_llm_columns, llm_row_values
@@ -47,7 +47,7 @@ def llm_columns(
     posts: pd.DataFrame,
     groups: Sequence[str],
     client: LLMClient | None,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_CONCURRENCY,
     progress: bool = True,
     max_failure_rate: float | None = DEFAULT_MAX_FAILURE_RATE,
 ) -> LLMColumns:
@@ -111,7 +111,7 @@ class Job:
     settings: Settings
     llm: str | None
     progress: bool = True
-    concurrency: int = 4
+    concurrency: int = DEFAULT_CONCURRENCY
     max_failure_rate: float = DEFAULT_MAX_FAILURE_RATE
 
     def client(self) -> LLMClient | None:

@@ -4,6 +4,7 @@ and no module imports the package root. data -> llm -> features -> model -> eval
 from __future__ import annotations
 
 import ast
+import re
 import subprocess
 import sys
 from graphlib import CycleError, TopologicalSorter
@@ -25,6 +26,7 @@ LAYERS: list[tuple[str, ...]] = [
         "llm.cache",
         "llm.store",
         "llm.usage",
+        "llm.fields",
     ),
     ("llm.client", "llm.backends"),
     ("llm.factory", "llm.extract", "llm.engines", "llm.identity"),
@@ -161,6 +163,31 @@ def role_literals(path: Path) -> list[str]:
 def test_roles_have_one_name() -> None:
     offenders = [hit for p in PACKAGE.rglob("*.py") if p.name != "roles.py" for hit in role_literals(p)]
     assert not offenders, f"role names written as strings (use hybrid_scorer.roles.Role): {offenders}"
+
+
+def test_interval_levels_are_chosen_once(tmp_path: Path) -> None:
+    """intervals.LEVELS decides the levels; the API's fields, the outcome store's columns (as migrated,
+    not only as declared) and the realised coverage follow it, and nothing else writes 80/90 as a name."""
+    import sqlalchemy as sa
+
+    from hybrid_scorer.intervals import LEVELS, bound_columns, interval_field
+    from hybrid_scorer.outcomes import OutcomeStore, store_url
+    from hybrid_scorer.serving.schemas import Prediction
+
+    assert {f for f in Prediction.model_fields if f.startswith("interval_")} == {interval_field(x) for x in LEVELS}
+    store = OutcomeStore(store_url(None, tmp_path / "predictions.jsonl"))
+    store.upgrade()
+    migrated = {c["name"] for c in sa.inspect(store.engine).get_columns("predictions")}
+    assert {c for x in LEVELS for c in bound_columns(x)} == {c for c in migrated if c.startswith(("low_", "high_"))}
+    named = re.compile(r"""["'](?:interval|low|high|coverage)_\d+["']""")
+    offenders = [
+        f"{p.relative_to(PACKAGE)}:{n}"
+        for p in PACKAGE.rglob("*.py")
+        if "migrations" not in p.parts
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if named.search(line)
+    ]
+    assert not offenders, f"interval level names written by hand (derive them from intervals.LEVELS): {offenders}"
 
 
 def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:

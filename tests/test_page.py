@@ -5,6 +5,7 @@ screenshot it takes is README's (docs/page.png)."""
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,7 +87,13 @@ def test_page_shows_the_score_the_api_gives(served: Service, browser: object) ->
         " return b.x < 0 || b.x + b.width > t.ownerSVGElement.viewBox.baseVal.width; }).map(t => t.textContent);"
     )
     assert overflow == [], overflow
-    assert browser.find_elements(By.CSS_SELECTOR, "#interval-chart rect.band90")  # type: ignore[attr-defined]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#interval-chart rect.band-wide")) == 1  # type: ignore[attr-defined]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#interval-chart rect.band-narrow")) == 1  # type: ignore[attr-defined]
+    said = browser.find_element(By.ID, "interval-text").text  # type: ignore[attr-defined]
+    (low80, high80), (low90, high90) = expected["interval_80"], expected["interval_90"]
+    js = [f"{math.floor(b + 0.5):,}" for b in (low80, high80, low90, high90)]  # Math.round, not Python's round
+    assert said == f"Likely between {js[0]} and {js[1]} (80%), {js[2]} and {js[3]} (90%)."
+    assert "80% (dark) and 90% (light)" in browser.find_element(By.ID, "interval-caption").text  # type: ignore[attr-defined]
     status = browser.find_element(By.ID, "llm-status").text  # type: ignore[attr-defined]
     said = "Not used" if expected["fallback"] else "cache"
     assert said in status, status

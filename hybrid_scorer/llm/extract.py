@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from hybrid_scorer.config import DEFAULT_CONCURRENCY
 from hybrid_scorer.errors import HybridScorerError
 from hybrid_scorer.llm.client import AssessmentResult, EmbeddingResult, LLMClient
 from hybrid_scorer.llm.prompts import PostText
@@ -182,7 +183,7 @@ def extract(
     posts: pd.DataFrame | Iterable[PostText],
     assessments: bool = True,
     embeddings: bool = True,
-    concurrency: int = 4,
+    concurrency: int = DEFAULT_CONCURRENCY,
     progress: bool = True,
     max_cost_usd: float | None = None,
 ) -> Extraction:

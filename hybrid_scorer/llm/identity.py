@@ -3,32 +3,33 @@ as one value. Training records it in the manifest, serving compares the client i
 it, and the registry's promotion gate compares the serving configuration against a candidate's, all
 with `mismatches`. Building one from a spec builds backends, never an SDK client (no API key needed).
 
-The fields are the manifest's own field names, so a manifest is read (`from_manifest`) and written
-(`manifest_fields`) without the LLM layer knowing the model's classes."""
+The fields are declared once, in llm/fields.py, and the manifest is made of them too, so a manifest is
+read (`from_manifest`) and written (`manifest_fields`) without the LLM layer knowing the model's classes."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from hybrid_scorer.config import Settings
 from hybrid_scorer.llm.backends import make_backend
 from hybrid_scorer.llm.client import LLMClient
+from hybrid_scorer.llm.fields import LLMFields
 from hybrid_scorer.llm.prompts import PromptTemplate, load_prompt
 from hybrid_scorer.llm.protocol import Backend, backend_spec
 
 
-class LLMIdentity(BaseModel):
+class LLMIdentity(LLMFields):
+    """The fields of an LLM setup that exists: its model and prompt are required."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    llm_spec: str | None  # as the user gave it (`embedded`, `openai:gpt-4o-mini`)
-    llm_model: str  # resolved backend:model, what serving must call
-    prompt_version: str  # version@hash of the prompt text
-    embedder_spec: str | None = None  # `--embedder` as the user gave it; None: the chat backend embeds
-    embedding_model: str | None = None  # resolved backend:embedding model (None in manifests from before it)
-    llm_identity: dict[str, Any] = {}  # the backend's identity(): model, weights hash, decoding
-    embedding_identity: dict[str, Any] = {}
+    @model_validator(mode="after")
+    def _names_its_llm(self) -> LLMIdentity:
+        if not self.llm_model or not self.prompt_version:
+            raise ValueError("an LLM identity names its model (llm_model) and its prompt (prompt_version)")
+        return self
 
     @classmethod
     def from_parts(

@@ -16,12 +16,12 @@ from functools import cached_property
 from importlib import resources
 from pathlib import Path
 
+from hybrid_scorer.config import DEFAULT_PROMPT
 from hybrid_scorer.errors import MissingArtifactError
 from hybrid_scorer.llm.sanitize import strip_instructions
 from hybrid_scorer.llm.schema import PostAssessment, Topic, assessment_model
 
 PROMPTS_DIR = Path(str(resources.files("hybrid_scorer") / "prompts"))
-DEFAULT_PROMPT = "assessment_v2"
 PROMPT_BODY_CHARS = 1000  # ~250 tokens: keeps the prompt short on 2 cores; the title carries most signal.
 TITLE_LINE = re.compile(r"^Title: (.*)$", re.MULTILINE)  # every template shows the title on this line
 

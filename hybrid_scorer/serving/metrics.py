@@ -16,6 +16,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from hybrid_scorer.errors import StoreUnavailableError
+from hybrid_scorer.intervals import level_percent
 from hybrid_scorer.llm.usage import LLMFailure
 from hybrid_scorer.monitoring import expected_spearman_low, latest_judged
 from hybrid_scorer.outcomes import realised_quality
@@ -67,7 +68,10 @@ class RealisedQuality(Collector):
             for name, value, doc in (
                 ("spearman", judged.spearman[0], "Spearman of predictions and realised scores"),
                 ("rmse", judged.rmse[0], "RMSE on log1p of predictions and realised scores"),
-                ("coverage_90", judged.coverage_90, "Share of realised scores inside the 90% interval"),
+                *(
+                    (f"coverage_{pct}", share, f"Share of realised scores inside the {pct}% interval")
+                    for pct, share in ((level_percent(level), share) for level, share in judged.coverage.items())
+                ),
                 ("labels", judged.labels, "Realised scores in the cohort"),
             ):
                 family = GaugeMetricFamily(

@@ -29,7 +29,7 @@ from hybrid_scorer.errors import MissingArtifactError, ModelMismatchError
 from hybrid_scorer.features.base import PostRow
 from hybrid_scorer.features.matrix import group_class, llm_needs
 from hybrid_scorer.features.meta import normalize_flair
-from hybrid_scorer.intervals import LEVELS
+from hybrid_scorer.intervals import LEVELS, interval_field
 from hybrid_scorer.llm.client import AssessmentResult, EmbeddingResult, LLMClient
 from hybrid_scorer.llm.identity import LLMIdentity
 from hybrid_scorer.llm.prompts import PostText
@@ -123,7 +123,7 @@ class Predictor:
         self.client = client
         self.llm_budget_ms = llm_budget_ms if llm_budget_ms is not None else self.settings.predict_llm_budget_ms
         if log is None:
-            path = Path(log_path or self.settings.log_dir / "predictions.jsonl")
+            path = Path(log_path or self.settings.log_path)
             store = OutcomeStore(store_url(self.settings.database_url, path))
             recorder = Recorder(store, self.settings.database_backlog_max)
             log = PredictionLog(path, self.settings.prediction_log_max_bytes, recorder)
@@ -366,7 +366,7 @@ def _explanation(contributions: dict[str, float]) -> dict[str, Any]:
 
 
 def _intervals(model: HybridScorer, log_score: float, heads: dict[str, float]) -> dict[str, tuple[float, float]]:
-    """The served model's 80% and 90% intervals in score units (none for a model trained before them)."""
+    """The served model's intervals at each level, in score units (none for a model trained before them)."""
     intervals = model.manifest_.intervals if model.manifest_ is not None else None
     if intervals is None:
         return {}
@@ -374,7 +374,7 @@ def _intervals(model: HybridScorer, log_score: float, heads: dict[str, float]) -
     out = {}
     for level in LEVELS:
         low, high = intervals.bounds(point, values, level)
-        out[f"interval_{round(level * 100)}"] = (round(float(low[0]), 1), round(float(high[0]), 1))
+        out[interval_field(level)] = (round(float(low[0]), 1), round(float(high[0]), 1))
     return out
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from hybrid_scorer.intervals import LEVELS, interval_field, level_percent
 from hybrid_scorer.llm.usage import LLMFailure
 from hybrid_scorer.serving.schemas import Driver, Prediction
 
@@ -57,12 +58,10 @@ def _llm(p: Prediction) -> str:
 
 def describe(p: Prediction) -> str:
     lines = [f"Predicted score: {_points(p.score)}"]
-    if p.interval_80 and p.interval_90:
-        (low80, high80), (low90, high90) = p.interval_80, p.interval_90
-        lines.append(
-            f"Likely between {_points(low80)} and {_points(high80)} (80%),"
-            f" {_points(low90)} and {_points(high90)} (90%)."
-        )
+    ranges = [(level, getattr(p, interval_field(level))) for level in LEVELS]
+    if all(bounds for _, bounds in ranges):
+        said = ", ".join(f"{_points(lo)} and {_points(hi)} ({level_percent(level)}%)" for level, (lo, hi) in ranges)
+        lines.append(f"Likely between {said}.")
     if p.p_top is not None:
         lines.append(f"Chance of reaching 1,000 or more: {percent(p.p_top)}.")
     if p.drivers:

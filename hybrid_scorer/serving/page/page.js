@@ -39,10 +39,21 @@ function showError(status, detail) {
   $("error").hidden = false;
 }
 
+// The answer's interval levels, narrowest first, from its fields (interval_80, interval_90, ...): the
+// levels are chosen once, in hybrid_scorer/intervals.py, and the page follows whatever the API sends.
+function intervals(prediction) {
+  return Object.keys(prediction)
+    .filter((key) => /^interval_\d+$/.test(key) && prediction[key])
+    .map((key) => ({ level: Number(key.slice("interval_".length)), bounds: prediction[key] }))
+    .sort((a, b) => a.level - b.level);
+}
+
 function drawInterval(prediction) {
   const chart = $("interval-chart");
   chart.replaceChildren();
-  const top = Math.max(prediction.interval_90 ? prediction.interval_90[1] : prediction.score, 10) + 1;
+  const ranges = intervals(prediction);
+  const widest = ranges.length ? ranges[ranges.length - 1].bounds[1] : prediction.score;
+  const top = Math.max(widest, prediction.score, 10) + 1;
   const decades = Math.ceil(Math.log10(top));
   const x = (score) => 14 + (282 * Math.log10(score + 1)) / decades;
   for (let d = 0; d <= decades; d += 1) {
@@ -52,8 +63,12 @@ function drawInterval(prediction) {
   }
   const band = (bounds, cls, y, h) =>
     bounds && chart.append(svg("rect", { class: cls, x: x(bounds[0]), width: Math.max(x(bounds[1]) - x(bounds[0]), 1), y, height: h }));
-  band(prediction.interval_90, "band90", 14, 26);
-  band(prediction.interval_80, "band80", 20, 14);
+  // widest first and lightest, each narrower one darker and thinner on top of it
+  ranges.slice().reverse().forEach((range, i) =>
+    band(range.bounds, i === 0 ? "band-wide" : "band-narrow", 14 + 6 * i, 26 - 12 * i));
+  $("interval-caption").textContent = ranges.length
+    ? `Where the score is likely to land: ${ranges.map((r, i) => `${r.level}% (${i < ranges.length - 1 ? "dark" : "light"})`).join(" and ")} ranges, on a log scale`
+    : "";
   chart.append(svg("circle", { class: "point", cx: x(prediction.score), cy: 27, r: 5 }));
 }
 
@@ -111,8 +126,9 @@ function describeLLM(p) {
 function show(p) {
   $("score").textContent = fmt(p.score);
   $("score").dataset.score = String(p.score);
-  $("interval-text").textContent = p.interval_80
-    ? `Likely between ${fmt(p.interval_80[0])} and ${fmt(p.interval_80[1])} (80%), ${fmt(p.interval_90[0])} and ${fmt(p.interval_90[1])} (90%).`
+  const ranges = intervals(p);
+  $("interval-text").textContent = ranges.length
+    ? `Likely between ${ranges.map((r) => `${fmt(r.bounds[0])} and ${fmt(r.bounds[1])} (${r.level}%)`).join(", ")}.`
     : "This model gives no interval.";
   $("p-top").textContent = p.p_top == null ? "" : `Chance of reaching 1,000 or more: ${percent(p.p_top)}.`;
   drawInterval(p);

@@ -285,6 +285,7 @@ def main() -> None:
     parser.add_argument("--data", help="CSV (default: $ASKSCIENCE_CSV or data/askscience_data.csv)")
     parser.add_argument("--model-dir", type=Path, help="a trained model (default: train a content model on --data)")
     parser.add_argument("--pairs", type=int, default=1000, help="predict-then-feedback pairs per kill run")
+    parser.add_argument("--replicas", type=int, default=3, help="replicas behind nginx in the kill runs (2, 3)")
     parser.add_argument("--outage", type=float, default=60.0, help="seconds the database is stopped")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each wrk run")
     parser.add_argument("--rounds", type=int, default=3, help="1-then-2-replica throughput rounds")
@@ -317,7 +318,7 @@ def main() -> None:
             print(f"(1) throughput through nginx, content model, wrk 16 connections, {args.seconds:g} s per run:")
             throughput(model, postgres, nginx, bodies, args.seconds, args.rounds)
         if "2" in sections:
-            lost_feedback(model, postgres, nginx, posts.head(args.pairs))
+            lost_feedback(model, postgres, nginx, posts.head(args.pairs), args.replicas)
         if "4" in sections:
             print(f"(4) the database stopped for {args.outage:g} s under traffic, 2 replicas:")
             with cluster(model, postgres, nginx, 2, "outage") as running:
@@ -329,11 +330,11 @@ def main() -> None:
         postgres.remove()
 
 
-def lost_feedback(model: Path, postgres: Postgres, nginx: str, sample: pd.DataFrame) -> None:
+def lost_feedback(model: Path, postgres: Postgres, nginx: str, sample: pd.DataFrame, replicas: int) -> None:
     """Sections (2) and (3): one cluster per way of stopping the replica, each on its own database."""
-    print(f"(2) lost feedback, {len(sample)} predict-then-feedback pairs, 2 replicas, one stopped at 25%:")
+    print(f"(2) lost feedback, {len(sample)} predict-then-feedback pairs, {replicas} replicas, one stopped at 25%:")
     for kill in (signal.SIGTERM, signal.SIGKILL):
-        with cluster(model, postgres, nginx, 2, f"kill{kill.name.lower()}") as running:
+        with cluster(model, postgres, nginx, replicas, f"kill{kill.name.lower()}") as running:
             done = pairs(running, sample, kill)
             print(f"  {kill.name}: lost {lost(running.database_url, done)} of {len(done)}", flush=True)
             if kill == signal.SIGTERM:

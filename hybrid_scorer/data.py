@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from hybrid_scorer.config import DEFAULT_SEED
 from hybrid_scorer.errors import HybridScorerError
 from hybrid_scorer.target import log_target
 
@@ -33,6 +34,10 @@ _BARE_URL = re.compile(r"(?:https?://|www\.)\S+")
 _WHITESPACE = re.compile(r"\s+")
 _REDDIT_ID = re.compile(r"/comments/([a-z0-9]+)")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
+# An edit ("EDIT: thanks for all the answers!") is written after the post went up, often because it did
+# well (`python scripts/traps.py` counts them and their scores in reports/traps.md), so it is never there
+# when a post is scored: the body is cut at the first line that starts one, in training and serving alike.
+_EDIT_LINE = re.compile(r"^[ \t*_#>~]*(?:edit|update|eta)\b", re.IGNORECASE | re.MULTILINE)
 
 
 class DataValidationError(HybridScorerError, ValueError):
@@ -49,6 +54,7 @@ class DataReport:
     dropped_bad_score_examples: list[str] = field(default_factory=list)
     dropped_empty_title: int = 0
     removed_bodies: int = 0
+    edited_bodies: int = 0
     duplicates_removed: int = 0
     duplicate_max_relative_score_spread: float = 0.0
     rows_kept: int = 0
@@ -60,7 +66,8 @@ class DataReport:
             f"{' (e.g. ' + ', '.join(self.dropped_bad_score_examples) + ')' if self.dropped_bad_score else ''}"
             f" and {self.dropped_empty_title} with an empty title; removed {self.duplicates_removed} duplicate"
             f" snapshots (max score spread within a post {self.duplicate_max_relative_score_spread:.2%});"
-            f" {self.removed_bodies} bodies were [removed]/[deleted]; kept {self.rows_kept} posts"
+            f" {self.removed_bodies} bodies were [removed]/[deleted], {self.edited_bodies} cut at an edit written"
+            f" after posting; kept {self.rows_kept} posts"
         )
 
 
@@ -153,21 +160,36 @@ def clean_text(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
+def edit_start(body: str) -> int | None:
+    """Where the body's first edit starts (a line beginning "EDIT", "Update", "ETA"), if it has one."""
+    match = _EDIT_LINE.search(body)
+    return match.start() if match else None
+
+
+def without_edits(body: str) -> str:
+    """The body as it was posted: cut at its first edit."""
+    start = edit_start(body)
+    return body if start is None else body[:start].rstrip()
+
+
 def clean_fields(title: str, body: str) -> tuple[str, str, str]:
     """(title_clean, body_clean, body) of one post: what `clean` adds to every row, and what the row
-    path of serving computes for one post. `body` is the raw body with HTML entities decoded."""
-    body = html.unescape(body or "")
+    path of serving computes for one post. `body` is the raw body with HTML entities decoded, cut at its
+    first edit."""
+    body = without_edits(html.unescape(body or ""))
     return clean_text(title), clean_text(body), body
 
 
 def clean(posts: pd.DataFrame, report: DataReport | None = None) -> pd.DataFrame:
     """Add cleaned text columns; the raw `body` stays for structure features (links, edits)."""
     out = posts.copy()
+    edited = sum(edit_start(html.unescape(b)) is not None for b in out["body"].fillna(""))
     fields = [clean_fields(t, b) for t, b in zip(out["title"], out["body"].fillna(""), strict=True)]
     out["title_clean"], out["body_clean"], out["body"] = ([f[i] for f in fields] for i in range(3))
     out["body_removed"] = out["body"].str.strip().isin(REMOVED_MARKERS)
     if report is not None:
         report.removed_bodies = int(out["body_removed"].sum())
+        report.edited_bodies = int(edited)
     return out
 
 
@@ -203,7 +225,9 @@ def fold_groups(posts: pd.DataFrame) -> np.ndarray:
     return pd.factorize(keys)[0]
 
 
-def grouped_folds(posts: pd.DataFrame, n_folds: int = 5, seed: int = 42) -> list[tuple[np.ndarray, np.ndarray]]:
+def grouped_folds(
+    posts: pd.DataFrame, n_folds: int = 5, seed: int = DEFAULT_SEED
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """K folds grouped by normalized title and stratified on log-score deciles (the score is bimodal,
     so unstratified folds can differ a lot in their share of 'top' posts)."""
     strata = pd.qcut(log_target(posts), q=10, labels=False, duplicates="drop")

@@ -12,6 +12,7 @@ Writes reports/traps.md. Usage: python scripts/traps.py [--data CSV]"""
 from __future__ import annotations
 
 import argparse
+import html
 from pathlib import Path
 from typing import ClassVar
 
@@ -21,7 +22,7 @@ from scipy.stats import spearmanr
 from sklearn.model_selection import KFold
 
 from hybrid_scorer.config import get_settings
-from hybrid_scorer.data import clean, grouped_folds, load_posts, post_id_from_url, prepare_posts
+from hybrid_scorer.data import clean, edit_start, grouped_folds, load_posts, post_id_from_url, prepare_posts
 from hybrid_scorer.evaluation import cross_validate
 from hybrid_scorer.features.base import PostRow, StatelessGroup
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, GROUPS
@@ -75,7 +76,18 @@ def _facts(posts: pd.DataFrame, no_flair: pd.Series, raw_path: Path) -> list[str
         f"- Spearman(`Unnamed: 0`, score): {raw_rho:.2f} on the raw rows, {rho:.2f} on the deduplicated posts",
         f"- posts without a flair: {int(no_flair.sum())}, posted {years.min()}-{years.max()}"
         f" ({int((years < 2013).sum())} before 2013), median score {score[no_flair].median():.0f}",
+        _edit_fact(raw),
     ]
+
+
+def _edit_fact(raw: pd.DataFrame) -> str:
+    """Posts whose body carries an edit written after posting (cut by the loader): how they scored."""
+    posts = raw.assign(post_id=raw["url"].map(post_id_from_url)).drop_duplicates("post_id")
+    edited = posts["body"].fillna("").map(lambda body: edit_start(html.unescape(body)) is not None)
+    return (
+        f"- posts whose body has an edit (cut at it by the loader): {int(edited.sum())}, median score"
+        f" {posts.loc[edited, 'score'].median():,.0f} (the others: {posts.loc[~edited, 'score'].median():,.0f})"
+    )
 
 
 def main() -> None:

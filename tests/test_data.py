@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from hybrid_scorer.data import (
     DataReport,
     DataValidationError,
+    clean_fields,
     clean_text,
     deduplicate,
     grouped_folds,
@@ -73,6 +74,30 @@ def test_leaky_columns_never_reach_the_posts(posts: pd.DataFrame) -> None:
 )
 def test_clean_text(raw: str, expected: str) -> None:
     assert clean_text(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "posted"),
+    [
+        ("Why is it so?\n\nEDIT: front page, thanks for the gold!", "Why is it so?"),
+        ("Why?\n\n**Edit 2**: typo\n\nmore thanks", "Why?"),
+        ("How do tides work?\nUpdate: answered, thank you all", "How do tides work?"),
+        ("What is it?\n\n> ETA: a link", "What is it?"),
+        ("Why do I edit my posts so often? And update them?", "Why do I edit my posts so often? And update them?"),
+        ("Updates to GPS satellites: how are they sent?", "Updates to GPS satellites: how are they sent?"),
+    ],
+)
+def test_an_edit_written_after_posting_is_cut_from_the_body(body: str, posted: str) -> None:
+    """A line that starts an edit ends the body as posted; "edit" or "update" inside a sentence, or a
+    word that merely begins with them, does not."""
+    _, body_clean, raw = clean_fields("A title?", body)
+    assert raw == posted and body_clean == posted
+
+
+def test_edits_are_cut_and_counted_when_the_file_is_cleaned(csv_path: Path) -> None:
+    posts, report = prepare_posts(csv_path)
+    assert report.edited_bodies > 0 and "cut at an edit" in report.summary()
+    assert not posts["body"].str.contains("EDIT").any() and not posts["body_clean"].str.contains("EDIT").any()
 
 
 def test_removed_bodies_are_flagged(posts: pd.DataFrame) -> None:

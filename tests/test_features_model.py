@@ -28,9 +28,9 @@ from hybrid_scorer.target import log_target
 
 
 def test_text_stats_count_structure(posts: pd.DataFrame) -> None:
-    row = posts[posts["body"].str.contains("EDIT")].head(1)
+    row = posts[posts["body"].str.contains("sources")].head(1)
     stats = dict(zip(TextStatsFeatures.columns, TextStatsFeatures().transform(row)[0], strict=True))
-    assert stats["body_links"] == 1 and stats["body_edits"] == 1
+    assert stats["body_links"] == 1 and stats["body_paragraphs"] == 1  # the "EDIT: typo" paragraph is cut
     assert stats["title_ends_with_question_mark"] == 1 and stats["title_starts_with_question_word"] == 1
     assert stats["has_body"] == 1
 

@@ -11,7 +11,6 @@ import pandas as pd
 from hybrid_scorer.features.base import PostRow, StatelessGroup
 
 _LINK = re.compile(r"\]\((?:https?://|www\.)|(?<!\()(?:https?://|www\.)")  # a markdown link counts once
-_EDIT = re.compile(r"\bedit\b|\bupdate\b", re.IGNORECASE)
 _QUESTION_WORD = re.compile(r"^(why|how|what|when|where|who|which|is|are|can|could|do|does|would|will|if)\b", re.I)
 
 
@@ -26,7 +25,6 @@ def _stats(title: str, body: str, body_raw: str) -> list[float]:
         title.count("?"),
         body.count("?"),
         len(_LINK.findall(body_raw)),
-        len(_EDIT.findall(body_raw)),
         sum(map(str.isdigit, title)) + sum(map(str.isdigit, body)),
         (sum(map(str.isupper, letters)) / len(letters)) if letters else 0.0,
         float(bool(body)),
@@ -37,7 +35,8 @@ def _stats(title: str, body: str, body_raw: str) -> list[float]:
 
 
 class TextStatsFeatures(StatelessGroup):
-    """Counts on the cleaned text; links and edits are counted on the raw body, where they still are."""
+    """Counts on the cleaned text; links and paragraphs on the raw body, where they still are. Edits are
+    not counted: they are cut from the body (data.py), being written after the post went up."""
 
     name: ClassVar[str] = "text_stats"
     reads_as: ClassVar[str] = "the post's length and shape"
@@ -49,7 +48,6 @@ class TextStatsFeatures(StatelessGroup):
         "title_question_marks",
         "body_question_marks",
         "body_links",
-        "body_edits",
         "digits",
         "title_capitals_ratio",
         "has_body",

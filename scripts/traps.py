@@ -22,7 +22,7 @@ from scipy.stats import spearmanr
 from sklearn.model_selection import KFold
 
 from hybrid_scorer.config import get_settings
-from hybrid_scorer.data import clean, edit_start, grouped_folds, load_posts, post_id_from_url, prepare_posts
+from hybrid_scorer.data import clean, clean_text, edit_start, grouped_folds, load_posts, post_id_from_url, prepare_posts
 from hybrid_scorer.evaluation import cross_validate
 from hybrid_scorer.features.base import PostRow, StatelessGroup
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, GROUPS
@@ -80,6 +80,16 @@ def _facts(posts: pd.DataFrame, no_flair: pd.Series, raw_path: Path) -> list[str
     ]
 
 
+def _with_edits(posts: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The posts with their bodies as scraped, edits written after posting left in (cleaned otherwise as
+    the loader cleans: `clean_text`)."""
+    raw = pd.read_csv(path)
+    raw = raw.assign(post_id=raw["url"].map(post_id_from_url)).drop_duplicates("post_id")
+    scraped = posts[["post_id"]].merge(raw[["post_id", "body"]], on="post_id", how="left", validate="one_to_one")
+    bodies = scraped["body"].fillna("").map(html.unescape)
+    return posts.assign(body=bodies.to_numpy(), body_clean=bodies.map(clean_text).to_numpy())
+
+
 def _edit_fact(raw: pd.DataFrame) -> str:
     """Posts whose body carries an edit written after posting (cut by the loader): how they scored."""
     posts = raw.assign(post_id=raw["url"].map(post_id_from_url)).drop_duplicates("post_id")
@@ -114,6 +124,7 @@ def main() -> None:
         ("+ upvote_ratio (known only after voting)", honest, honest_folds, (UpvoteRatio.name,)),
         ("+ `Unnamed: 0` row index", honest, honest_folds, (RowIndex.name,)),
         ("+ time_trend (posting year)", honest, honest_folds, ("time_trend",)),
+        ("+ edits written after posting left in the body", _with_edits(honest, settings.data_path), honest_folds, ()),
         (
             "all four traps together",
             _with_leaky_columns(undeduplicated, settings.data_path),

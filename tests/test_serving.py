@@ -384,3 +384,30 @@ def test_a_fallback_is_said_in_words_for_every_failure_kind(
     p = predictor.predict({"title": "A question the LLM will not answer?"})
     assert p.fallback and p.llm_failure is not None
     assert f"({FAILURE_WORDS[p.llm_failure]})" in describe(p) and str(p.llm_failure) not in describe(p)
+
+
+def test_a_title_the_published_schema_accepts_is_a_title_the_service_accepts() -> None:
+    """Every one-character title (the Basic Multilingual Plane): the schema's pattern, read with
+    ECMAScript's \\s as JSON Schema validators and schemathesis read it, accepts exactly the titles that
+    pydantic's strip-then-validate accepts (schemathesis found "\\x85": valid by the schema, stripped to
+    nothing by Python)."""
+    from pydantic import ValidationError
+
+    from hybrid_scorer.serving.schemas import PostInput
+
+    ecma_space = set("\t\n\v\f\r \xa0\u1680\u2028\u2029\u202f\u205f\u3000\ufeff") | {
+        chr(c) for c in range(0x2000, 0x200B)
+    }
+    excluded = ecma_space | {chr(c) for c in range(0x1C, 0x20)} | {"\x85", "\ufeff"}
+    assert PostInput.model_json_schema()["properties"]["title"]["pattern"] == r"[^\s\x1c-\x1f\x85\ufeff]"
+    disagree = []
+    for code in (c for c in range(0x10000) if not 0xD800 <= c <= 0xDFFF):
+        title = chr(code)
+        try:
+            PostInput(title=title)
+            served = True
+        except ValidationError:
+            served = False
+        if served != (title not in excluded):
+            disagree.append(hex(code))
+    assert not disagree, disagree

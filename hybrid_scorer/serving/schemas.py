@@ -54,9 +54,15 @@ class PostInput(BaseModel):
     )
 
     # the title is stripped (a blank one is an error); the body is kept as written, as in training, where
-    # its paragraphs are counted on the raw text
+    # its paragraphs are counted on the raw text. The pattern asks for one character that Python's strip
+    # keeps: JSON Schema's \s (ECMAScript's) lacks the separators \x1c-\x1f and NEL (\x85) that Python
+    # strips, so "\x85" alone would pass the published schema and then fail here (and ECMAScript counts the
+    # BOM, \ufeff, as space where Python does not: it is excluded too, so both sides agree)
     title: Annotated[
-        StrictStr, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_TITLE_CHARS, pattern=r"\S")
+        StrictStr,
+        StringConstraints(
+            strip_whitespace=True, min_length=1, max_length=MAX_TITLE_CHARS, pattern=r"[^\s\x1c-\x1f\x85\ufeff]"
+        ),
     ]
     body: StrictStr = Field(default="", max_length=MAX_BODY_CHARS)
     flair: StrictStr | None = Field(default=None, max_length=100, description='null: unknown; "": posted without')

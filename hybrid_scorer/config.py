@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     predict_llm_budget_ms: float = 2000.0
     # the most one sentence may raise a prediction (log1p units; log 6): past it the post is flagged as steered
     # and scored without that sentence (steering.py); None: no check. Honest posts' largest one-sentence effect
-    # has a long tail (a title's question is one sentence), so the limit sits near its 98th percentile
+    # has a long tail (a title's question is one sentence), so the limit sits above its 99th percentile
     # (reports/ab_defence.md), not at what an attack usually buys
     steering_threshold_log: float | None = 1.792
     llm_max_usd_per_hour: float | None = None  # serving: past it, new posts are scored without the LLM

@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     # predictions waiting for an unreachable store, per replica; past it the oldest are dropped (counted;
     # their lines stay in the JSONL log)
     database_backlog_max: int = Field(100_000, ge=1)
+    # answer a prediction only once its record is in the outcome store (or in the backlog while the store is
+    # away): a replica that crashes (SIGKILL, out of memory) has then lost no answered prediction, and a
+    # label sent to another replica still joins it; it costs about one store commit of latency (group
+    # commit, serving/predictlog.py). None: on when database_url is set, that is when replicas share a store
+    answer_after_record: bool | None = None
     serve_max_batch: int = 64  # posts per /v1/predict/batch request
     serve_max_body_bytes: int = 2_000_000
     serve_threads: int = 4  # requests handled at once: 2 may wait on the LLM, 2 score; more only fight for the GIL
@@ -95,6 +100,11 @@ class Settings(BaseSettings):
     def log_path(self) -> Path:
         """The prediction log, in the log directory."""
         return self.log_dir / PREDICTION_LOG
+
+    @property
+    def answers_after_record(self) -> bool:
+        """`answer_after_record`, its default resolved: on exactly when replicas share a database."""
+        return self.database_url is not None if self.answer_after_record is None else self.answer_after_record
 
 
 def get_settings(**overrides: object) -> Settings:

@@ -126,6 +126,36 @@ def test_an_unreachable_database_never_fails_a_prediction_or_a_scrape(model_dir:
     assert "hybrid_scorer_store_backlog 1.0" in scrape
 
 
+def test_answered_after_record_a_prediction_is_in_the_store_when_its_answer_returns(
+    model_dir: Path, tmp_path: Path
+) -> None:
+    """What lets a replica die by SIGKILL without losing an answered prediction: with `answer_after_record`
+    each answer, sync or on the event loop, returns only once its record is committed, here to the real
+    SQLite store, read by a second connection with no flush in between."""
+    import asyncio
+
+    from hybrid_scorer.config import Settings
+    from hybrid_scorer.outcomes import OutcomeStore, store_url
+    from hybrid_scorer.serving.predictor import Predictor
+
+    log_path = tmp_path / "predictions.jsonl"
+    settings = Settings(answer_after_record=True, cache_dir=tmp_path)
+    predictor = Predictor(model_dir, settings, llm="none", log_path=log_path)
+    reader = OutcomeStore(store_url(None, log_path))
+    post = {"title": "Why is the sky blue?", "body": ""}
+    try:
+        counts = [reader.counts()["predictions"]]
+        predictor.predict(post)
+        counts.append(reader.counts()["predictions"])
+        asyncio.run(predictor.predict_async(post))
+        counts.append(reader.counts()["predictions"])
+    finally:
+        predictor.close()
+    assert counts == [0, 1, 2]
+    assert Settings(database_url="sqlite:///x.db").answers_after_record  # replicas sharing a store: on
+    assert not Settings().answers_after_record  # the embedded default keeps its writer cycle
+
+
 # --- alert rules: promtool and a real Prometheus ------------------------------------------------------
 
 RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus"

@@ -9,10 +9,19 @@ the request writes them itself: back-pressure, never a dropped line. `close` wri
 graceful shutdown loses nothing; a crash loses at most the last `flush_every_s`. The same writer records
 each prediction's id and bounds in the outcome store, where delayed labels join them (outcomes.py), through
 a recorder that keeps them while the store is unreachable (recorder.py): the back-pressure path writes
-only the file, so a request never waits for the database."""
+only the file, so a request never waits for the database.
+
+Replicas that share a store answer a prediction only once its record is settled (`answer_after_record`):
+`write` returns a ticket, the writer wakes at once instead of at its next cycle, and a request waits for
+its ticket (`settled`, or `settled_async` on the event loop). Requests that arrive during one store commit
+go into the next one together (group commit), so the cost is about one commit of latency, not one commit
+per request. Settled means in the store, or in the recorder's backlog when the store is away: a dead
+database still never stops answers. Then a replica killed mid-traffic (SIGKILL, an OOM) has lost no
+prediction it answered, and delayed labels sent to another replica still find it."""
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import logging
 import threading
@@ -26,6 +35,7 @@ from hybrid_scorer.serving.recorder import Recorder
 
 log = logging.getLogger(__name__)
 BACKUPS = 3
+SETTLE_WAIT_S = 2.0  # the longest a request waits for its record: a store that hangs must not hang answers
 
 
 class PredictionLog:
@@ -39,8 +49,10 @@ class PredictionLog:
         recorder: Recorder | None = None,
         flush_every_s: float = 0.05,
         max_pending: int = 10_000,
+        answer_after_record: bool = False,
     ) -> None:
-        """`recorder`: also record each prediction's id and bounds in the outcome store (delayed labels)."""
+        """`recorder`: also record each prediction's id and bounds in the outcome store (delayed labels);
+        `answer_after_record`: wake the writer at each line, so `settled` returns within one commit."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.recorder = recorder
@@ -48,33 +60,81 @@ class PredictionLog:
         self.max_pending = max_pending
         self._file = path.open("ab")
         self._size = self._file.tell()
+        self.answer_after_record = answer_after_record
         self._lines: deque[tuple[bytes, dict[str, Any]]] = deque()
         self._lock = threading.Lock()  # one writer of the file at a time
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._append = threading.Lock()  # tickets enter the buffer in order, so a flush takes a prefix of them
+        self._written = 0  # the last ticket given out
+        self._flushed = 0  # the last ticket moved to the file and the recorder
+        self._settled = 0  # the last ticket whose record is in the store or its backlog
+        self._settle = threading.Condition()
+        self._async_waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
         self._writer = threading.Thread(target=self._run, args=(flush_every_s,), name="prediction-log", daemon=True)
         self._writer.start()
         atexit.register(self.close)  # `predict()` in a script: the last lines reach the file at exit
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: dict[str, Any]) -> int:
+        """Buffer one record; returns its ticket for `settled`."""
         if self._stop.is_set():
             raise RuntimeError(f"the prediction log {self.path} is closed")
-        self._lines.append((to_json(record, serialize_unknown=True) + b"\n", record))
+        line = to_json(record, serialize_unknown=True) + b"\n"
+        with self._append:
+            self._written += 1
+            ticket = self._written
+            self._lines.append((line, record))
+        if self.answer_after_record:
+            self._wake.set()
         if len(self._lines) > self.max_pending:
             self.flush()
+        return ticket
+
+    def settled(self, ticket: int) -> bool:
+        """Wait until the record of `ticket` is in the store (or its backlog); False after SETTLE_WAIT_S."""
+        with self._settle:
+            return self._settle.wait_for(lambda: self._settled >= ticket, SETTLE_WAIT_S)
+
+    async def settled_async(self, ticket: int) -> bool:
+        """`settled` for an event loop: the writer thread resolves a future, no worker thread waits."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        with self._settle:
+            if self._settled >= ticket:
+                return True
+            self._async_waiters.append((ticket, asyncio.get_running_loop(), future))
+        try:
+            await asyncio.wait_for(future, SETTLE_WAIT_S)
+            return True
+        except TimeoutError:
+            return False
 
     def _run(self, every_s: float) -> None:
-        while not self._stop.wait(every_s):
+        while not self._stop.is_set():
+            self._wake.wait(every_s)
+            self._wake.clear()
             try:
                 self.flush()
             except OSError:  # a full disk must not stop the writer: say so, keep the lines, try again
                 log.exception("could not write prediction records to %s", self.path)
             if self.recorder is not None:
                 self.recorder.drain()
+            self._mark_settled(self._flushed)
+
+    def _mark_settled(self, ticket: int) -> None:
+        with self._settle:
+            self._settled = ticket
+            self._settle.notify_all()
+            ready = [w for w in self._async_waiters if w[0] <= ticket]
+            self._async_waiters = [w for w in self._async_waiters if w[0] > ticket]
+        for _, loop, future in ready:
+            loop.call_soon_threadsafe(_resolve, future)
 
     def flush(self) -> None:
         """Write every line buffered so far to the file."""
         with self._lock:
-            batch = [self._lines.popleft() for _ in range(len(self._lines))]
+            with self._append:
+                batch = [self._lines.popleft() for _ in range(len(self._lines))]
+                flushed = self._written
             if not batch:
                 return
             chunk: list[bytes] = []
@@ -89,6 +149,7 @@ class PredictionLog:
             self._file.flush()
             if self.recorder is not None:
                 self.recorder.add(record for _, record in batch)
+            self._flushed = flushed
 
     def _rotate(self) -> None:
         self._file.close()
@@ -105,6 +166,7 @@ class PredictionLog:
         if self._stop.is_set():
             return
         self._stop.set()
+        self._wake.set()
         self._writer.join()
         self.flush()
         self._file.close()
@@ -114,4 +176,10 @@ class PredictionLog:
                 log.error(
                     "%d predictions never reached the outcome store (they are in %s)", self.recorder.backlog, self.path
                 )
+        self._mark_settled(self._flushed)
         atexit.unregister(self.close)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():  # its request may have timed out and cancelled it
+        future.set_result(None)

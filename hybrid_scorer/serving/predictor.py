@@ -126,7 +126,12 @@ class Predictor:
             path = Path(log_path or self.settings.log_path)
             store = OutcomeStore(store_url(self.settings.database_url, path))
             recorder = Recorder(store, self.settings.database_backlog_max)
-            log = PredictionLog(path, self.settings.prediction_log_max_bytes, recorder)
+            log = PredictionLog(
+                path,
+                self.settings.prediction_log_max_bytes,
+                recorder,
+                answer_after_record=self.settings.answers_after_record,
+            )
         assert log.recorder is not None
         self.log, self.recorder, self.outcomes = log, log.recorder, log.recorder.store
         self.spend = spend or SpendLimit(self.settings.llm_max_usd_per_hour, self.settings.llm_max_usd_per_day)
@@ -247,8 +252,11 @@ class Predictor:
 
     def predict(self, post: dict[str, Any] | PostInput, explain: bool = False, caller: str = "local") -> Prediction:
         """Score one post; `caller` (an API key id, or "local" in process) goes into the log."""
-        prediction = self._predict(post, explain, live=True, caller=caller)
-        assert prediction is not None  # live: the LLM is called when its outputs are not cached
+        scored = self._predict(post, explain, live=True, caller=caller)
+        assert scored is not None  # live: the LLM is called when its outputs are not cached
+        prediction, ticket = scored
+        if self.log.answer_after_record and not self.log.settled(ticket):
+            log.warning("answered %s before its record reached the outcome store", prediction.prediction_id)
         return prediction
 
     async def predict_async(
@@ -257,12 +265,18 @@ class Predictor:
         """predict() for an event loop: scored inline when no LLM call is needed (the content model, or
         the LLM's outputs cached: well under a millisecond, which a hop to a worker thread would double),
         in a worker thread when the LLM must be called (that waits up to the latency budget)."""
-        prediction = self._predict(post, explain, live=False, caller=caller)
-        if prediction is not None:
-            return prediction
-        return await anyio.to_thread.run_sync(self.predict, post, explain, caller)
+        scored = self._predict(post, explain, live=False, caller=caller)
+        if scored is None:
+            return await anyio.to_thread.run_sync(self.predict, post, explain, caller)
+        prediction, ticket = scored
+        if self.log.answer_after_record and not await self.log.settled_async(ticket):
+            log.warning("answered %s before its record reached the outcome store", prediction.prediction_id)
+        return prediction
 
-    def _predict(self, post: dict[str, Any] | PostInput, explain: bool, live: bool, caller: str) -> Prediction | None:
+    def _predict(
+        self, post: dict[str, Any] | PostInput, explain: bool, live: bool, caller: str
+    ) -> tuple[Prediction, int] | None:
+        """The prediction and its log ticket; None when the LLM must be called and `live` is False."""
         started = time.perf_counter()
         served = ServedPost.of(validate_post(post))
         self.load()
@@ -306,8 +320,7 @@ class Predictor:
             steering=steering,
             **(_explanation(model.contributions_row(served.row)) if explain else {}),
         )
-        self._log(served.row, prediction, call, caller)
-        return prediction
+        return prediction, self._log(served.row, prediction, call, caller)
 
     def predict_batch(
         self, posts: list[dict[str, Any]], explain: bool = False, caller: str = "local"
@@ -321,7 +334,7 @@ class Predictor:
                 out.append(exc)
         return out
 
-    def _log(self, row: PostRow, prediction: Prediction, call: LLMCall, caller: str) -> None:
+    def _log(self, row: PostRow, prediction: Prediction, call: LLMCall, caller: str) -> int:
         features = {
             "title_chars": len(row.title_clean),
             "body_chars": len(row.body_clean),
@@ -329,7 +342,7 @@ class Predictor:
             "llm_out_of_range": call.failure == LLMFailure.VALIDATION,
         }
         features.update({c: row.llm[c] for c in SIGNAL_COLUMNS if c in row.llm})
-        self.log.write(
+        return self.log.write(
             {
                 "timestamp": datetime.now(UTC).isoformat(),
                 **prediction.model_dump(exclude={"contributions", "drivers"}),

@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
-from operator import itemgetter
 from pathlib import Path
 from typing import Any, Literal
 
@@ -91,8 +90,11 @@ def _engine(url: str) -> sa.Engine:
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         sa.event.listen(engine, "connect", lambda db, _: db.execute("PRAGMA journal_mode=WAL"))
         return engine
-    # a database that stops answering fails a write within seconds (retried by the caller), never hangs it
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=4, connect_args={"connect_timeout": 3})
+    # a database that stops answering fails a write within seconds (retried by the caller), never hangs it;
+    # positional parameters, as sqlite3's: one row shape (a tuple in column order) serves both drivers
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=4, connect_args={"connect_timeout": 3}, paramstyle="format"
+    )
 
 
 def migrate(connection: sa.Connection) -> None:
@@ -108,6 +110,11 @@ def migrate(connection: sa.Connection) -> None:
     command.upgrade(config, "head")
 
 
+# a prediction's interval fields, in the order of their bound columns (named once: the writer thread turns
+# every served prediction into a row)
+_INTERVAL_FIELDS = [interval_field(level) for level in LEVELS]
+
+
 class OutcomeStore:
     """Predictions, feedback and their join, on any database SQLAlchemy reaches (SQLite, PostgreSQL).
     A database that cannot be reached raises StoreUnavailableError and counts in `failures`."""
@@ -118,6 +125,7 @@ class OutcomeStore:
         self.failures: dict[str, int] = {"predictions": 0, "feedback": 0}  # writes that did not reach it
         self._migrated = False
         self._upserts = {table.name: self._upsert_statement(table) for table in (PREDICTIONS, FEEDBACK)}
+        self._driver_errors = (sa.exc.DBAPIError, self.engine.dialect.loaded_dbapi.Error)
 
     @contextmanager
     def _connection(self, kind: str | None = None) -> Iterator[sa.Connection]:
@@ -136,25 +144,38 @@ class OutcomeStore:
                 self.failures[kind] += 1
             raise StoreUnavailableError(f"the outcome store {self.where} failed: {exc.orig}") from exc
 
-    def _upsert_statement(self, table: sa.Table) -> tuple[str, Callable[[dict[str, Any]], Any] | None]:
-        """Insert, a later row for the same id replacing the earlier one: compiled once to the dialect's
-        SQL and a row-to-tuple getter in its parameter order (None when the driver takes named parameters),
-        because building and binding the statement per batch cost more than SQLite takes to run it."""
+    def _upsert_statement(self, table: sa.Table) -> str:
+        """Insert, a later row for the same id replacing the earlier one, compiled once to the dialect's
+        SQL: building and binding the statement per batch cost more than SQLite takes to run it. Its
+        parameters are the table's columns in order, so a row is a plain tuple."""
         insert = (postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert)(table)
         key = table.primary_key.columns[0].name
         upsert = insert.on_conflict_do_update(
             index_elements=[key], set_={c.name: insert.excluded[c.name] for c in table.columns if c.name != key}
         )
         compiled = upsert.compile(dialect=self.engine.dialect)
-        return str(compiled), itemgetter(*compiled.positiontup) if compiled.positiontup else None
+        if list(compiled.positiontup or ()) != [c.name for c in table.columns]:
+            raise AssertionError(f"{table.name}: the upsert's parameters are not its columns in order")
+        return str(compiled)
 
-    def _upsert(self, table: sa.Table, rows: list[dict[str, Any]], kind: str) -> None:
+    def _upsert(self, table: sa.Table, rows: list[tuple[Any, ...]], kind: str) -> None:
+        """On the driver's own connection (from the pool): the writes are the hot path of a busy service,
+        and SQLAlchemy's connection and transaction wrapping cost as much as SQLite's insert of a row."""
         if not rows:
             return
-        sql, positional = self._upserts[table.name]
-        parameters = list(map(positional, rows)) if positional else rows
-        with self._connection(kind) as connection, connection.begin():
-            connection.exec_driver_sql(sql, parameters)  # type: ignore[arg-type]
+        if not self._migrated:
+            with self._connection(kind):
+                pass
+        try:
+            connection = self.engine.raw_connection()
+            try:
+                connection.cursor().executemany(self._upserts[table.name], rows)
+                connection.commit()
+            finally:
+                connection.close()
+        except self._driver_errors as exc:
+            self.failures[kind] += 1
+            raise StoreUnavailableError(f"the outcome store {self.where} failed: {exc}") from exc
 
     def upgrade(self) -> str | None:
         """Apply the migrations now (otherwise done on first use); the schema's revision."""
@@ -163,29 +184,18 @@ class OutcomeStore:
 
     def add_predictions(self, records: Iterable[dict[str, Any]]) -> None:
         """Records shaped like the prediction log's lines (prediction_id, timestamp, intervals, ...)."""
-        rows = []
-        for r in records:
-            row = {
-                "prediction_id": r["prediction_id"],
-                "predicted_at": r["timestamp"],
-                "model_version": r["model_version"],
-                "log_prediction": r["log_score"],
-                "fallback": int(r["fallback"]),
-            }
-            for level in LEVELS:
-                row.update(zip(bound_columns(level), r.get(interval_field(level)) or (None, None), strict=True))
-            rows.append(row)
+        rows = [
+            (r["prediction_id"], r["timestamp"], r["model_version"], r["log_score"],
+             *[bound for field in _INTERVAL_FIELDS for bound in r.get(field) or (None, None)], int(r["fallback"]))
+            for r in records
+        ]  # fmt: skip
         self._upsert(PREDICTIONS, rows, "predictions")
 
     def add_feedback(self, items: Iterable[Feedback]) -> int:
         """Store realised scores (a later one for the same prediction replaces the earlier); returns how
         many were stored."""
         now = datetime.now(UTC).isoformat()
-        rows = [
-            {"prediction_id": f.prediction_id, "score": float(f.score), "observed_at": f.observed_at.isoformat(),
-             "received_at": now}
-            for f in items
-        ]  # fmt: skip
+        rows = [(f.prediction_id, float(f.score), f.observed_at.isoformat(), now) for f in items]
         self._upsert(FEEDBACK, rows, "feedback")
         return len(rows)
 

@@ -342,16 +342,16 @@ def test_past_the_spend_limit_new_posts_fall_back_flagged_budget(
 
 
 def test_a_probability_is_never_shown_as_certain() -> None:
-    from hybrid_scorer.serving.summary import percent
+    from hybrid_scorer.serving.schemas import as_percent
 
-    assert [percent(p) for p in (0.0, 0.004, 0.5, 0.996, 1.0)] == ["0%", "under 1%", "50%", "over 99%", "100%"]
+    assert [as_percent(p) for p in (0.0, 0.004, 0.5, 0.996, 1.0)] == ["0%", "under 1%", "50%", "over 99%", "100%"]
 
 
 def test_the_explanation_says_in_words_what_moved_the_prediction(predictor: Predictor) -> None:
     """explain adds drivers: every group but the bias, largest share first, each in a poster's words, with
     the contribution the model gave it; the CLI's summary says the largest three the same way."""
     from hybrid_scorer.features.matrix import group_class
-    from hybrid_scorer.serving.summary import describe, factor
+    from hybrid_scorer.serving.summary import describe
 
     p = predictor.predict({"title": "Why do cats purr when they are hurt?", "body": "Is it pain relief?"}, True)
     assert p.contributions is not None and p.drivers is not None
@@ -362,28 +362,31 @@ def test_the_explanation_says_in_words_what_moved_the_prediction(predictor: Pred
         assert d.reads_as == group_class(d.group).reads_as and d.reads_as and d.group not in d.reads_as
         assert d.effect_log == p.contributions[d.group]
     said = describe(p)
-    assert f"{p.drivers[0].reads_as} ({factor(p.drivers[0].effect_log)})" in said
+    assert f"{p.drivers[0].reads_as} ({p.drivers[0].factor})" in said
+    assert all(d["factor"] == d_.factor for d, d_ in zip(p.model_dump(mode="json")["drivers"], p.drivers, strict=True))
     assert not any(d.group in said for d in p.drivers)
     assert predictor.predict({"title": "Why do cats purr when they are hurt?"}).drivers is None
 
 
 def test_a_share_is_said_as_a_factor_on_the_score_never_as_a_rounded_nothing() -> None:
-    from hybrid_scorer.serving.summary import factor
+    from hybrid_scorer.serving.schemas import as_factor
 
-    assert [factor(x) for x in (0.0, 0.004, -0.004, 0.3, -0.3)] == ["barely", "barely", "barely", "x1.35", "/1.35"]
-    assert factor(0.006) == "x1.01" and factor(-0.006) == "/1.01"
+    assert [as_factor(x) for x in (0.0, 0.004, -0.004, 0.3, -0.3)] == ["barely", "barely", "barely", "×1.35", "÷1.35"]
+    assert as_factor(0.006) == "×1.01" and as_factor(-0.006) == "÷1.01"
 
 
 def test_a_fallback_is_said_in_words_for_every_failure_kind(
     model_dir: Path, settings: Settings, tmp_path: Path
 ) -> None:
-    from hybrid_scorer.serving.summary import FAILURE_WORDS, describe
+    from hybrid_scorer.serving.schemas import FAILURE_WORDS
+    from hybrid_scorer.serving.summary import describe
 
     assert set(FAILURE_WORDS) == set(LLMFailure)
     predictor = predictor_with(FailingBackend(), model_dir, settings, tmp_path)
     p = predictor.predict({"title": "A question the LLM will not answer?"})
     assert p.fallback and p.llm_failure is not None
     assert f"({FAILURE_WORDS[p.llm_failure]})" in describe(p) and str(p.llm_failure) not in describe(p)
+    assert p.model_dump(mode="json")["llm_failure_words"] == FAILURE_WORDS[p.llm_failure]  # what the page shows
 
 
 def test_a_title_the_published_schema_accepts_is_a_title_the_service_accepts() -> None:

@@ -345,7 +345,7 @@ class Predictor:
         return self.log.write(
             {
                 "timestamp": datetime.now(UTC).isoformat(),
-                **prediction.model_dump(exclude={"contributions", "drivers"}),
+                **prediction.model_dump(exclude={"contributions", "drivers", "p_top_words", "llm_failure_words"}),
                 "log_prediction": prediction.log_score,
                 "caller": caller,  # the API key's id, never the key
                 "features": features,

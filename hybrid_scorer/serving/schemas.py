@@ -4,6 +4,7 @@ The same models validate `predict()` calls and HTTP bodies and generate the serv
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -17,6 +18,7 @@ from pydantic import (
     StrictStr,
     StringConstraints,
     ValidationError,
+    computed_field,
 )
 
 from hybrid_scorer.errors import HybridScorerError
@@ -25,6 +27,33 @@ from hybrid_scorer.steering import Steering
 
 MAX_TITLE_CHARS = 300  # reddit's own limit
 MAX_BODY_CHARS = 40_000  # reddit's self-post limit: the longest body a caller may send
+
+# why the LLM did not answer, in a person's words: sent in each answer, so the page and the CLI say the same
+FAILURE_WORDS = {
+    LLMFailure.TIMEOUT: "it took longer than this service waits",
+    LLMFailure.VALIDATION: "its answer did not have the expected form",
+    LLMFailure.TRANSIENT: "it could not be reached, even after retries",
+    LLMFailure.ERROR: "it refused the request",
+    LLMFailure.BUSY: "it was busy with other posts",
+    LLMFailure.BUDGET: "this service's LLM spending limit was reached",
+}
+
+
+def as_percent(probability: float) -> str:
+    """A probability that is neither 0 nor 1 is never shown as 0% or 100%."""
+    if 0 < probability < 0.01:
+        return "under 1%"
+    if 0.99 < probability < 1:
+        return "over 99%"
+    return f"{probability:.0%}"
+
+
+def as_factor(effect_log: float) -> str:
+    """A share of the log score as what it does to the score: "×1.34" raises it, "÷1.20" lowers it; a
+    share too small to show in two decimals is "barely", never "×1.00"."""
+    if abs(effect_log) < 0.005:
+        return "barely"
+    return f"{'×' if effect_log > 0 else '÷'}{math.exp(abs(effect_log)):.2f}"
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -128,6 +157,11 @@ class Driver(BaseModel):
     reads_as: str = Field(description="what the group reads, in a poster's words")
     effect_log: float = Field(description="its share of log_score: positive raises the prediction")
 
+    @computed_field(description='what it does to the score: "×1.34" raises it, "÷1.20" lowers it, or "barely"')  # type: ignore[prop-decorator]
+    @property
+    def factor(self) -> str:
+        return as_factor(self.effect_log)
+
 
 class Prediction(BaseModel):
     prediction_id: str = Field(description="send it back with the realised score: POST /v1/feedback")
@@ -166,3 +200,13 @@ class Prediction(BaseModel):
         description="with explain: the groups' shares in a poster's words, the largest first (the model's average,"
         " contributions' bias, is not one)",
     )
+
+    @computed_field(description="p_top for a person: never 0% or 100% when it is neither")  # type: ignore[prop-decorator]
+    @property
+    def p_top_words(self) -> str | None:
+        return None if self.p_top is None else as_percent(self.p_top)
+
+    @computed_field(description="why the LLM did not answer, for a person")  # type: ignore[prop-decorator]
+    @property
+    def llm_failure_words(self) -> str | None:
+        return None if self.llm_failure is None else FAILURE_WORDS[self.llm_failure]

@@ -72,13 +72,6 @@ function drawInterval(prediction) {
   chart.append(svg("circle", { class: "point", cx: x(prediction.score), cy: 27, r: 5 }));
 }
 
-// What a share of the log score does to the score: "×1.34" raises it, "÷1.20" lowers it, "barely" when
-// two decimals would show ×1.00 (serving/summary.py's factor() says the same to the CLI).
-function factor(effectLog) {
-  if (Math.abs(effectLog) < 0.005) return "barely";
-  return (effectLog > 0 ? "×" : "÷") + Math.exp(Math.abs(effectLog)).toFixed(2);
-}
-
 // The drivers, largest first: what each reads in a poster's words and its factor on one line, its bar
 // (green raises, red lowers, around the middle) below; the model's average is said in words.
 function drawDrivers(prediction) {
@@ -94,30 +87,14 @@ function drawDrivers(prediction) {
     const width = (150 * Math.abs(driver.effect_log)) / span;
     const y = i * row;
     chart.append(svg("text", { x: 0, y: y + 12 }, driver.reads_as));
-    chart.append(svg("text", { x: 318, y: y + 12, "text-anchor": "end", class: "factor" }, factor(driver.effect_log)));
+    chart.append(svg("text", { x: 318, y: y + 12, "text-anchor": "end", class: "factor" }, driver.factor));
     chart.append(svg("rect", { class: driver.effect_log >= 0 ? "pos" : "neg", x: driver.effect_log >= 0 ? 160 : 160 - width, y: y + 16, width, height: 10 }));
   });
 }
 
-// a probability that is neither 0 nor 1 is never shown as 0% or 100%
-function percent(probability) {
-  if (probability > 0 && probability < 0.01) return "under 1%";
-  if (probability < 1 && probability > 0.99) return "over 99%";
-  return `${(100 * probability).toFixed(0)}%`;
-}
-
-// why the LLM did not answer, for a person (serving/summary.py's FAILURE_WORDS says the same to the CLI)
-const FAILURE_WORDS = {
-  timeout: "it took longer than this service waits",
-  validation: "its answer did not have the expected form",
-  transient: "it could not be reached, even after retries",
-  error: "it refused the request",
-  busy: "it was busy with other posts",
-  budget: "this service's LLM spending limit was reached",
-};
-
 function describeLLM(p) {
-  if (p.fallback) return `Not used: ${FAILURE_WORDS[p.llm_failure] || "it failed"}, so the model without the LLM answered.`;
+  // the API says why in a person's words (serving/schemas.py), as it does for factors and chances
+  if (p.fallback) return `Not used: ${p.llm_failure_words || "it failed"}, so the model without the LLM answered.`;
   if (p.cache_hit) return `Answered from the cache (this post was seen before); whole prediction ${p.latency_ms.toFixed(1)} ms.`;
   if (p.llm_called) return `Read the post: ${p.llm_latency_ms.toFixed(0)} ms, ${p.llm_tokens} tokens, $${p.llm_cost_usd.toFixed(4)}; whole prediction ${p.latency_ms.toFixed(0)} ms.`;
   return `Not part of this model; prediction took ${p.latency_ms.toFixed(1)} ms.`;
@@ -130,7 +107,7 @@ function show(p) {
   $("interval-text").textContent = ranges.length
     ? `Likely between ${ranges.map((r) => `${fmt(r.bounds[0])} and ${fmt(r.bounds[1])} (${r.level}%)`).join(", ")}.`
     : "This model gives no interval.";
-  $("p-top").textContent = p.p_top == null ? "" : `Chance of reaching 1,000 or more: ${percent(p.p_top)}.`;
+  $("p-top").textContent = p.p_top_words == null ? "" : `Chance of reaching 1,000 or more: ${p.p_top_words}.`;
   drawInterval(p);
   drawDrivers(p);
   $("llm-status").textContent = describeLLM(p);

@@ -152,7 +152,12 @@ def load_posts(path: Path | str, report: DataReport | None = None) -> pd.DataFra
 def clean_text(text: str) -> str:
     """Readable plain text: HTML entities decoded, markdown links reduced to their text, URLs and
     [removed]/[deleted] markers dropped, whitespace collapsed. Case is kept (TF-IDF lowercases itself)."""
-    text = html.unescape(text or "")
+    return _plain(html.unescape(text or ""))
+
+
+def _plain(text: str) -> str:
+    """clean_text of a text whose entities are decoded already (decoding twice would turn a "&lt;" the
+    author wrote into "<")."""
     if text.strip() in REMOVED_MARKERS:
         return ""
     text = _MARKDOWN_LINK.sub(r"\1", text)
@@ -176,15 +181,20 @@ def clean_fields(title: str, body: str) -> tuple[str, str, str]:
     """(title_clean, body_clean, body) of one post: what `clean` adds to every row, and what the row
     path of serving computes for one post. `body` is the raw body with HTML entities decoded, cut at its
     first edit."""
-    body = without_edits(html.unescape(body or ""))
-    return clean_text(title), clean_text(body), body
+    return _fields(title, html.unescape(body or ""))
+
+
+def _fields(title: str, decoded_body: str) -> tuple[str, str, str]:
+    body = without_edits(decoded_body)
+    return clean_text(title), _plain(body), body
 
 
 def clean(posts: pd.DataFrame, report: DataReport | None = None) -> pd.DataFrame:
-    """Add cleaned text columns; the raw `body` stays for structure features (links, edits)."""
+    """Add cleaned text columns; the raw `body` stays for structure features (links, paragraphs)."""
     out = posts.copy()
-    edited = sum(edit_start(html.unescape(b)) is not None for b in out["body"].fillna(""))
-    fields = [clean_fields(t, b) for t, b in zip(out["title"], out["body"].fillna(""), strict=True)]
+    bodies = [html.unescape(b) for b in out["body"].fillna("")]
+    edited = sum(edit_start(b) is not None for b in bodies)
+    fields = [_fields(t, b) for t, b in zip(out["title"], bodies, strict=True)]
     out["title_clean"], out["body_clean"], out["body"] = ([f[i] for f in fields] for i in range(3))
     out["body_removed"] = out["body"].str.strip().isin(REMOVED_MARKERS)
     if report is not None:

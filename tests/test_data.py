@@ -94,6 +94,12 @@ def test_an_edit_written_after_posting_is_cut_from_the_body(body: str, posted: s
     assert raw == posted and body_clean == posted
 
 
+def test_entities_are_decoded_once_in_the_body_as_in_the_title() -> None:
+    """Reddit escapes a body once: "&amp;lt;" is the "&lt;" its author typed, and stays that."""
+    title, body_clean, raw = clean_fields("a &amp;lt; b?", "x &amp;lt; y")
+    assert (title, body_clean, raw) == ("a &lt; b?", "x &lt; y", "x &lt; y")
+
+
 def test_edits_are_cut_and_counted_when_the_file_is_cleaned(csv_path: Path) -> None:
     posts, report = prepare_posts(csv_path)
     assert report.edited_bodies > 0 and "cut at an edit" in report.summary()

@@ -33,7 +33,7 @@ def main() -> None:
         predictor.predict({"title": title, "body": body, "flair": flair, "created_utc": created.isoformat()})
     predictor.close()  # the log's writer thread writes its last lines before the monitor reads them
     text, _ = monitor_report(log_path, settings.model_dir, MonitorThresholds())
-    print(text)
+    print(text.replace(str(log_path.parent), "$TMPDIR"))  # a new directory each run: the report stays the same
 
 
 if __name__ == "__main__":

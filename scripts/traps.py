@@ -54,17 +54,20 @@ class RowIndex(_RawColumn):
     column: ClassVar[str] = "Unnamed: 0"
 
 
-def _with_leaky_columns(posts: pd.DataFrame, path: Path) -> pd.DataFrame:
+def _raw(path: Path) -> pd.DataFrame:
+    """The file's rows as scraped (duplicates, leaky columns and edits in), each with its post id."""
     raw = pd.read_csv(path)
-    raw["post_id"] = raw["url"].map(post_id_from_url)
+    return raw.assign(post_id=raw["url"].map(post_id_from_url))
+
+
+def _with_leaky_columns(posts: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
     leaky = raw.drop_duplicates("post_id")[["post_id", "upvote_ratio", "Unnamed: 0"]]
     return posts.merge(leaky, on="post_id", how="left", validate="many_to_one")
 
 
-def _facts(posts: pd.DataFrame, no_flair: pd.Series, raw_path: Path) -> list[str]:
+def _facts(posts: pd.DataFrame, no_flair: pd.Series, raw: pd.DataFrame) -> list[str]:
     """The facts about the data that the traps rest on (written above the table, so docs can cite them)."""
     score = posts["score"]
-    raw = pd.read_csv(raw_path)
     raw_rho = spearmanr(raw["Unnamed: 0"], raw["score"]).statistic
     rho = spearmanr(posts["Unnamed: 0"], score).statistic
     years = posts.loc[no_flair, "created_utc"].dt.year
@@ -80,19 +83,18 @@ def _facts(posts: pd.DataFrame, no_flair: pd.Series, raw_path: Path) -> list[str
     ]
 
 
-def _with_edits(posts: pd.DataFrame, path: Path) -> pd.DataFrame:
+def _with_edits(posts: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
     """The posts with their bodies as scraped, edits written after posting left in (cleaned otherwise as
     the loader cleans: `clean_text`)."""
-    raw = pd.read_csv(path)
-    raw = raw.assign(post_id=raw["url"].map(post_id_from_url)).drop_duplicates("post_id")
-    scraped = posts[["post_id"]].merge(raw[["post_id", "body"]], on="post_id", how="left", validate="one_to_one")
+    first = raw.drop_duplicates("post_id")[["post_id", "body"]]
+    scraped = posts[["post_id"]].merge(first, on="post_id", how="left", validate="one_to_one")
     bodies = scraped["body"].fillna("").map(html.unescape)
     return posts.assign(body=bodies.to_numpy(), body_clean=bodies.map(clean_text).to_numpy())
 
 
 def _edit_fact(raw: pd.DataFrame) -> str:
     """Posts whose body carries an edit written after posting (cut by the loader): how they scored."""
-    posts = raw.assign(post_id=raw["url"].map(post_id_from_url)).drop_duplicates("post_id")
+    posts = raw.drop_duplicates("post_id")
     edited = posts["body"].fillna("").map(lambda body: edit_start(html.unescape(body)) is not None)
     return (
         f"- posts whose body has an edit (cut at it by the loader): {int(edited.sum())}, median score"
@@ -108,12 +110,13 @@ def main() -> None:
     settings = get_settings(data_path=args.data)
     GROUPS.update({UpvoteRatio.name: UpvoteRatio, RowIndex.name: RowIndex})
 
+    raw = _raw(settings.data_path)
     honest, _ = prepare_posts(settings.data_path)
-    honest = _with_leaky_columns(honest, settings.data_path)
+    honest = _with_leaky_columns(honest, raw)
     honest_folds = grouped_folds(honest, settings.n_folds, settings.seed)
     undeduplicated = clean(load_posts(settings.data_path))
     no_flair = honest["flair"].fillna("").str.strip() == ""
-    facts = _facts(honest, no_flair, settings.data_path)
+    facts = _facts(honest, no_flair, raw)
     print("\n".join(facts), flush=True)
     with_flair = honest[~no_flair].reset_index(drop=True)
     flair_merged = honest.assign(flair=honest["flair"].where(~no_flair, "other"))
@@ -124,10 +127,10 @@ def main() -> None:
         ("+ upvote_ratio (known only after voting)", honest, honest_folds, (UpvoteRatio.name,)),
         ("+ `Unnamed: 0` row index", honest, honest_folds, (RowIndex.name,)),
         ("+ time_trend (posting year)", honest, honest_folds, ("time_trend",)),
-        ("+ edits written after posting left in the body", _with_edits(honest, settings.data_path), honest_folds, ()),
+        ("+ edits written after posting left in the body", _with_edits(honest, raw), honest_folds, ()),
         (
             "all four traps together",
-            _with_leaky_columns(undeduplicated, settings.data_path),
+            _with_leaky_columns(undeduplicated, raw),
             random_folds,
             (UpvoteRatio.name, RowIndex.name, "time_trend"),
         ),

@@ -23,6 +23,15 @@ The group exists in this process only: serving has no second embedder.
 inside each training fold and stacked out of fold, add to the served hybrid (its tuned parameters for
 both arms) and to content + embedding + the ridge/kNN stack? Fixed MLP settings, no search.
 
+`--experiment rank` (issue 33, candidate d, without query groups): the metric is a rank correlation,
+and log1p(score) is bimodal, so a squared loss on it spends itself on the gap between the modes. The
+arm learns the Gaussian rank of log1p(score) within its training fold instead (order only, the modes
+spread into one bell), and its predictions go back to log1p(score) through that fold's quantiles
+(monotone: the Spearman is the ranker's, the RMSE stays on the log scale). LightGBM's lambdarank and
+rank_xendcg need query groups and graded labels; r/askscience posts have no natural query, so this is
+the objective's ranking idea in the form the estimator takes. The served hybrid and the content model,
+each with and without it.
+
 `--experiment defence` (issue 30): the structural defence against text written at the LLM (the
 embedding pooled over the title's tokens, which no body text can reach) against the pooling it replaced
 (every token of the post), on the served hybrid with its tuned parameters and on content + embedding.
@@ -33,8 +42,8 @@ LLM features come from the cache (`hybrid-scorer extract`; for v3 `hybrid-scorer
 assessment_v3`, ~45 min here); a missing post is extracted on the way. Writes reports/ab_<experiment>.md
 and .json.
 
-Usage: python scripts/llm_ab.py --experiment questions|embedding|encoder|target|defence [--encoder SPEC] [--data CSV]
-    [--out DIR]"""
+Usage: python scripts/llm_ab.py --experiment questions|embedding|encoder|target|rank|defence [--encoder SPEC]
+    [--data CSV] [--out DIR]"""
 
 from __future__ import annotations
 
@@ -49,7 +58,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy.stats import norm, rankdata, spearmanr
 from sklearn.model_selection import GroupKFold
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
@@ -92,6 +101,30 @@ class Arm:
     options: EmbeddedOptions = field(default_factory=EmbeddedOptions)
     tuned: bool = False  # with the parameters `train` serves the hybrid with (hybrid_scorer/tuned/), not the defaults
     steering: bool = False  # held-out posts scored as serving scores them: through the steering check
+    rank_target: bool = False  # learn the Gaussian rank of the target in the training fold (RankTarget)
+
+
+class RankTarget:
+    """An estimator fitted on the Gaussian rank of log1p(score) in its training posts (scaled to the
+    target's mean and spread), whose predictions return to log1p(score) through those posts' quantiles."""
+
+    def __init__(self, estimator: Any) -> None:
+        self.estimator = estimator
+
+    @classmethod
+    def around(cls, make: Any) -> RankTarget:
+        return cls(make())
+
+    def fit(self, posts: pd.DataFrame) -> Self:
+        y = np.log1p(posts["score"].to_numpy(np.float64))
+        self.mean_, self.std_, self.sorted_ = float(y.mean()), float(y.std()), np.sort(y)
+        gaussian = norm.ppf((rankdata(y) - 0.5) / len(y)) * self.std_ + self.mean_
+        self.estimator.fit(posts.assign(score=np.expm1(gaussian)))  # the estimator takes log1p of it back
+        return self
+
+    def predict_log(self, posts: pd.DataFrame) -> np.ndarray:
+        share = norm.cdf((self.estimator.predict_log(posts) - self.mean_) / self.std_)
+        return np.asarray(np.quantile(self.sorted_, share), dtype=np.float64)
 
 
 class EncoderEmbeddingFeatures(EmbeddingFeatures):
@@ -219,6 +252,18 @@ EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
             ("content + embedding + MLP", "content + embedding + stack"),
         ],
     ),
+    "rank": (
+        [
+            Arm("content", CONTENT),
+            Arm("content, rank target", CONTENT, rank_target=True),
+            Arm("served hybrid", SERVED_HYBRID, tuned=True),
+            Arm("served hybrid, rank target", SERVED_HYBRID, tuned=True, rank_target=True),
+        ],
+        [
+            ("served hybrid, rank target", "served hybrid"),
+            ("content, rank target", "content"),
+        ],
+    ),
     "defence": (
         [
             Arm("content", CONTENT),
@@ -264,6 +309,8 @@ def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any],
         tokens, seconds = tokens + more[0], seconds + more[1]
     tuned = TunedParams.load(SERVED_HYBRID.key) if arm.tuned else None  # the served hybrid's parameters
     make = partial(arm.config.make_scorer, settings, tuned.chosen) if tuned else partial(arm.config.make, settings)
+    if arm.rank_target:
+        make = partial(RankTarget.around, make)  # cross_validate makes one per fold: a fresh estimator each
     run = {"posts": enriched, "client": client, "tokens_per_1000": tokens, "llm_s_per_1000": seconds}
     if arm.steering:
         assert settings.steering_threshold_log is not None, (

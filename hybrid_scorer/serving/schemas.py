@@ -210,3 +210,34 @@ class Prediction(BaseModel):
     @property
     def llm_failure_words(self) -> str | None:
         return None if self.llm_failure is None else FAILURE_WORDS[self.llm_failure]
+
+
+class BatchRequest(BaseModel):
+    posts: list[dict[str, Any]] = Field(description="posts shaped like PostInput; each is validated on its own")
+
+
+class BatchItem(BaseModel):
+    prediction: Prediction | None = None
+    error: str | None = Field(default=None, description="why this post could not be scored (names the field)")
+
+
+class BatchResponse(BaseModel):
+    results: list[BatchItem]
+
+
+class Flairs(BaseModel):
+    flairs: list[str] = Field(description="the flairs the served model was trained on (normalized, lowercase)")
+
+
+# the error answers every route may give, documented in the OpenAPI schema (each a Problem)
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem, "description": "no valid API key (when the service has keys)"},
+    422: {"model": Problem, "description": "names the bad field and the shape expected"},
+    429: {"model": Problem, "description": "rate limit reached: retry after the Retry-After header's seconds"},
+    503: {"model": Problem, "description": "not ready yet, or too many requests in flight: see Retry-After"},
+}
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": Problem, "description": "the body is not JSON"},
+    411: {"model": Problem, "description": "send a Content-Length header"},
+    413: {"model": Problem, "description": "the body is over the size limit"},
+}

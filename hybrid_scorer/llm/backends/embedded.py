@@ -240,7 +240,12 @@ class EmbeddedBackend:
     def _load(self, embedding: bool) -> Any:
         from llama_cpp import Llama
 
-        return Llama(model_path=str(self._weights_file()), **self._context_options(embedding))
+        weights = self._weights_file()
+        WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+        # llama.cpp says what it loads past Python's logging, even with verbose=False (e.g. that the
+        # generation context asks for no pooling): to a log file, not the user's terminal
+        with native_output_to(WEIGHTS_DIR / "llama.log"):
+            return Llama(model_path=str(weights), **self._context_options(embedding))
 
     def _context_options(self, embedding: bool) -> dict[str, Any]:
         """How llama.cpp's context is made (bench/extract.py measures a variant with flash attention)."""

@@ -1,0 +1,3 @@
+"""The service's routes, on two routers: `probes` (liveness, readiness, metrics, the page: always open) and
+`scoring` (the /v1 API), whose every route depends on readiness and the caller's admission, so a route
+added there cannot forget either."""

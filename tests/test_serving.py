@@ -256,7 +256,7 @@ def test_a_busy_llm_falls_back_at_once_instead_of_queueing_past_the_budget(
     from concurrent.futures import ThreadPoolExecutor
 
     predictor = predictor_with(SlowBackend(), model_dir, settings, tmp_path, llm_budget_ms=1200).warm()
-    assert predictor.queue is not None and predictor.queue.call_ms >= 500
+    assert predictor.llm_features is not None and predictor.llm_features.queue.call_ms >= 500
     posts = [{"title": f"Brand new question {i} about planets?"} for i in range(12)]
     with ThreadPoolExecutor(12) as pool:
         predictions = list(pool.map(predictor.predict, posts))
@@ -265,9 +265,9 @@ def test_a_busy_llm_falls_back_at_once_instead_of_queueing_past_the_budget(
     assert reasons.count("busy") >= 6 and reasons.count(None) >= 1  # some served live, most refused at once
     assert all(p.fallback == (p.llm_failure is not None) for p in predictions)
     deadline = time.monotonic() + 5
-    while predictor.queue.pending and time.monotonic() < deadline:  # work already started drains
+    while predictor.llm_features.queue.pending and time.monotonic() < deadline:  # work already started drains
         time.sleep(0.05)
-    assert predictor.queue.pending == 0
+    assert predictor.llm_features.queue.pending == 0
 
 
 def test_train_serve_parity(model_dir: Path, settings: Settings, tmp_path: Path) -> None:

@@ -1,10 +1,11 @@
-"""`predict(post)`: validation, the LLM under a latency budget and a bounded queue, fallback, and a log.
+"""`predict(post)`: validation, the LLM's outputs under the service's limits, fallback, and a log.
 
-The hybrid model needs the LLM's outputs for the post. If the LLM fails, does not answer within the
-latency budget, or is too busy to answer within it, the content model (trained without LLM features,
-saved next to the hybrid) scores the post instead and the prediction says so (`fallback=True`, with the
-reason). Anything else that goes wrong is a bug and raises. Every prediction is one JSON line in a
-size-bounded, rotating log that `hybrid-scorer monitor` reads."""
+The hybrid model needs the LLM's outputs for the post (llm_features.py gets them within the latency
+budget, the queue's bound and the spend limit). If the LLM cannot give them, the content model (trained
+without LLM features, saved next to the hybrid) scores the post instead and the prediction says so
+(`fallback=True`, with the reason). Anything else that goes wrong is a bug and raises. Every prediction
+is one JSON line in a size-bounded, rotating log that `hybrid-scorer monitor` reads (predictlog.py), and
+a record in the outcome store that delayed labels join."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import logging
 import threading
 import time
 import uuid
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,17 +30,18 @@ from hybrid_scorer.features.base import PostRow
 from hybrid_scorer.features.matrix import group_class, llm_needs
 from hybrid_scorer.features.meta import normalize_flair
 from hybrid_scorer.intervals import LEVELS, interval_field
-from hybrid_scorer.llm.client import AssessmentResult, EmbeddingResult, LLMClient
+from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.identity import LLMIdentity
 from hybrid_scorer.llm.prompts import PostText
-from hybrid_scorer.llm.usage import LLMFailure, UsageLedger, cost_usd
+from hybrid_scorer.llm.usage import LLMFailure, UsageLedger
 from hybrid_scorer.model import HybridScorer
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS
 from hybrid_scorer.outcomes import OutcomeStore, store_url
-from hybrid_scorer.pipeline import LLMRow, client_for, llm_row
+from hybrid_scorer.pipeline import client_for
 from hybrid_scorer.registry import resolve_model_dir
 from hybrid_scorer.roles import Role
-from hybrid_scorer.serving.llm_queue import LLMQueue, QueueFullError
+from hybrid_scorer.serving.llm_features import LLMCall, LLMFeatures, LLMUnavailableError
+from hybrid_scorer.serving.llm_queue import LLMQueue
 from hybrid_scorer.serving.predictlog import PredictionLog
 from hybrid_scorer.serving.recorder import Recorder
 from hybrid_scorer.serving.schemas import Driver, PostInput, Prediction, PredictionInputError
@@ -50,15 +51,6 @@ from hybrid_scorer.target import to_score
 
 log = logging.getLogger(__name__)
 LEDGER_KEEP = 10_000
-WARMUP_POST = PostText("warmup", "Why is the sky blue?", "And why not violet?")
-
-
-class LLMUnavailableError(RuntimeError):
-    """The LLM could not give this post its features (failed, too slow or too busy): fall back."""
-
-    def __init__(self, reason: str, failure: LLMFailure) -> None:
-        super().__init__(reason)
-        self.failure = failure
 
 
 @dataclass(frozen=True)
@@ -76,25 +68,6 @@ class ServedPost:
         post_id = "live-" + hashlib.sha256(f"{post.title}\x00{post.body}".encode()).hexdigest()[:12]
         created = post.created_utc or datetime.now(UTC)
         return cls(PostText(post_id, title, body), PostRow(title, body, raw_body, post.flair, created))
-
-
-@dataclass
-class LLMCall:
-    """What the LLM did for one prediction (filled in as it happens, so a failure is still recorded)."""
-
-    called: bool = False
-    latency_ms: float = 0.0
-    tokens: int = 0
-    cost_usd: float = 0.0
-    cache_hit: bool = False
-    failure: LLMFailure | None = None
-
-    def account(self, results: list[AssessmentResult | EmbeddingResult], client: LLMClient) -> None:
-        usages = [r.usage for r in results]
-        live = [u for u in usages if not u.cache_hit]
-        self.tokens = sum(u.prompt_tokens + u.completion_tokens for u in live)
-        self.cost_usd = cost_usd(live, client.ledger.prices)
-        self.cache_hit = bool(usages) and all(u.cache_hit for u in usages)
 
 
 class Predictor:
@@ -139,7 +112,7 @@ class Predictor:
         self._loaded = False
         self.hybrid: HybridScorer | None = None
         self.content: HybridScorer | None = None
-        self.queue: LLMQueue | None = None
+        self.llm_features: LLMFeatures | None = None  # with the hybrid: its LLM outputs under the limits
 
     def load(self) -> Predictor:
         """Load both models and the LLM client, and check they belong together (idempotent)."""
@@ -170,7 +143,9 @@ class Predictor:
                     self.client.ledger = UsageLedger(ledger.backend, ledger.prices, keep=LEDGER_KEEP)
                     self.hybrid = hybrid
                     workers = self.client.backend.max_concurrency or self.settings.llm_concurrency
-                    self.queue = LLMQueue(workers, self.llm_budget_ms)
+                    queue = LLMQueue(workers, self.llm_budget_ms)
+                    needs = llm_needs(hybrid.groups)
+                    self.llm_features = LLMFeatures(self.client, needs, queue, self.spend, self.llm_budget_ms)
             self._loaded = True
         return self
 
@@ -178,77 +153,14 @@ class Predictor:
         """Load everything, including the LLM itself, and check its embedding width: after this the
         first request is served like any other (nothing loads inside its latency budget)."""
         self.load()
-        if self.hybrid is not None and self.client is not None:
-            backend = self.client.backend
-            backend.warm()
-            if self.client.embedder is not backend:
-                self.client.embedder.warm()
-            # straight to the backend, past the cache: a cached warm-up would neither exercise the model
-            # nor tell the queue how long a real call takes
-            started = time.perf_counter()
-            reply = backend.complete(self.client.prompt.messages(WARMUP_POST), self.client.prompt.response_model)
-            if self.client.one_pass:  # embedded in the assessment pass
-                assert reply.embedding is not None
-                vector = reply.embedding
-            else:
-                vector = self.client.embedder.embed(WARMUP_POST.embedding_input()).vector
-            if self.queue is not None:
-                self.queue.call_ms = (time.perf_counter() - started) * 1000
-            width = self.hybrid.embedding_width()
-            if width is not None and len(vector) != width:
-                raise ModelMismatchError(
-                    f"{self.client.spec} embeds into {len(vector)} dimensions but the hybrid model was trained on"
-                    f" {width}: serve with the LLM the model was trained with, or retrain with this one"
-                )
+        if self.hybrid is not None and self.llm_features is not None:
+            self.llm_features.warm(self.hybrid.embedding_width())
         return self
 
     @staticmethod
     def version(model: HybridScorer) -> str:
         manifest = model.manifest_
         return f"{'+'.join(manifest.feature_groups)}@{manifest.training_data_hash[:10]}" if manifest else "unknown"
-
-    def _llm_values(self, post: ServedPost, call: LLMCall, live: bool) -> dict[str, Any] | None:
-        """The post's LLM outputs within the budget: cached ones at once, live ones through the queue
-        (None instead when not `live`); LLMUnavailableError when the LLM cannot give them."""
-        assert self.hybrid is not None and self.client is not None and self.queue is not None
-        started = time.perf_counter()
-        needs = llm_needs(self.hybrid.groups)
-        try:
-            found = llm_row(self.client, post.text, needs, cached_only=True)
-            if found is None and not live:
-                return None
-            found = found or self._live(post, needs, call)
-        finally:
-            call.latency_ms = (time.perf_counter() - started) * 1000
-        call.account(found.results, self.client)
-        self.spend.record(call.cost_usd)
-        failed = found.failed
-        if failed is not None:
-            call.failure = failed.usage.failure or LLMFailure.ERROR
-            raise LLMUnavailableError(f"LLM failed: {failed.error}", call.failure)
-        return found.values
-
-    def _live(self, post: ServedPost, needs: frozenset[Any], call: LLMCall) -> LLMRow:
-        assert self.client is not None and self.queue is not None
-        over = self.spend.exceeded()
-        if over is not None:
-            call.failure = LLMFailure.BUDGET
-            raise LLMUnavailableError(over, LLMFailure.BUDGET)
-        try:
-            future = self.queue.submit(llm_row, self.client, post.text, needs)
-        except QueueFullError as exc:
-            call.failure = LLMFailure.BUSY
-            raise LLMUnavailableError(str(exc), LLMFailure.BUSY) from exc
-        try:
-            found = future.result(timeout=self.llm_budget_ms / 1000)
-        except FutureTimeout as exc:
-            future.cancel()  # still queued: dropped; already running: it finishes and fills the cache
-            call.failure = LLMFailure.TIMEOUT
-            raise LLMUnavailableError(
-                f"LLM exceeded the {self.llm_budget_ms:.0f} ms budget", LLMFailure.TIMEOUT
-            ) from exc
-        assert found is not None  # not cached_only: every output is there, or its failure
-        return found
 
     def predict(self, post: dict[str, Any] | PostInput, explain: bool = False, caller: str = "local") -> Prediction:
         """Score one post; `caller` (an API key id, or "local" in process) goes into the log."""
@@ -281,10 +193,10 @@ class Predictor:
         served = ServedPost.of(validate_post(post))
         self.load()
         model, call, reason = self.content, LLMCall(), None
-        if self.hybrid is not None:
+        if self.hybrid is not None and self.llm_features is not None:
             call.called = True
             try:
-                values = self._llm_values(served, call, live)
+                values = self.llm_features.values(served.text, call, live)
                 if values is None:
                     return None
                 served = replace(served, row=replace(served.row, llm=values))
@@ -367,8 +279,8 @@ class Predictor:
     def close(self) -> None:
         """Finish the prediction log (every line reaches the file) and stop the LLM queue."""
         self.log.close()
-        if self.queue is not None:
-            self.queue.shutdown(wait=False, cancel_futures=True)
+        if self.llm_features is not None:
+            self.llm_features.close()
 
 
 def _explanation(contributions: dict[str, float]) -> dict[str, Any]:

@@ -126,6 +126,7 @@ class OutcomeStore:
         self._migrated = False
         self._upserts = {table.name: self._upsert_statement(table) for table in (PREDICTIONS, FEEDBACK)}
         self._driver_errors = (sa.exc.DBAPIError, self.engine.dialect.loaded_dbapi.Error)
+        self._writers = threading.local()  # each writing thread keeps one connection checked out of the pool
 
     @contextmanager
     def _connection(self, kind: str | None = None) -> Iterator[sa.Connection]:
@@ -159,21 +160,27 @@ class OutcomeStore:
         return str(compiled)
 
     def _upsert(self, table: sa.Table, rows: list[tuple[Any, ...]], kind: str) -> None:
-        """On the driver's own connection (from the pool): the writes are the hot path of a busy service,
-        and SQLAlchemy's connection and transaction wrapping cost as much as SQLite's insert of a row."""
+        """On the driver's own connection, kept by the writing thread: the writes are the hot path of a
+        busy service, and a pool checkout, or SQLAlchemy's connection and transaction wrapping, cost as
+        much as SQLite's insert of a row. A connection that fails is invalidated; the next write opens
+        another (a database back from an outage is found again)."""
         if not rows:
             return
         if not self._migrated:
             with self._connection(kind):
                 pass
+        kept = getattr(self._writers, "connection", None)
         try:
-            connection = self.engine.raw_connection()
-            try:
-                connection.cursor().executemany(self._upserts[table.name], rows)
-                connection.commit()
-            finally:
-                connection.close()
+            if kept is None:
+                kept = self._writers.connection = self.engine.raw_connection()
+            driver = kept.driver_connection
+            assert driver is not None  # a connection checked out of the pool has one
+            driver.cursor().executemany(self._upserts[table.name], rows)
+            driver.commit()
         except self._driver_errors as exc:
+            self._writers.connection = None
+            if kept is not None:
+                kept.invalidate(exc)
             self.failures[kind] += 1
             raise StoreUnavailableError(f"the outcome store {self.where} failed: {exc}") from exc
 

@@ -82,16 +82,22 @@ def _feedback(http: httpx.Client, url: str, prediction_id: str, score: float) ->
     return False
 
 
-def _others_cpu_s() -> float:
-    """CPU seconds so far of every process that is not this bench's (its replicas, nginx, wrk) nor
-    PostgreSQL's: the machine is shared, and what others take is missing from the replicas."""
+def _others_cpu_s() -> dict[int, float]:
+    """CPU seconds so far, per process, of every process that is not this bench's (its replicas, nginx,
+    wrk) nor PostgreSQL's: the machine is shared, and what others take is missing from the replicas."""
     ours = {p.pid for p in psutil.Process().children(recursive=True)} | {os.getpid()}
-    total = 0.0
+    total: dict[int, float] = {}
     for process in psutil.process_iter(["pid", "username", "cpu_times"]):
         times = process.info["cpu_times"]
         if process.info["pid"] not in ours and process.info["username"] != "postgres" and times is not None:
-            total += times.user + times.system
+            total[process.info["pid"]] = times.user + times.system
     return total
+
+
+def _others_since(before: dict[int, float]) -> float:
+    """CPU seconds other processes took since `before`: per process, so one that exits meanwhile takes
+    its past seconds with it instead of making the sum negative (its last seconds go uncounted)."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in _others_cpu_s().items())
 
 
 def throughput(model: Path, postgres: Postgres, nginx: str, bodies: Path, seconds: float, rounds: int) -> None:
@@ -110,7 +116,7 @@ def throughput(model: Path, postgres: Postgres, nginx: str, bodies: Path, second
                 wrk(url, 16, 2, bodies)  # warm-up
                 before = _others_cpu_s()
                 run = wrk(url, 16, seconds, bodies)
-                others = (_others_cpu_s() - before) / run.seconds
+                others = _others_since(before) / run.seconds
                 rates[n] = run.rate
                 print(f"  round {round_ + 1}, {n} replica(s): {run.rate:5.0f} req/s  p50 {run.p50_ms:6.2f} ms"
                       f"  p99 {run.p99_ms:6.2f} ms  errors {run.errors}  (other jobs: {others:.2f} of"

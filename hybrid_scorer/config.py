@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     # answer a prediction only once its record is in the outcome store (or in the backlog while the store is
     # away): a replica that crashes (SIGKILL, out of memory) has then lost no answered prediction, and a
     # label sent to another replica still joins it; it costs about one store commit of latency (group
-    # commit, serving/predictlog.py). None: on when database_url is set, that is when replicas share a store
+    # commit, serving/predictlog.py; a store that hangs delays an answer 2 s at most, then the record follows
+    # it). None: on when database_url is set, that is when replicas share a store
     answer_after_record: bool | None = None
     serve_max_batch: int = 64  # posts per /v1/predict/batch request
     serve_max_body_bytes: int = 2_000_000

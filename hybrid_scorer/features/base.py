@@ -44,9 +44,10 @@ def safe_name(name: str) -> str:
 @dataclass(frozen=True)
 class PostRow:
     """One post as the row path reads it: the cleaned title and body (data.clean_fields), the
-    HTML-unescaped raw body (links and edits are counted there), the flair as given (None: unknown to
-    the caller, "": published without one), the posting time (aware, any zone) and the post's LLM outputs
-    under the batch path's column names (`llm_*` values, and the embedding vector)."""
+    HTML-unescaped raw body cut at its first edit (links and paragraphs are counted there), the flair as
+    given (None: unknown to the caller, "": published without one), the posting time (aware, any zone)
+    and the post's LLM outputs under the batch path's column names (`llm_*` values, and the embedding
+    vector)."""
 
     title_clean: str
     body_clean: str

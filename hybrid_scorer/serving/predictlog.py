@@ -9,7 +9,7 @@ the request writes them itself: back-pressure, never a dropped line. `close` wri
 graceful shutdown loses nothing; a crash loses at most the last `flush_every_s`. The same writer records
 each prediction's id and bounds in the outcome store, where delayed labels join them (outcomes.py), through
 a recorder that keeps them while the store is unreachable (recorder.py): the back-pressure path writes
-only the file, so a request never waits for the database.
+only the file, so by default a request never waits for the database.
 
 Replicas that share a store answer a prediction only once its record is settled (`answer_after_record`):
 `write` returns a ticket, the writer wakes at once instead of at its next cycle, and a request waits for
@@ -17,7 +17,9 @@ its ticket (`settled`, or `settled_async` on the event loop). Requests that arri
 go into the next one together (group commit), so the cost is about one commit of latency, not one commit
 per request. Settled means in the store, or in the recorder's backlog when the store is away: a dead
 database still never stops answers. Then a replica killed mid-traffic (SIGKILL, an OOM) has lost no
-prediction it answered, and delayed labels sent to another replica still find it."""
+prediction it answered, and delayed labels sent to another replica still find it. A request waits at most
+SETTLE_WAIT_S: past it (a store that hangs rather than fails) it is answered, logged as answered before
+its record, and the record follows as it would without the setting."""
 
 from __future__ import annotations
 

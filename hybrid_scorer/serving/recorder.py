@@ -1,4 +1,4 @@
-"""Served predictions into the outcome store, off the request path, surviving a database that is away.
+"""Served predictions into the outcome store, on the log's writer thread, surviving a database that is away.
 
 The prediction log's writer thread hands each batch here (`add`, cheap) and then calls `drain`, which
 writes what is pending in batches. When the store cannot be reached the batch goes back to the front of

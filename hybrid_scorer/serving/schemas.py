@@ -1,4 +1,6 @@
-"""The serving boundary: what a caller sends (PostInput) and gets back (Prediction), as pydantic models.
+"""The serving boundary: what a caller sends (PostInput, batches, feedback) and gets back (Prediction, the
+error answers), as pydantic models, and the words the answer carries for a person (a factor, a chance,
+why the LLM did not answer), so the page and the CLI say the same.
 
 The same models validate `predict()` calls and HTTP bodies and generate the service's OpenAPI schema."""
 

@@ -127,6 +127,12 @@ class OutcomeStore:
         self._upserts = {table.name: self._upsert_statement(table) for table in (PREDICTIONS, FEEDBACK)}
         self._driver_errors = (sa.exc.DBAPIError, self.engine.dialect.loaded_dbapi.Error)
         self._writers = threading.local()  # each writing thread keeps one connection checked out of the pool
+        query = (
+            sa.select(PREDICTIONS, FEEDBACK.c.score, FEEDBACK.c.observed_at)
+            .join(FEEDBACK, PREDICTIONS.c.prediction_id == FEEDBACK.c.prediction_id)
+            .order_by(PREDICTIONS.c.predicted_at)
+        )
+        self._joined = str(query.compile(dialect=self.engine.dialect))
 
     @contextmanager
     def _connection(self, kind: str | None = None) -> Iterator[sa.Connection]:
@@ -207,14 +213,22 @@ class OutcomeStore:
         return len(rows)
 
     def joined(self) -> pd.DataFrame:
-        """Predictions with their realised score (only those that have one)."""
-        query = (
-            sa.select(PREDICTIONS, FEEDBACK.c.score, FEEDBACK.c.observed_at)
-            .join(FEEDBACK, PREDICTIONS.c.prediction_id == FEEDBACK.c.prediction_id)
-            .order_by(PREDICTIONS.c.predicted_at)
-        )
-        with self._connection() as connection:
-            return pd.read_sql_query(query, connection)
+        """Predictions with their realised score (only those that have one). Read on the driver's own
+        connection with the query compiled once, as the writes are: every scrape of /metrics runs it."""
+        if not self._migrated:
+            with self._connection():
+                pass
+        try:
+            connection = self.engine.raw_connection()
+            try:
+                cursor = connection.cursor()
+                cursor.execute(self._joined)
+                columns = [c[0] for c in cursor.description]
+                return pd.DataFrame.from_records(cursor.fetchall(), columns=columns, coerce_float=True)
+            finally:
+                connection.close()
+        except self._driver_errors as exc:
+            raise StoreUnavailableError(f"the outcome store {self.where} failed: {exc}") from exc
 
     def counts(self) -> dict[str, int]:
         known = sa.select(PREDICTIONS.c.prediction_id)

@@ -151,6 +151,12 @@ class OutcomeStore:
                 self.failures[kind] += 1
             raise StoreUnavailableError(f"the outcome store {self.where} failed: {exc.orig}") from exc
 
+    def _ensure_migrated(self, kind: str | None = None) -> None:
+        """The schema at its head before the driver's own connection is used (`_connection` migrates)."""
+        if not self._migrated:
+            with self._connection(kind):
+                pass
+
     def _upsert_statement(self, table: sa.Table) -> str:
         """Insert, a later row for the same id replacing the earlier one, compiled once to the dialect's
         SQL: building and binding the statement per batch cost more than SQLite takes to run it. Its
@@ -172,9 +178,7 @@ class OutcomeStore:
         another (a database back from an outage is found again)."""
         if not rows:
             return
-        if not self._migrated:
-            with self._connection(kind):
-                pass
+        self._ensure_migrated(kind)
         kept = getattr(self._writers, "connection", None)
         try:
             if kept is None:
@@ -215,9 +219,7 @@ class OutcomeStore:
     def joined(self) -> pd.DataFrame:
         """Predictions with their realised score (only those that have one). Read on the driver's own
         connection with the query compiled once, as the writes are: every scrape of /metrics runs it."""
-        if not self._migrated:
-            with self._connection():
-                pass
+        self._ensure_migrated()
         try:
             connection = self.engine.raw_connection()
             try:

@@ -92,23 +92,28 @@ class PredictionLog:
             self.flush()
         return ticket
 
-    def settled(self, ticket: int) -> bool:
-        """Wait until the record of `ticket` is in the store (or its backlog); False after SETTLE_WAIT_S."""
+    def settled(self, ticket: int) -> None:
+        """With `answer_after_record`, wait until the record of `ticket` is in the store (or its backlog),
+        SETTLE_WAIT_S at most (then say so); without, return at once."""
+        if not self.answer_after_record:
+            return
         with self._settle:
-            return self._settle.wait_for(lambda: self._settled >= ticket, SETTLE_WAIT_S)
+            if not self._settle.wait_for(lambda: self._settled >= ticket, SETTLE_WAIT_S):
+                _answered_before_record(ticket)
 
-    async def settled_async(self, ticket: int) -> bool:
+    async def settled_async(self, ticket: int) -> None:
         """`settled` for an event loop: the writer thread resolves a future, no worker thread waits."""
+        if not self.answer_after_record:
+            return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         with self._settle:
             if self._settled >= ticket:
-                return True
+                return
             self._async_waiters.append((ticket, asyncio.get_running_loop(), future))
         try:
             await asyncio.wait_for(future, SETTLE_WAIT_S)
-            return True
         except TimeoutError:
-            return False
+            _answered_before_record(ticket)
 
     def _run(self, every_s: float) -> None:
         while not self._stop.is_set():
@@ -180,6 +185,10 @@ class PredictionLog:
                 )
         self._mark_settled(self._flushed)
         atexit.unregister(self.close)
+
+
+def _answered_before_record(ticket: int) -> None:
+    log.warning("prediction %d of this process was answered before its record reached the outcome store", ticket)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

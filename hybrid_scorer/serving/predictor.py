@@ -167,8 +167,7 @@ class Predictor:
         scored = self._predict(post, explain, live=True, caller=caller)
         assert scored is not None  # live: the LLM is called when its outputs are not cached
         prediction, ticket = scored
-        if self.log.answer_after_record and not self.log.settled(ticket):
-            log.warning("answered %s before its record reached the outcome store", prediction.prediction_id)
+        self.log.settled(ticket)
         return prediction
 
     async def predict_async(
@@ -181,8 +180,7 @@ class Predictor:
         if scored is None:
             return await anyio.to_thread.run_sync(self.predict, post, explain, caller)
         prediction, ticket = scored
-        if self.log.answer_after_record and not await self.log.settled_async(ticket):
-            log.warning("answered %s before its record reached the outcome store", prediction.prediction_id)
+        await self.log.settled_async(ticket)
         return prediction
 
     def _predict(

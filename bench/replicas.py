@@ -49,7 +49,7 @@ from load import wrk  # noqa: E402  (bench/load.py, beside this script)
 from hybrid_scorer.config import get_settings  # noqa: E402
 from hybrid_scorer.data import deduplicate, load_posts  # noqa: E402
 from hybrid_scorer.outcomes import Feedback, OutcomeStore, store_url  # noqa: E402
-from tests.cluster import Balancer, Postgres, replicas_behind_nginx, start_postgres  # noqa: E402
+from tests.cluster import Balancer, Postgres, post_as_a_client, replicas_behind_nginx, start_postgres  # noqa: E402
 from tests.conftest import find_tool  # noqa: E402
 from tests.test_service import Service  # noqa: E402
 
@@ -73,13 +73,8 @@ def cluster(model: Path, postgres: Postgres, nginx: str, replicas: int, name: st
 
 
 def _feedback(http: httpx.Client, url: str, prediction_id: str, score: float) -> bool:
-    """A client's contract: retry a 503 (the store unreachable) after its Retry-After, for up to 2 min."""
-    for _ in range(120):
-        answer = http.post(url + "/v1/feedback", json={"prediction_id": prediction_id, "score": score})
-        if answer.status_code != 503:
-            return answer.status_code == 200
-        time.sleep(float(answer.headers.get("retry-after", "1")))
-    return False
+    payload = {"prediction_id": prediction_id, "score": score}
+    return post_as_a_client(http, url + "/v1/feedback", payload).status_code == 200
 
 
 def _others_cpu_s() -> dict[int, float]:
@@ -139,7 +134,7 @@ def pairs(running: Cluster, posts: pd.DataFrame, kill: signal.Signals) -> list[t
         nonlocal failed
         http = local.__dict__.setdefault("http", httpx.Client(timeout=30))
         try:
-            answer = http.post(url + "/v1/predict", json={"title": title, "body": body})
+            answer = post_as_a_client(http, url + "/v1/predict", {"title": title, "body": body})
             accepted = answer.status_code == 200 and _feedback(http, url, answer.json()["prediction_id"], score)
         except httpx.HTTPError:  # counted, not fatal: the bench reports what a client would have seen
             accepted = False

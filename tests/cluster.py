@@ -143,6 +143,27 @@ def responds(url: str) -> bool:
         return False
 
 
+def post_as_a_client(
+    http: httpx.Client, url: str, payload: dict[str, object], patience_s: float = 120
+) -> httpx.Response:
+    """A POST as a client of several replicas should send it (predict and feedback are both safe to
+    repeat: feedback is an upsert by prediction id). A 503 (the store unreachable) is retried after its
+    Retry-After; an answer cut off mid-way is retried at once: a replica that crashes after nginx has
+    passed on its headers cannot be retried by nginx, which has already begun to answer. Any other answer
+    is returned; past `patience_s` the last one is, or the cut is raised."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            answer = http.post(url, json=payload)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            continue
+        if answer.status_code != 503 or time.monotonic() > deadline:
+            return answer
+        time.sleep(float(answer.headers.get("retry-after", "1")))
+
+
 @contextlib.contextmanager
 def replicas_behind_nginx(
     model: Path, root: Path, database_url: str, replicas: int, nginx: str

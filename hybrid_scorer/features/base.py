@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, Self
@@ -76,6 +76,10 @@ class FeatureGroup(Protocol):
         """This group's block of one post's feature vector (float64, NaN where a value is missing)."""
         ...
 
+    def transform_rows(self, rows: Sequence[PostRow]) -> np.ndarray:
+        """transform_row of each of `rows`, one per line (the steering check's variants of one post)."""
+        ...
+
     @property
     def width(self) -> int:
         """Number of columns (fitted)."""
@@ -113,6 +117,9 @@ class GroupBase(ABC):
 
     @abstractmethod
     def transform_row(self, row: PostRow) -> np.ndarray: ...
+
+    def transform_rows(self, rows: Sequence[PostRow]) -> np.ndarray:
+        return np.asarray([self.transform_row(row) for row in rows], dtype=np.float64).reshape(len(rows), self.width)
 
     def fit_transform(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> sparse.csr_matrix | np.ndarray:
         return self.fit(posts, y).transform(posts)

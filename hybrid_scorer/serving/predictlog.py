@@ -59,7 +59,7 @@ class PredictionLog:
         self.recorder = recorder
         self.max_bytes = max_bytes
         self.max_pending = max_pending
-        self.flush_every_s = flush_every_s
+        self._flush_every_s = flush_every_s
         self._file: BinaryIO | None = None  # opened, and the writer started, by the first `write`
         self._size = 0
         self.answer_after_record = answer_after_record
@@ -86,7 +86,7 @@ class PredictionLog:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = self.path.open("ab")
             self._size = self._file.tell()
-            writer = threading.Thread(target=self._run, args=(self.flush_every_s,), name="prediction-log", daemon=True)
+            writer = threading.Thread(target=self._run, args=(self._flush_every_s,), name="prediction-log", daemon=True)
             writer.start()
             self._writer = writer
         atexit.register(self.close)  # `predict()` in a script: the last lines reach the file at exit

@@ -105,7 +105,7 @@ def main() -> None:
                 show("floor: LightGBM predict of the built row", floor)
                 unchecked = Predictor(
                     args.model_dir,
-                    settings.model_copy(update={"steering_threshold_log": None}),
+                    settings.model_copy(update={"steering_limit_log": None}),
                     client=predictor.client,
                     llm=predictor.llm,
                     log_path=logs / "unchecked.jsonl",

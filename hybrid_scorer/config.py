@@ -1,5 +1,6 @@
 """One settings object: environment variables prefixed HYBRID_SCORER_, overridden by CLI flags."""
 
+import math
 from pathlib import Path
 from typing import Literal
 
@@ -60,11 +61,11 @@ class Settings(BaseSettings):
     llm_concurrency: int = DEFAULT_CONCURRENCY  # while serving
     llm_max_retries: int = 4
     predict_llm_budget_ms: float = 2000.0
-    # the most one sentence may raise a prediction (log1p units; log 6): past it the post is flagged as steered
-    # and scored without that sentence (steering.py); None: no check. Honest posts' largest one-sentence effect
-    # has a long tail (a title's question is one sentence), so the limit sits above its 99th percentile
-    # (reports/ab_defence.md), not at what an attack usually buys
-    steering_threshold_log: float | None = 1.792
+    # the most one part of a post (a sentence) may add to its prediction, in log1p units (log 2: x2): a post
+    # whose prediction one part raises further is flagged as steered and scored as the post without it plus
+    # this limit (steering.py); None: no check. A promise set before any attack was measured; its cost to
+    # honest posts is in reports/ab_defence.md
+    steering_limit_log: float | None = math.log(2)
     llm_max_usd_per_hour: float | None = None  # serving: past it, new posts are scored without the LLM
     llm_max_usd_per_day: float | None = None
     prediction_log_max_bytes: int = 5_000_000

@@ -50,6 +50,7 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "force_row_wise": True,
     "verbosity": -1,
 }
+P_TOP = "p_top"  # the head that predicts the probability of the upper mode (score >= TOP_SCORE)
 DEFAULT_ROUNDS = 800  # what nested tuning changes: `hybrid-scorer tune` (reports/tuning.md, hybrid_scorer/tuned/)
 
 
@@ -74,7 +75,7 @@ class ModelManifest(LLMFields):
 
 def _link(head: str, raw: np.ndarray) -> np.ndarray:
     """A head's prediction from its raw score: a probability for p_top, the quantile itself otherwise."""
-    return 1.0 / (1.0 + np.exp(-raw)) if head == "p_top" else raw
+    return 1.0 / (1.0 + np.exp(-raw)) if head == P_TOP else raw
 
 
 def _raw(booster: lgb.Booster, rows: np.ndarray | sparse.csr_matrix) -> np.ndarray:
@@ -90,7 +91,7 @@ def training_data_hash(posts: pd.DataFrame) -> str:
 def head_objective(head: str) -> dict[str, Any]:
     """LightGBM's objective for a head: `q0.05` (the 5% quantile of log1p(score)), `p_top` (the
     probability of the upper mode, score >= TOP_SCORE)."""
-    if head == "p_top":
+    if head == P_TOP:
         return {"objective": "binary"}
     if head.startswith("q") and 0 < float(head[1:]) < 1:
         return {"objective": "quantile", "alpha": float(head[1:])}
@@ -152,7 +153,7 @@ class HybridScorer(BaseEstimator):
         booster = lgb.train(params, dataset, num_boost_round=self.num_boost_round)
         heads = {}
         for head in self.heads:  # the same binned matrix (reference=dataset), another objective or label
-            label = (posts["score"].to_numpy() >= TOP_SCORE).astype(float) if head == "p_top" else target
+            label = (posts["score"].to_numpy() >= TOP_SCORE).astype(float) if head == P_TOP else target
             data = lgb.Dataset(matrix, label=label, reference=dataset, feature_name=features.feature_names)
             rounds = self.head_rounds or self.num_boost_round
             heads[head] = lgb.train({**params, **head_objective(head)}, data, num_boost_round=rounds)
@@ -268,8 +269,8 @@ class HybridScorer(BaseEstimator):
         return self.features_.transform_row(row)[None, :], "known"
 
     def predict_log_variants(self, row: PostRow, variants: Sequence[PostRow]) -> np.ndarray:
-        """predict_log_row of each of `variants` (rows that differ from `row` in their text only, flair
-        included), in one pass: the text-free feature blocks built once, one LightGBM call for all."""
+        """predict_log_row of each of `variants` (rows that differ from `row` in their text and LLM outputs
+        only, flair included), in one pass: the text-free feature blocks built once, one LightGBM call for all."""
         require_fitted(self, "booster_")
         which = "unknown" if row.flair is None and "unknown" in self.point_ else "known"
         if which == "unknown":

@@ -15,7 +15,7 @@ from typing import Any
 from hybrid_scorer.config import Settings
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, llm_needs
 from hybrid_scorer.intervals import heads_for
-from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.model import P_TOP, HybridScorer
 from hybrid_scorer.roles import Role
 from hybrid_scorer.target import LogScoreEstimator
 from hybrid_scorer.tuning import TunedParams, scorer_kwargs
@@ -102,7 +102,7 @@ def served_maker(config: Config, settings: Settings, data_sha256: str) -> Callab
 def served_scorer(config: Config, settings: Settings, choice: dict[str, Any] | None = None) -> HybridScorer:
     """A served model: its configuration (LightGBM's defaults, or the tuned choice), with the heads its
     intervals read and p_top."""
-    heads = (*heads_for(INTERVAL_SCHEME), *(("p_top",) if SERVE_P_TOP else ()))
+    heads = (*heads_for(INTERVAL_SCHEME), *((P_TOP,) if SERVE_P_TOP else ()))
     return config.make_scorer(settings, choice, heads, HEAD_ROUNDS.get(config.key))
 
 

@@ -1,42 +1,48 @@
-"""One sentence that decides a score: flag a post whose prediction rests on a single sentence, and score it
-without that sentence.
+"""No one sentence may decide a score: a post's prediction is at most the prediction of the same post
+without any one of its parts, plus a limit (log1p units; log 2 by default, Settings.steering_limit_log).
 
-The embedded LLM's embedding is pooled over the title (llm/backends/embedded.py), so no text in the body
-reaches the LLM's hidden states. The words and the length of a post still reach the content features
-(TF-IDF, text statistics), and the whole post reaches the 1-5 ratings. This check removes each part of
-the post in turn (a sentence of the title or body; long posts in at most MAX_PARTS runs of sentences) and
-predicts again by the row path with the post's LLM outputs held as they are: removing body text does not
-change the title's embedding, and recomputing it for a title sentence would take an LLM call per
-sentence. A part whose removal lowers the prediction by more than the threshold (log1p units) is one
-sentence doing what the rest of the post does not: the post is flagged as steered and scored without it.
+The check removes each part of the post in turn (a sentence of the title or body; long posts in at most
+MAX_PARTS runs of sentences) and predicts again by the row path. When the part whose removal lowers the
+prediction most lowers it by more than the limit, the post is flagged as steered and its prediction is
+that of the post without the part, raised by the limit. An author who adds one sentence to a post, in any
+words, so gets at most the limit above the post without it: the post without the sentence is one of the
+variants, whatever the sentence says. An honest post loses only what one of its parts adds beyond the
+limit, not the part's whole effect.
 
-The threshold is a limit on what one sentence may do, set by how rarely it flags honest posts (reports/
-bench/steering.txt), never by the attacks it is measured on (bench/injection.py)."""
+What the LLM read stays as it was for a body part (the embedding is pooled over the title, llm/backends/
+embedded.py, so body text does not reach it; the 1-5 ratings read the whole post, and re-reading the post
+once per body sentence would multiply the LLM's cost). A title part changes what the embedding pools, so
+the caller passes the LLM outputs of each title without one of its parts (`title_variants`): one more LLM
+call per title sentence, for the titles of more than one sentence.
+
+The limit is a promise about what one sentence may do, set before any attack was measured (bench/
+injection.py measures how far it holds); what it costs honest posts is measured in reports/ab_defence.md."""
 
 from __future__ import annotations
 
 import itertools
 import re
 from dataclasses import replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
 
 from hybrid_scorer.data import clean_fields, clean_text
 from hybrid_scorer.features.base import PostRow
-from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.model import P_TOP, HybridScorer
 
 MAX_PARTS = 24  # a longer post is checked in this many runs of consecutive sentences: every sentence is in one
 _SENTENCE = re.compile(r"[^.!?\n]*[.!?]+[\"')\]]*|[^.!?\n]+")
 
 
 class Steering(BaseModel):
-    """The part of the post that moved its prediction most, when it moved it past the threshold."""
+    """The part of the post that moved its prediction most, when it moved it past the limit."""
 
     place: Literal["title", "body"]
     text: str
     effect_log: float  # log1p(score) with the part minus without it
+    limit_log: float  # the most one part may add: the prediction is the post's without the part plus this
 
 
 def parts(text: str) -> list[tuple[int, int]]:
@@ -48,13 +54,26 @@ def parts(text: str) -> list[tuple[int, int]]:
     return [(spans[a][0], spans[b - 1][1]) for a, b in itertools.pairwise(bounds)]
 
 
-def _candidates(row: PostRow) -> list[tuple[Literal["title", "body"], str, PostRow]]:
-    """Each part of the post with the row that lacks it (a title's only sentence stays: a post has one)."""
+def _title_cuts(title: str) -> list[tuple[str, str]]:
+    """(each sentence of a title of more than one, the title without it); a title's only sentence stays."""
+    spans = parts(title)
+    return [(title[a:b].strip(), clean_text(title[:a] + title[b:])) for a, b in spans] if len(spans) > 1 else []
+
+
+def title_variants(row: PostRow) -> list[str]:
+    """The titles the check scores, each without one of its sentences: the texts whose LLM outputs it needs."""
+    return [title for _, title in _title_cuts(row.title_clean)]
+
+
+def _candidates(
+    row: PostRow, reads: dict[str, dict[str, Any]] | None = None
+) -> list[tuple[Literal["title", "body"], str, PostRow]]:
+    """Each part of the post with the row that lacks it. A title variant carries its own LLM outputs when
+    `reads` has them (title -> outputs), the post's otherwise."""
     out: list[tuple[Literal["title", "body"], str, PostRow]] = []
-    title_parts = parts(row.title_clean)
-    for start, stop in title_parts if len(title_parts) > 1 else []:
-        title = clean_text(row.title_clean[:start] + row.title_clean[stop:])
-        out.append(("title", row.title_clean[start:stop].strip(), replace(row, title_clean=title)))
+    for text, title in _title_cuts(row.title_clean):
+        llm = (reads or {}).get(title, row.llm)
+        out.append(("title", text, replace(row, title_clean=title, llm=llm)))
     for start, stop in parts(row.body):
         body = row.body[:start] + row.body[stop:]
         _, body_clean, raw = clean_fields(row.title_clean, body)
@@ -62,16 +81,33 @@ def _candidates(row: PostRow) -> list[tuple[Literal["title", "body"], str, PostR
     return out
 
 
-def check(model: HybridScorer, row: PostRow, point: float, threshold: float) -> tuple[Steering | None, PostRow]:
+def check(
+    model: HybridScorer, row: PostRow, point: float, limit: float, reads: dict[str, dict[str, Any]] | None = None
+) -> tuple[Steering | None, PostRow]:
     """(the steering found, the row to score): the row without the part whose removal lowers the prediction
-    most, when that exceeds `threshold`; otherwise (None, the row itself). `point` is the row's own
-    log prediction."""
-    candidates = _candidates(row)
+    most, when that exceeds `limit`; otherwise (None, the row itself). `point` is the row's own log
+    prediction; `reads` the LLM outputs of the title variants (title_variants)."""
+    candidates = _candidates(row, reads)
     if not candidates:
         return None, row
     effects = point - model.predict_log_variants(row, [without for _, _, without in candidates])
     top = int(np.argmax(effects))  # the first of equal effects, as a scan in order would keep
-    if effects[top] <= threshold:
+    if effects[top] <= limit:
         return None, row
     place, text, without = candidates[top]
-    return Steering(place=place, text=text[:300], effect_log=float(effects[top])), without
+    return Steering(place=place, text=text[:300], effect_log=float(effects[top]), limit_log=limit), without
+
+
+def limited(
+    model: HybridScorer, row: PostRow, limit: float, reads: dict[str, dict[str, Any]] | None = None
+) -> tuple[float, dict[str, float], Steering | None, PostRow]:
+    """The row's (log prediction, heads) under the limit, with the steering found and the row scored: a
+    steered post's point and quantile heads are those of the post without the part plus the limit (its
+    interval moves with its point), its p_top that of the post without the part."""
+    point, heads = model.predict_row(row)
+    steering, without = check(model, row, point, limit, reads)
+    if steering is None:
+        return point, heads, None, row
+    point, heads = model.predict_row(without)
+    raised = {head: value if head == P_TOP else value + limit for head, value in heads.items()}
+    return point + limit, raised, steering, without

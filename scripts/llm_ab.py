@@ -82,16 +82,16 @@ from hybrid_scorer.llm.backends import make_backend
 from hybrid_scorer.llm.backends.embedded import EmbeddedBackend, EmbeddedOptions
 from hybrid_scorer.llm.backends.mock import MockBackend
 from hybrid_scorer.llm.client import LLMClient
-from hybrid_scorer.llm.prompts import load_prompt
+from hybrid_scorer.llm.prompts import PostText, load_prompt
 from hybrid_scorer.llm.schema import QUESTION_PREFIX, question_columns, question_fields
 from hybrid_scorer.llm.store import open_store
 from hybrid_scorer.llm.usage import LLMOutput
-from hybrid_scorer.pipeline import llm_columns
+from hybrid_scorer.pipeline import llm_columns, llm_row
 from hybrid_scorer.quality import Interval, bootstrap_intervals
 from hybrid_scorer.report import ci_text
 from hybrid_scorer.roles import Role
 from hybrid_scorer.specs import CONTENT, CONTENT_EMBEDDING, SERVED, Config
-from hybrid_scorer.steering import check
+from hybrid_scorer.steering import check, limited, title_variants
 from hybrid_scorer.tuning import TunedParams
 
 
@@ -324,35 +324,44 @@ def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any],
         make = partial(RankTarget.around, make)  # cross_validate makes one per fold: a fresh estimator each
     run = {"posts": enriched, "client": client, "tokens_per_1000": tokens, "llm_s_per_1000": seconds}
     if arm.steering:
-        assert settings.steering_threshold_log is not None, (
-            "the steering arm needs HYBRID_SCORER_STEERING_THRESHOLD_LOG"
-        )
-        return run | steered_oof(make, enriched, folds, client, arm.config.groups, settings.steering_threshold_log)
+        assert settings.steering_limit_log is not None, "the steering arm needs HYBRID_SCORER_STEERING_LIMIT_LOG"
+        return run | steered_oof(make, enriched, folds, client, arm.config.groups, settings.steering_limit_log)
     return run | {"oof": cross_validate(arm.label, make, enriched, folds, progress=False).oof_log}
 
 
 def steered_oof(
-    make: Any, posts: pd.DataFrame, folds: list[Any], client: LLMClient, groups: tuple[str, ...], threshold: float
+    make: Any, posts: pd.DataFrame, folds: list[Any], client: LLMClient, groups: tuple[str, ...], limit: float
 ) -> dict[str, Any]:
-    """Out-of-fold predictions as serving makes them: each held-out post by the row path, through the
-    steering check; and how often the check flags these honest posts, with the largest single-part effect
-    per post (the check's own statistic) in quantiles."""
+    """Out-of-fold predictions as serving makes them: each held-out post by the row path, under the
+    steering limit (the LLM outputs of its title variants read as serving reads them); how often the
+    check flags these honest posts, with the largest single-part effect per post in quantiles; and the
+    LLM calls the title variants add."""
     oof, effects, flagged = np.full(len(posts), np.nan), np.full(len(posts), np.nan), np.zeros(len(posts), bool)
+    needs, variants = llm_needs(groups), 0
     for train, test in folds:
         model = make().fit(posts.iloc[train])
         for i, row in zip(test, served_rows(posts.iloc[test], client, groups), strict=True):
-            point = model.predict_log_row(row)
-            found, scored = check(model, row, point, threshold)
-            effects[i] = found.effect_log if found else largest_effect(model, row, point)
+            titles = title_variants(row)
+            variants += len(titles)
+            reads = {t: _read(client, PostText(f"variant-{i}", t, row.body_clean), needs) for t in titles}
+            oof[i], _, found, _ = limited(model, row, limit, reads)
+            effects[i] = found.effect_log if found else largest_effect(model, row, reads)
             flagged[i] = found is not None
-            oof[i] = model.predict_log_row(scored)
     quantiles = {f"q{q}": float(np.nanquantile(effects, q / 100)) for q in (50, 90, 95, 99)}
-    return {"oof": oof, "steering": {"threshold_log": threshold, "flagged": float(flagged.mean()), **quantiles}}
+    calls = variants / len(posts) * 1000
+    steering = {"limit_log": limit, "flagged": float(flagged.mean()), "variant_calls_per_1000": calls, **quantiles}
+    return {"oof": oof, "steering": steering}
 
 
-def largest_effect(model: Any, row: Any, point: float) -> float:
+def _read(client: LLMClient, post: PostText, needs: frozenset[LLMOutput]) -> dict[str, Any]:
+    found = llm_row(client, post, needs)
+    assert found is not None and found.failed is None, f"the LLM could not read {post.title!r}"
+    return found.values
+
+
+def largest_effect(model: Any, row: Any, reads: dict[str, Any]) -> float:
     """The largest drop of the prediction when one part of the post is left out (0 with one part)."""
-    found, _ = check(model, row, point, -np.inf)
+    found, _ = check(model, row, model.predict_log_row(row), -np.inf, reads)
     return found.effect_log if found else 0.0
 
 
@@ -454,8 +463,9 @@ def render(result: dict[str, Any]) -> str:
             st = arm["steering"]
             lines += [
                 "",
-                f"{arm['label']}: the check flagged {st['flagged']:.1%} of these honest held-out posts at its"
-                f" threshold of {st['threshold_log']:.3f} log (x{np.exp(st['threshold_log']):.2f})."
+                f"{arm['label']}: the check limited {st['flagged']:.1%} of these honest held-out posts at its"
+                f" limit of {st['limit_log']:.3f} log (x{np.exp(st['limit_log']):.2f}); their titles' variants"
+                f" took {st['variant_calls_per_1000']:,.0f} more LLM calls per 1,000 posts (one post's call each)."
                 " The largest effect of one part of a post on its prediction: median"
                 f" {st['q50']:+.3f}, 90th percentile {st['q90']:+.3f}, 95th {st['q95']:+.3f}, 99th {st['q99']:+.3f}"
                 " (log1p units).",

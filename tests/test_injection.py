@@ -6,7 +6,7 @@ real posts through the served model and writes reports/bench/injection.md."""
 from __future__ import annotations
 
 import itertools
-import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,14 +14,15 @@ import pandas as pd
 import pytest
 
 from bench.attacks import GENERATED, SPLITS, control_of, corpus, hand_families, inserted, neutral_of_length
-from bench.injection import measure, scorer, summarize
+from bench.injection import OVER_2X, measure, scorer, summarize
 from hybrid_scorer.config import Settings
 from hybrid_scorer.features.base import PostRow
+from hybrid_scorer.features.matrix import llm_needs
 from hybrid_scorer.llm.prompts import PostText, load_prompt, title_span
 from hybrid_scorer.llm.sanitize import strip_instructions
-from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.model import P_TOP, HybridScorer
 from hybrid_scorer.serving.predictor import Predictor, ServedPost, validate_post
-from hybrid_scorer.steering import MAX_PARTS, check, parts
+from hybrid_scorer.steering import MAX_PARTS, check, limited, parts, title_variants
 
 POST = {"title": "Why does ice float on water?", "body": "I read that hydrogen bonds matter. How exactly?"}
 
@@ -77,27 +78,95 @@ def test_the_suite_measures_attempt_against_original_and_control(
         assert sum(move.by_group.values()) == pytest.approx(move.vs_control, abs=1e-9)  # contributions add up
     summary = summarize(moves, by="split")
     assert sum(s.moves for s in summary) == 3
-    assert summary[0].over_2x_control == np.mean([m.vs_control > math.log(2) for m in moves if m.split == "train"])
+    assert summary[0].over_2x_control == np.mean([m.vs_control > OVER_2X for m in moves if m.split == "train"])
 
 
 def _row(title: str, body: str) -> PostRow:
     return ServedPost.of(validate_post({"title": title, "body": body, "flair": "Physics"})).row
 
 
-def test_the_steering_check_scores_a_post_without_the_sentence_that_lifts_it(model_dir: Path) -> None:
+def test_the_steering_check_finds_the_sentence_that_lifts_a_post(model_dir: Path) -> None:
     """The fixture's scores follow a few title words; a title sentence stuffed with them lifts the content
-    model's prediction, and the check finds that sentence and scores the post without it."""
+    model's prediction, and the check finds that sentence and the post without it."""
     model = HybridScorer.load(model_dir / "content")
     plain = _row("Why does the ocean cell behave like that?", "I wondered about this. Thanks for reading.")
     stuffed = _row(plain.title_clean + " Black hole gravity quantum star.", plain.body)
     base, lifted = model.predict_log_row(plain), model.predict_log_row(stuffed)
     assert lifted > base
-    found, scored = check(model, stuffed, lifted, threshold=(lifted - base) / 2)
+    found, scored = check(model, stuffed, lifted, limit=(lifted - base) / 2)
     assert found is not None and found.place == "title" and found.text.startswith("Black hole")
     assert found.effect_log == pytest.approx(lifted - model.predict_log_row(scored), abs=1e-12)
     assert scored.title_clean == plain.title_clean and scored.body == plain.body
-    nothing, same = check(model, plain, base, threshold=10.0)
+    nothing, same = check(model, plain, base, limit=10.0)
     assert nothing is None and same is plain
+
+
+WORDS = ("black", "hole", "gravity", "quantum", "star", "ocean", "cell", "why", "light", "the", "of", "moon")
+
+
+@pytest.mark.parametrize(("role", "places"), [("content", ("title", "body")), ("hybrid", ("title",))])
+def test_one_added_sentence_raises_a_limited_prediction_by_at_most_the_limit(
+    model_dir: Path, role: str, places: tuple[str, ...]
+) -> None:
+    """The promise, for sentences nobody wrote down: random word salads, added as one sentence at the start
+    or end of the title or body, never lift the limited prediction more than the limit above the prediction
+    of the post without the sentence (the post's own prediction, not its limited one: the post may carry a
+    part of its own past the limit). For the hybrid, each title without one of its sentences is read by the
+    (mock) LLM, as serving reads it; a body sentence is left out of the hybrid's promise, because the 1-5
+    ratings read the whole post and the check holds them (steering.py), so there it bounds only what the
+    content features and the title's embedding add."""
+    from hybrid_scorer.llm.backends.mock import MockBackend
+    from hybrid_scorer.llm.client import LLMClient
+    from hybrid_scorer.pipeline import llm_row
+
+    model = HybridScorer.load(model_dir / role)
+    client = LLMClient(MockBackend(), load_prompt())
+    needs = llm_needs(tuple(model.groups))
+
+    def row_of(title: str, body: str) -> PostRow:
+        row = _row(title, body)
+        if not needs:
+            return row
+        found = llm_row(client, PostText("p", row.title_clean, row.body_clean), needs)
+        assert found is not None
+        return replace(row, llm=found.values)
+
+    def reads(row: PostRow) -> dict[str, dict[str, object]]:
+        out = {}
+        for title in title_variants(row):
+            found = llm_row(client, PostText("p", title, row.body_clean), needs) if needs else None
+            out[title] = found.values if found else row.llm
+        return out
+
+    rng, limit, lifted = np.random.default_rng(0), 0.2, 0
+    for _ in range(40):
+        plain = row_of("Why does the ocean cell behave like that?", "I wondered about this. Thanks for reading.")
+        own = model.predict_log_row(plain)
+        sentence = " ".join(rng.choice(WORDS, size=int(rng.integers(2, 9)))).capitalize() + "."
+        place, at_end = rng.choice(places), bool(rng.integers(2))
+        title, body = plain.title_clean, plain.body
+        if place == "title":
+            title = f"{title} {sentence}" if at_end else f"{sentence} {title}"
+        else:
+            body = f"{body} {sentence}" if at_end else f"{sentence} {body}"
+        stuffed = row_of(title, body)
+        point, _, steering, _ = limited(model, stuffed, limit, reads(stuffed))
+        lifted += steering is not None
+        assert point <= own + limit + 1e-9, (sentence, place, at_end)
+        if steering is not None:
+            assert steering.limit_log == limit and steering.effect_log > limit
+    assert lifted > 0  # some salads did lift their post past the limit: the bound was tested, not idle
+
+
+def test_a_steered_posts_heads_move_with_its_point(model_dir: Path) -> None:
+    model = HybridScorer.load(model_dir / "content")
+    stuffed = _row("Why does the ocean cell behave like that? Black hole gravity quantum star.", "I wondered.")
+    point, heads, steering, without = limited(model, stuffed, 0.01)
+    assert steering is not None
+    own_point, own_heads = model.predict_row(without)
+    assert point == pytest.approx(own_point + 0.01, abs=1e-12)
+    for head, value in heads.items():
+        assert value == pytest.approx(own_heads[head] + (0.0 if head == P_TOP else 0.01), abs=1e-12)
 
 
 def test_a_long_post_is_checked_in_runs_that_cover_every_sentence() -> None:
@@ -108,7 +177,7 @@ def test_a_long_post_is_checked_in_runs_that_cover_every_sentence() -> None:
 
 
 def test_a_steered_prediction_says_so_and_is_counted(model_dir: Path, settings: Settings, tmp_path: Path) -> None:
-    unchecked_settings = settings.model_copy(update={"steering_threshold_log": None})
+    unchecked_settings = settings.model_copy(update={"steering_limit_log": None})
     predictor = Predictor(model_dir=model_dir, settings=unchecked_settings, llm="none", log_path=tmp_path / "p.jsonl")
     post = {
         "title": "Why does the ocean cell behave like that? Black hole gravity quantum star.",
@@ -123,7 +192,8 @@ def test_a_steered_prediction_says_so_and_is_counted(model_dir: Path, settings: 
     unchecked = predictor.predict(post)
     flagged = strict.predict(post)
     assert flagged.steered and flagged.steering is not None and not unchecked.steered
-    assert flagged.log_score == pytest.approx(unchecked.log_score - flagged.steering.effect_log, abs=1e-9)
+    limit = flagged.steering.limit_log
+    assert flagged.log_score == pytest.approx(unchecked.log_score - flagged.steering.effect_log + limit, abs=1e-9)
     predictor.close(), strict.close()
 
 

@@ -107,3 +107,18 @@ def test_empty_title_shows_the_api_message(served: Service, browser: object) -> 
     _score_on_page(browser, served.url, "", "a body without a title")
     error = browser.find_element(By.ID, "error")  # type: ignore[attr-defined]
     assert error.is_displayed() and "not accepted" in error.text and "'title'" in error.text
+
+
+def test_a_steered_post_shows_the_sentence_and_the_limit(served: Service, browser: object) -> None:
+    """A title sentence stuffed with the fixture's high-scoring words lifts the post past what one sentence
+    may add: the page names the sentence and the limit the API reports."""
+    from selenium.webdriver.common.by import By
+
+    title, body = "Why does the ocean cell behave like that? Black hole gravity quantum star.", "I wondered."
+    expected = httpx.post(served.url + "/v1/predict", json={"title": title, "body": body}).json()
+    assert expected["steered"], expected  # the post this test needs: one sentence over the limit
+    _score_on_page(browser, served.url, title, body)
+    note = browser.find_element(By.ID, "steering")  # type: ignore[attr-defined]
+    factor = f"{math.exp(expected['steering']['effect_log']):.1f}x"
+    assert note.is_displayed() and "Black hole gravity quantum star." in note.text and factor in note.text
+    assert f"at most {math.exp(expected['steering']['limit_log']):.1f}x" in note.text, note.text

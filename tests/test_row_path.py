@@ -39,21 +39,24 @@ def test_row_path_equals_batch_path_post_by_post(model_dir: Path, settings: Sett
 @pytest.mark.parametrize("role", ["content", "hybrid"])
 def test_the_steering_checks_variants_score_as_each_row_alone(model_dir: Path, settings: Settings, role: str) -> None:
     """predict_log_variants (text-free blocks built once, one LightGBM call) equals predict_log_row of each
-    variant, known and unknown flair: the steering check's shortcut changes no number."""
-    from hybrid_scorer.steering import _candidates
+    variant, known and unknown flair, with a title's variants carrying LLM outputs of their own (another
+    post's, here): the steering check's shortcut changes no number."""
+    from hybrid_scorer.steering import _candidates, title_variants
 
     model = HybridScorer.load(model_dir / role)
     csv = model_dir.parent / "posts.csv"
     client = make_client("mock", settings.model_copy(update={"cache_dir": model_dir.parent / "cache"}))
     rows = served_rows(deduplicate(load_posts(csv)).head(40), client, tuple(model.groups))
-    checked = 0
-    for row in [*rows, *(replace(r, flair=None) for r in rows)]:
-        variants = [without for _, _, without in _candidates(row)]
+    rows = [*rows, *(replace(r, title_clean=r.title_clean + " Does the moon matter?") for r in rows[:10])]
+    checked, read = 0, 0
+    for i, row in enumerate([*rows, *(replace(r, flair=None) for r in rows)]):
+        reads = {title: rows[(i + 1) % len(rows)].llm for title in title_variants(row)}
+        variants = [without for _, _, without in _candidates(row, reads)]
         together = model.predict_log_variants(row, variants)
         alone = np.array([model.predict_log_row(v) for v in variants])
         np.testing.assert_allclose(together, alone, rtol=0, atol=1e-12)
-        checked += len(variants)
-    assert checked > 80
+        checked, read = checked + len(variants), read + len(reads)
+    assert checked > 80 and read >= 40
 
 
 def test_nearest_neighbours_match_a_full_float64_search_even_on_ties() -> None:

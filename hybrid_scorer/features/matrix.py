@@ -86,12 +86,18 @@ class FeatureMatrix:
         return np.concatenate([g.transform_row(row) for g in self.fitted_]) if self.fitted_ else np.empty(0)
 
     def transform_variants(self, row: PostRow, variants: Sequence[PostRow]) -> np.ndarray:
-        """The feature vectors of `variants`, rows that differ from `row` in their text only, one per line:
-        the blocks of groups that do not read the text are computed once, from `row` (the steering check
-        scores a post once per sentence left out)."""
+        """The feature vectors of `variants`, rows that differ from `row` in their text and LLM outputs only,
+        one per line: the blocks of groups that read neither what changed are computed once, from `row` (the
+        steering check scores a post once per sentence left out; a title's variants carry their own LLM
+        outputs)."""
         require_fitted(self, "fitted_")
+        llm_changed = any(v.llm is not row.llm for v in variants)
+
+        def varies(group: FeatureGroup) -> bool:
+            return group.reads_text or (llm_changed and bool(group.needs))
+
         blocks = [
-            g.transform_rows(variants) if g.reads_text else _repeated(g.transform_row(row), len(variants))
+            g.transform_rows(variants) if varies(g) else _repeated(g.transform_row(row), len(variants))
             for g in self.fitted_
         ]
         return np.hstack(blocks) if blocks else np.empty((len(variants), 0))

@@ -34,7 +34,7 @@ from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.identity import LLMIdentity
 from hybrid_scorer.llm.prompts import PostText
 from hybrid_scorer.llm.usage import LLMFailure, UsageLedger
-from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.model import P_TOP, HybridScorer
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS
 from hybrid_scorer.outcomes import OutcomeStore, store_url
 from hybrid_scorer.pipeline import client_for
@@ -46,7 +46,7 @@ from hybrid_scorer.serving.predictlog import PredictionLog
 from hybrid_scorer.serving.recorder import Recorder
 from hybrid_scorer.serving.schemas import Driver, PostInput, Prediction, PredictionInputError
 from hybrid_scorer.serving.spend import SpendLimit
-from hybrid_scorer.steering import check
+from hybrid_scorer.steering import limited, title_variants
 from hybrid_scorer.target import to_score
 
 log = logging.getLogger(__name__)
@@ -191,31 +191,33 @@ class Predictor:
         served = ServedPost.of(validate_post(post))
         self.load()
         model, call, reason = self.content, LLMCall(), None
+        reads: dict[str, dict[str, Any]] = {}
         if self.hybrid is not None and self.llm_features is not None:
             call.called = True
             try:
                 values = self.llm_features.values(served.text, call, live)
                 if values is None:
                     return None
-                served = replace(served, row=replace(served.row, llm=values))
-                model = self.hybrid
+                found = self._title_reads(served, call, live)
+                if found is None:
+                    return None
+                served, reads, model = replace(served, row=replace(served.row, llm=values)), found, self.hybrid
             except LLMUnavailableError as exc:
                 reason = f"{exc.failure}: {exc}"[:300]
                 log.info("falling back to the content model: %s", reason)
         assert model is not None
-        log_score, heads = model.predict_row(served.row)
-        steering = None
-        if self.settings.steering_threshold_log is not None:
-            steering, row = check(model, served.row, log_score, self.settings.steering_threshold_log)
-            if steering is not None:
-                served = replace(served, row=row)
-                log_score, heads = model.predict_row(row)
+        limit = self.settings.steering_limit_log
+        if limit is None:
+            log_score, heads, steering = *model.predict_row(served.row), None
+        else:
+            log_score, heads, steering, row = limited(model, served.row, limit, reads)
+            served = replace(served, row=row)
         prediction = Prediction(
             prediction_id=uuid.uuid4().hex,
             score=float(to_score(log_score)),
             log_score=log_score,
             **_intervals(model, log_score, heads),
-            p_top=heads.get("p_top"),
+            p_top=heads.get(P_TOP),
             model_version=self.version(model),
             latency_ms=(time.perf_counter() - started) * 1000,
             llm_latency_ms=call.latency_ms,
@@ -231,6 +233,24 @@ class Predictor:
             **(_explanation(model.contributions_row(served.row)) if explain else {}),
         )
         return prediction, self._log(served.row, prediction, call, caller)
+
+    def _title_reads(self, served: ServedPost, call: LLMCall, live: bool) -> dict[str, dict[str, Any]] | None:
+        """The LLM outputs of each title the steering check scores without one of its sentences (steering.py:
+        a title part changes what the embedding pools), accounted in `call`; None when one must be called
+        and `live` is False. LLMUnavailableError as for the post itself."""
+        if self.settings.steering_limit_log is None or self.llm_features is None:
+            return {}
+        reads = {}
+        for title in title_variants(served.row):
+            part = LLMCall()
+            try:
+                values = self.llm_features.values(PostText(served.text.post_id, title, served.text.body), part, live)
+            finally:
+                call.add(part)
+            if values is None:
+                return None
+            reads[title] = values
+        return reads
 
     def predict_batch(
         self, posts: list[dict[str, Any]], explain: bool = False, caller: str = "local"

@@ -190,8 +190,8 @@ class Prediction(BaseModel):
     fallback_reason: str | None = None
     steered: bool = Field(
         default=False,
-        description="one sentence raised the prediction past the limit one sentence may add: the post was scored"
-        " without it (see steering)",
+        description="one sentence raised the prediction past the limit one sentence may add: the prediction is"
+        " the post's without it, plus the limit (see steering)",
     )
     steering: Steering | None = Field(default=None, description="when steered: that sentence and its effect")
     contributions: dict[str, float] | None = Field(

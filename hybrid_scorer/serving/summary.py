@@ -41,7 +41,8 @@ def describe(p: Prediction) -> str:
     lines.append(_llm(p))
     if p.steering is not None:
         lines.append(
-            f'Scored without one sentence of the {p.steering.place}, "{p.steering.text}": on its own it raised the'
-            f" score {math.exp(p.steering.effect_log):.1f}x, more than one sentence may."
+            f'One sentence of the {p.steering.place}, "{p.steering.text}", raised the score'
+            f" {math.exp(p.steering.effect_log):.1f}x on its own; one sentence may add at most"
+            f" {math.exp(p.steering.limit_log):.1f}x, so the score counts that much of it."
         )
     return "\n".join(lines)

@@ -111,10 +111,10 @@ function show(p) {
   drawInterval(p);
   drawDrivers(p);
   $("llm-status").textContent = describeLLM(p);
-  // a sentence that lifted the score past what one sentence may add was left out of the score: say which
+  // one sentence lifted the score past what one sentence may add: the score counts only the limit; say which
   $("steering").hidden = !p.steered;
   $("steering").textContent = p.steered && p.steering
-    ? `Scored without one sentence of the ${p.steering.place}: “${p.steering.text}” raised the score ${Math.exp(p.steering.effect_log).toFixed(1)}x on its own, more than one sentence may add.`
+    ? `One sentence of the ${p.steering.place}, “${p.steering.text}”, raised the score ${Math.exp(p.steering.effect_log).toFixed(1)}x on its own; one sentence may add at most ${Math.exp(p.steering.limit_log).toFixed(1)}x, so the score counts that much of it.`
     : "";
   $("result").hidden = false;
 }

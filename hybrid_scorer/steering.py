@@ -9,11 +9,14 @@ words, so gets at most the limit above the post without it: the post without the
 variants, whatever the sentence says. An honest post loses only what one of its parts adds beyond the
 limit, not the part's whole effect.
 
-What the LLM read stays as it was for a body part (the embedding is pooled over the title, llm/backends/
-embedded.py, so body text does not reach it; the 1-5 ratings read the whole post, and re-reading the post
-once per body sentence would multiply the LLM's cost). A title part changes what the embedding pools, so
-the caller passes the LLM outputs of each title without one of its parts (`title_variants`): one more LLM
-call per title sentence, for the titles of more than one sentence.
+What the LLM read stays as it was (`reads` aside): the embedding is pooled over the title (llm/backends/
+embedded.py), so body text does not reach it, and re-reading the post once per sentence would multiply
+the LLM's cost. The bound is so exact for the content features and for a body sentence's way into the
+embedding, and partial for the rest: a title sentence keeps its pull through the title's embedding, and
+any sentence its pull through the 1-5 ratings (which weigh little). Reading each title without one of
+its sentences again (`reads`, `title_variants`) closes the first; scripts/llm_ab.py measured it and
+serving does not do it: it limited 15% of honest posts, cost -0.014 Spearman and half again the LLM
+calls (reports/ab_defence.md), while text glued into the title's own sentence is no part to remove.
 
 The limit is a promise about what one sentence may do, set before any attack was measured (bench/
 injection.py measures how far it holds); what it costs honest posts is measured in reports/ab_defence.md."""
@@ -61,7 +64,7 @@ def _title_cuts(title: str) -> list[tuple[str, str]]:
 
 
 def title_variants(row: PostRow) -> list[str]:
-    """The titles the check scores, each without one of its sentences: the texts whose LLM outputs it needs."""
+    """The titles the check scores, each without one of its sentences: the texts to read again for `reads`."""
     return [title for _, title in _title_cuts(row.title_clean)]
 
 

@@ -103,6 +103,7 @@ class Arm:
     options: EmbeddedOptions = field(default_factory=EmbeddedOptions)
     tuned: bool = False  # with the parameters `train` serves the hybrid with (hybrid_scorer/tuned/), not the defaults
     steering: bool = False  # held-out posts scored as serving scores them: through the steering check
+    reread_titles: bool = False  # steering: each title without one of its sentences read again by the LLM
     rank_target: bool = False  # learn the Gaussian rank of the target in the training fold (RankTarget)
 
 
@@ -277,12 +278,20 @@ EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
             Arm("content + embedding, title pooling", CONTENT_EMBEDDING),
             Arm("served hybrid, post pooling", SERVED_HYBRID, options=EmbeddedOptions(pooling="post"), tuned=True),
             Arm("served hybrid, title pooling", SERVED_HYBRID, tuned=True),
-            Arm("served hybrid, title pooling + steering check", SERVED_HYBRID, tuned=True, steering=True),
+            Arm("served hybrid, title pooling + steering limit", SERVED_HYBRID, tuned=True, steering=True),
+            Arm(
+                "served hybrid, title pooling + steering limit, titles re-read",
+                SERVED_HYBRID,
+                tuned=True,
+                steering=True,
+                reread_titles=True,
+            ),
         ],
         [
-            ("served hybrid, title pooling + steering check", "served hybrid, post pooling"),
+            ("served hybrid, title pooling + steering limit", "served hybrid, post pooling"),
             ("served hybrid, title pooling", "served hybrid, post pooling"),
-            ("served hybrid, title pooling + steering check", "served hybrid, title pooling"),
+            ("served hybrid, title pooling + steering limit", "served hybrid, title pooling"),
+            ("served hybrid, title pooling + steering limit, titles re-read", "served hybrid, title pooling"),
             ("content + embedding, title pooling", "content + embedding, post pooling"),
             ("served hybrid, title pooling", "content"),
             ("served hybrid, post pooling", "content"),
@@ -325,23 +334,30 @@ def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any],
     run = {"posts": enriched, "client": client, "tokens_per_1000": tokens, "llm_s_per_1000": seconds}
     if arm.steering:
         assert settings.steering_limit_log is not None, "the steering arm needs HYBRID_SCORER_STEERING_LIMIT_LOG"
-        return run | steered_oof(make, enriched, folds, client, arm.config.groups, settings.steering_limit_log)
+        limit, reread = settings.steering_limit_log, arm.reread_titles
+        return run | steered_oof(make, enriched, folds, client, arm.config.groups, limit, reread)
     return run | {"oof": cross_validate(arm.label, make, enriched, folds, progress=False).oof_log}
 
 
 def steered_oof(
-    make: Any, posts: pd.DataFrame, folds: list[Any], client: LLMClient, groups: tuple[str, ...], limit: float
+    make: Any,
+    posts: pd.DataFrame,
+    folds: list[Any],
+    client: LLMClient,
+    groups: tuple[str, ...],
+    limit: float,
+    reread_titles: bool = False,
 ) -> dict[str, Any]:
     """Out-of-fold predictions as serving makes them: each held-out post by the row path, under the
-    steering limit (the LLM outputs of its title variants read as serving reads them); how often the
-    check flags these honest posts, with the largest single-part effect per post in quantiles; and the
-    LLM calls the title variants add."""
+    steering limit; how often the check limits these honest posts, with the largest single-part effect
+    per post in quantiles; and, with `reread_titles` (each title without one of its sentences read again
+    by the LLM, which serving does not do), the LLM calls that adds."""
     oof, effects, flagged = np.full(len(posts), np.nan), np.full(len(posts), np.nan), np.zeros(len(posts), bool)
     needs, variants = llm_needs(groups), 0
     for train, test in folds:
         model = make().fit(posts.iloc[train])
         for i, row in zip(test, served_rows(posts.iloc[test], client, groups), strict=True):
-            titles = title_variants(row)
+            titles = title_variants(row) if reread_titles else []
             variants += len(titles)
             reads = {t: _read(client, PostText(f"variant-{i}", t, row.body_clean), needs) for t in titles}
             oof[i], _, found, _ = limited(model, row, limit, reads)
@@ -461,11 +477,16 @@ def render(result: dict[str, Any]) -> str:
     for arm in result["arms"]:
         if arm.get("steering"):
             st = arm["steering"]
+            reread = (
+                f"; re-reading titles took {st['variant_calls_per_1000']:,.0f} more LLM calls per 1,000 posts"
+                " (one post's call each)"
+                if st["variant_calls_per_1000"]
+                else ""
+            )
             lines += [
                 "",
                 f"{arm['label']}: the check limited {st['flagged']:.1%} of these honest held-out posts at its"
-                f" limit of {st['limit_log']:.3f} log (x{np.exp(st['limit_log']):.2f}); their titles' variants"
-                f" took {st['variant_calls_per_1000']:,.0f} more LLM calls per 1,000 posts (one post's call each)."
+                f" limit of {st['limit_log']:.3f} log (x{np.exp(st['limit_log']):.2f}){reread}."
                 " The largest effect of one part of a post on its prediction: median"
                 f" {st['q50']:+.3f}, 90th percentile {st['q90']:+.3f}, 95th {st['q95']:+.3f}, 99th {st['q99']:+.3f}"
                 " (log1p units).",

@@ -48,14 +48,6 @@ class LLMCall:
         self.cost_usd = cost_usd(live, client.ledger.prices)
         self.cache_hit = bool(usages) and all(u.cache_hit for u in usages)
 
-    def add(self, other: LLMCall) -> None:
-        """Count `other`, a further call for the same prediction (the steering check's title variants)."""
-        self.latency_ms += other.latency_ms
-        self.tokens += other.tokens
-        self.cost_usd += other.cost_usd
-        self.cache_hit = self.cache_hit and other.cache_hit
-        self.failure = self.failure or other.failure
-
 
 class LLMFeatures:
     """The outputs `needs` of `client` for served posts: `queue` bounds the live calls, `budget_ms` how

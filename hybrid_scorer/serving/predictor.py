@@ -46,7 +46,7 @@ from hybrid_scorer.serving.predictlog import PredictionLog
 from hybrid_scorer.serving.recorder import Recorder
 from hybrid_scorer.serving.schemas import Driver, PostInput, Prediction, PredictionInputError
 from hybrid_scorer.serving.spend import SpendLimit
-from hybrid_scorer.steering import limited, title_variants
+from hybrid_scorer.steering import limited
 from hybrid_scorer.target import to_score
 
 log = logging.getLogger(__name__)
@@ -191,17 +191,14 @@ class Predictor:
         served = ServedPost.of(validate_post(post))
         self.load()
         model, call, reason = self.content, LLMCall(), None
-        reads: dict[str, dict[str, Any]] = {}
         if self.hybrid is not None and self.llm_features is not None:
             call.called = True
             try:
                 values = self.llm_features.values(served.text, call, live)
                 if values is None:
                     return None
-                found = self._title_reads(served, call, live)
-                if found is None:
-                    return None
-                served, reads, model = replace(served, row=replace(served.row, llm=values)), found, self.hybrid
+                served = replace(served, row=replace(served.row, llm=values))
+                model = self.hybrid
             except LLMUnavailableError as exc:
                 reason = f"{exc.failure}: {exc}"[:300]
                 log.info("falling back to the content model: %s", reason)
@@ -210,7 +207,7 @@ class Predictor:
         if limit is None:
             log_score, heads, steering = *model.predict_row(served.row), None
         else:
-            log_score, heads, steering, row = limited(model, served.row, limit, reads)
+            log_score, heads, steering, row = limited(model, served.row, limit)
             served = replace(served, row=row)
         prediction = Prediction(
             prediction_id=uuid.uuid4().hex,
@@ -233,24 +230,6 @@ class Predictor:
             **(_explanation(model.contributions_row(served.row)) if explain else {}),
         )
         return prediction, self._log(served.row, prediction, call, caller)
-
-    def _title_reads(self, served: ServedPost, call: LLMCall, live: bool) -> dict[str, dict[str, Any]] | None:
-        """The LLM outputs of each title the steering check scores without one of its sentences (steering.py:
-        a title part changes what the embedding pools), accounted in `call`; None when one must be called
-        and `live` is False. LLMUnavailableError as for the post itself."""
-        if self.settings.steering_limit_log is None or self.llm_features is None:
-            return {}
-        reads = {}
-        for title in title_variants(served.row):
-            part = LLMCall()
-            try:
-                values = self.llm_features.values(PostText(served.text.post_id, title, served.text.body), part, live)
-            finally:
-                call.add(part)
-            if values is None:
-                return None
-            reads[title] = values
-        return reads
 
     def predict_batch(
         self, posts: list[dict[str, Any]], explain: bool = False, caller: str = "local"

@@ -102,12 +102,14 @@ def check(
 
 
 def limited(
-    model: HybridScorer, row: PostRow, limit: float, reads: dict[str, dict[str, Any]] | None = None
+    model: HybridScorer, row: PostRow, limit: float | None, reads: dict[str, dict[str, Any]] | None = None
 ) -> tuple[float, dict[str, float], Steering | None, PostRow]:
-    """The row's (log prediction, heads) under the limit, with the steering found and the row scored: a
-    steered post's point and quantile heads are those of the post without the part plus the limit (its
-    interval moves with its point), its p_top that of the post without the part."""
+    """The row's (log prediction, heads) under the limit (None: no check), with the steering found and the
+    row scored: a steered post's point and quantile heads are those of the post without the part plus the
+    limit (its interval moves with its point), its p_top that of the post without the part."""
     point, heads = model.predict_row(row)
+    if limit is None:
+        return point, heads, None, row
     steering, without = check(model, row, point, limit, reads)
     if steering is None:
         return point, heads, None, row

@@ -203,12 +203,8 @@ class Predictor:
                 reason = f"{exc.failure}: {exc}"[:300]
                 log.info("falling back to the content model: %s", reason)
         assert model is not None
-        limit = self.settings.steering_limit_log
-        if limit is None:
-            log_score, heads, steering = *model.predict_row(served.row), None
-        else:
-            log_score, heads, steering, row = limited(model, served.row, limit)
-            served = replace(served, row=row)
+        log_score, heads, steering, row = limited(model, served.row, self.settings.steering_limit_log)
+        served = replace(served, row=row)
         prediction = Prediction(
             prediction_id=uuid.uuid4().hex,
             score=float(to_score(log_score)),

@@ -13,7 +13,8 @@ trap cleanup EXIT
 echo "--- wheel: build"
 "$repo/.venv/bin/python" -m pip wheel --quiet --no-deps -w "$work/dist" "$repo"
 wheel="$(ls "$work"/dist/hybrid_scorer-*.whl)"
-python3 -m zipfile -l "$wheel" | grep -q "hybrid_scorer/prompts/assessment_v2/system.txt"
+# grep without -q reads the whole listing: -q would close the pipe early and pipefail would fail the writer
+python3 -m zipfile -l "$wheel" | grep "hybrid_scorer/prompts/assessment_v2/system.txt" >/dev/null
 
 echo "--- wheel: install into a fresh venv outside the checkout"
 python3 -m venv "$work/venv"
@@ -33,7 +34,7 @@ port="$("$bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1
 serve_pid=$!
 for _ in $(seq 120); do
   if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then
-    curl -fsS "http://127.0.0.1:$port/" | grep -q "Score a draft" && curl -fsS "http://127.0.0.1:$port/page/page.js" >/dev/null
+    curl -fsS "http://127.0.0.1:$port/" | grep "Score a draft" >/dev/null && curl -fsS "http://127.0.0.1:$port/page/page.js" >/dev/null
     echo "wheel: installed outside the checkout, /readyz 200 and the page served"
     exit 0
   fi

@@ -92,8 +92,7 @@ class FamilySummary(BaseModel):
 def scorer(predictor: Predictor) -> Callable[[dict[str, str]], Scored]:
     def score(post: dict[str, str]) -> Scored:
         prediction: Prediction = predictor.predict(post, explain=True)
-        assert predictor.content is not None
-        content, _ = predictor.content.predict_row(ServedPost.of(validate_post(post)).row)
+        content, _ = predictor.models.content.predict_row(ServedPost.of(validate_post(post)).row)
         return Scored(
             log_score=prediction.log_score,
             content=content,
@@ -255,7 +254,7 @@ def main() -> int:
             }
         )
         predictor = Predictor(args.model_dir, settings=fresh, log_path=Path(cache) / "log.jsonl").load().warm()
-        if predictor.hybrid is None:
+        if predictor.models.hybrid is None:
             print("error: no hybrid model in", args.model_dir, "(train one: make run)", file=sys.stderr)
             return 1
         moves = measure(scorer(predictor), tqdm(chosen, desc="posts", unit="post"), attempts)

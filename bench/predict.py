@@ -72,13 +72,13 @@ def main() -> None:
     logs = Path(tempfile.mkdtemp())
     content = Predictor(args.model_dir, settings, llm="none", log_path=logs / "a.jsonl").load()
     hybrid = Predictor(args.model_dir, settings, log_path=logs / "b.jsonl", llm_budget_ms=60_000).warm()
-    roles = [("content", content, content.content)]
-    if hybrid.hybrid is not None:
-        roles.append(("hybrid, LLM answers cached", hybrid, hybrid.hybrid))
+    roles = [("content", content, content.models.content)]
+    if hybrid.models.hybrid is not None:
+        roles.append(("hybrid, LLM answers cached", hybrid, hybrid.models.hybrid))
     for label, predictor, model in roles:
         assert model is not None
-        enriched = llm_columns(posts, model.groups, predictor.client, progress=False).posts
-        rows = served_rows(raw, predictor.client, tuple(model.groups))
+        enriched = llm_columns(posts, model.groups, predictor.models.client, progress=False).posts
+        rows = served_rows(raw, predictor.models.client, tuple(model.groups))
         vectors = [model.features_.transform_row(r)[None, :] for r in rows]
         for flair_known, sent in ((False, requests), (True, with_flair)):
             print(f"{label}, flair {'known' if flair_known else 'unknown (not sent)'}:")
@@ -106,7 +106,7 @@ def main() -> None:
                 unchecked = Predictor(
                     args.model_dir,
                     settings.model_copy(update={"steering_limit_log": None}),
-                    client=predictor.client,
+                    client=predictor.models.client,
                     llm=predictor.llm,
                     log_path=logs / "unchecked.jsonl",
                     llm_budget_ms=60_000,

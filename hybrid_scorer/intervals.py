@@ -91,6 +91,15 @@ class _Scheme(BaseModel, ABC):
         low, high = self.log_bounds(point, heads, level)
         return to_score(low), to_score(high)
 
+    def fields(self, log_score: float, heads: Mapping[str, float]) -> dict[str, tuple[float, float]]:
+        """One post's interval at every served level, in score units to 0.1, keyed by its field."""
+        point, values = np.array([log_score]), {h: np.array([v]) for h, v in heads.items()}
+        out = {}
+        for level in LEVELS:
+            low, high = self.bounds(point, values, level)
+            out[interval_field(level)] = (round(float(low[0]), 1), round(float(high[0]), 1))
+        return out
+
     def _level(self, table: Mapping[str, Any], level: float) -> Any:
         if _key(level) not in table:
             raise ValueError(f"no {level:.0%} interval was calibrated; available: {sorted(table)}")

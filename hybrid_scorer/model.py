@@ -72,6 +72,11 @@ class ModelManifest(LLMFields):
     heads: list[str] = Field(default_factory=list)  # boosters beside the point model (lightgbm_<head>.txt)
     head_rounds: int | None = None  # their round count; None: the point model's (models from before it)
 
+    @property
+    def version(self) -> str:
+        """What a prediction names as its model: the feature groups at the training data's hash."""
+        return f"{'+'.join(self.feature_groups)}@{self.training_data_hash[:10]}"
+
 
 def _link(head: str, raw: np.ndarray) -> np.ndarray:
     """A head's prediction from its raw score: a probability for p_top, the quantile itself otherwise."""

@@ -11,18 +11,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hybrid_scorer.data import grouped_folds
-from hybrid_scorer.evaluation import cross_validate
+from hybrid_scorer.calibrated import CalibratedScorer
 from hybrid_scorer.features.meta import normalize_flair
-from hybrid_scorer.intervals import SCHEMES
 from hybrid_scorer.llm.identity import LLMIdentity
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS, build_reference
 from hybrid_scorer.pipeline import Job
-from hybrid_scorer.quality import METRICS, bootstrap_intervals
 from hybrid_scorer.registry import CHAMPION, REGISTERED_NAME, register
 from hybrid_scorer.releases import new_release, publish
 from hybrid_scorer.specs import INTERVAL_SCHEME, SERVED, Config, groups_of, served_maker, served_tuning
-from hybrid_scorer.target import log_target
 from hybrid_scorer.tracking import log_run
 
 log = logging.getLogger(__name__)
@@ -102,46 +98,37 @@ def _train_release(job: Job, out_dir: Path) -> Training:
     client = job.client()
     served: dict[str, Config] = {name: c for name, c in SERVED.items() if client or not c.uses_llm}
     enriched = job.enriched(groups_of(served.values()), client)
-    folds = grouped_folds(enriched, settings.n_folds, settings.seed)
     done = Training(len(enriched))
-    y_log = log_target(enriched)
     oof_of_served = None
     for name, config in served.items():
         tuned = served_tuning(config, report.sha256)
-        make = served_maker(config, settings, report.sha256)
-        cv = cross_validate(config.name, make, enriched, folds, job.progress)
-        model = make().fit(enriched)
-        assert model.manifest_ is not None
-        spearman = bootstrap_intervals(y_log, cv.oof_log, n_boot=1000, seed=settings.seed)[0]["spearman"]
-        model.manifest_.metrics = {f"cv_{m}": cv.mean(m) for m in METRICS}
-        model.manifest_.metrics |= dict(
-            zip(("cv_spearman_oof", "cv_spearman_ci_low", "cv_spearman_ci_high"), spearman, strict=True)
-        )
         # what the model is expected to score on new posts, and what the promotion gate compares: with tuned
         # parameters the nested estimate when it was measured on these LLM features (their CV here saw posts
         # the search chose them on), else the CV
         features = client.embedder.embedding_identity() if client and config.uses_llm else None
         nested = tuned.nested if tuned and tuned.features == features else None  # measured on these features
-        expected = nested.spearman if nested else spearman
-        model.manifest_.metrics |= dict(
-            zip(("expected_spearman", "expected_spearman_ci_low", "expected_spearman_ci_high"), expected, strict=True)
-        )
-        model.manifest_.extra = {
-            "release": out_dir.name,  # one training run: content and hybrid carry the same
-            "data_sha256": report.sha256,
-            "cv": f"{settings.n_folds}-fold grouped",
-            "tuning": tuned.model_dump(mode="json", exclude={"nested"})
-            | {"nested_spearman": nested.spearman if nested else "not measured on these LLM features"}
-            if tuned
-            else "LightGBM defaults (no search)",
-        }
-        # prediction intervals calibrated on the same out-of-fold predictions (conformal; see intervals.py)
-        model.manifest_.intervals = SCHEMES[INTERVAL_SCHEME].calibrate(y_log, cv.oof_log, cv.oof_heads)
-        if config.uses_llm and client is not None:  # which LLM made its columns: serving refuses another one
-            identity = LLMIdentity.from_client(client, job.llm, settings.embedder)
-            model.manifest_ = model.manifest_.model_copy(update=identity.manifest_fields())
-        target = out_dir / name
-        model.save(target)
+        calibrated = CalibratedScorer(
+            served_maker(config, settings, report.sha256)(),
+            scheme=INTERVAL_SCHEME,
+            n_folds=settings.n_folds,
+            seed=settings.seed,
+            expected=nested.spearman if nested else None,
+            # which LLM made its columns: serving refuses another one
+            llm=LLMIdentity.from_client(client, job.llm, settings.embedder) if config.uses_llm and client else None,
+            provenance={
+                "release": out_dir.name,  # one training run: content and hybrid carry the same
+                "data_sha256": report.sha256,
+                "cv": f"{settings.n_folds}-fold grouped",
+                "tuning": tuned.model_dump(mode="json", exclude={"nested"})
+                | {"nested_spearman": nested.spearman if nested else "not measured on these LLM features"}
+                if tuned
+                else "LightGBM defaults (no search)",
+            },
+            progress=job.progress,
+        ).fit(enriched)
+        model, cv = calibrated.scorer_, calibrated.cv_
+        assert model.manifest_ is not None
+        target = calibrated.save(out_dir / name)
         oof_of_served = cv.oof_log
         log_run(
             f"train:{name}",

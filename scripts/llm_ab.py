@@ -38,7 +38,11 @@ each with and without it.
 embedding pooled over the title's tokens, which no body text can reach) against the pooling it replaced
 (every token of the post), on the served hybrid with its tuned parameters and on content + embedding.
 The cost of the defence on honest posts is the paired difference; bench/injection.py measures what it
-buys against attacks.
+buys against attacks. The last arm drops the 1-5 ratings: the LLM reads them off the whole post, a body
+sentence reaches them, and the limit holds the LLM's outputs, so it bounds no lift that comes through
+them; without them a body sentence reaches only the content features, which the limit bounds. The rule,
+written before the run: the served hybrid drops the ratings when this arm's paired difference against
+the served arm has its lower end at or above -0.005.
 
 LLM features come from the cache (`hybrid-scorer extract`; for v3 `hybrid-scorer extract --prompt
 assessment_v3`, ~45 min here); a missing post is extracted on the way. Writes reports/ab_<experiment>.md
@@ -286,9 +290,20 @@ EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
                 steering=True,
                 reread_titles=True,
             ),
+            Arm(
+                "served hybrid without the ratings, title pooling + steering limit",
+                Config("h_nr", "", (*CONTENT_EMBEDDING.groups, "llm_stack")),
+                tuned=True,
+                steering=True,
+            ),
         ],
         [
             ("served hybrid, title pooling + steering limit", "served hybrid, post pooling"),
+            (
+                "served hybrid without the ratings, title pooling + steering limit",
+                "served hybrid, title pooling + steering limit",
+            ),
+            ("served hybrid without the ratings, title pooling + steering limit", "served hybrid, post pooling"),
             ("served hybrid, title pooling", "served hybrid, post pooling"),
             ("served hybrid, title pooling + steering limit", "served hybrid, title pooling"),
             ("served hybrid, title pooling + steering limit, titles re-read", "served hybrid, title pooling"),

@@ -36,7 +36,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("tuning", "steering"),
     ("specs", "monitoring", "tracking", "pipeline", "outcomes", "alerting"),
     ("plots",),
-    ("report", "training", "serving", "registry", "releases"),
+    ("calibrated", "report", "training", "serving", "registry", "releases"),
     ("ablation", "registry_pyfunc"),
     ("cli",),
 ]
@@ -190,6 +190,32 @@ def test_interval_levels_are_chosen_once(tmp_path: Path) -> None:
     assert not offenders, f"interval level names written by hand (derive them from intervals.LEVELS): {offenders}"
 
 
+def manifest_writes(path: Path) -> list[str]:
+    """Where a file assigns a fitted model's manifest or one of its fields (x.manifest_ = ...,
+    x.manifest_.metrics |= ...)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets = (
+            node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AugAssign) else []
+        )
+        for target in targets:
+            chain = target
+            while isinstance(chain, ast.Attribute):
+                if chain.attr == "manifest_":
+                    found.append(f"{path.name}:{node.lineno}")
+                    break
+                chain = chain.value
+    return found
+
+
+def test_only_the_estimators_write_a_fitted_manifest() -> None:
+    """A model's manifest is fitted state: HybridScorer.fit writes it, CalibratedScorer.fit adds the
+    calibration and the provenance; training, serving and the tools only read it."""
+    owners = {"model.py", "calibrated.py"}
+    offenders = [hit for p in PACKAGE.rglob("*.py") if p.name not in owners for hit in manifest_writes(p)]
+    assert not offenders, f"a manifest written outside the estimators (fit a CalibratedScorer): {offenders}"
+
+
 def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
     """The old shapes these checks exist to prevent: the ablation <-> report cycle, training importing
     the served configurations from the ablation, and the LLM layer reaching into the model."""
@@ -202,6 +228,11 @@ def test_the_checks_catch_what_they_are_for(tmp_path: Path) -> None:
     old = tmp_path / "old_roles.py"
     old.write_text('def dirs(d):\n    return d / "content", d / "hybrid"\n')
     assert len(role_literals(old)) == 2
+    # and training writing the calibration into a fitted model from outside, as it once did
+    old.write_text(
+        "def calibrate(model, scheme):\n    model.manifest_.intervals = scheme\n    model.manifest_ = None\n"
+    )
+    assert len(manifest_writes(old)) == 2
 
 
 def test_every_route_but_the_probes_and_docs_waits_for_readiness(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ def test_expected_failures_are_one_line_and_bugs_keep_their_traceback(
     def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("operands could not be broadcast together with shapes (3,) (4,)")
 
-    monkeypatch.setattr("hybrid_scorer.training.cross_validate", broken)
+    monkeypatch.setattr("hybrid_scorer.calibrated.cross_validate", broken)
     with pytest.raises(ValueError, match="could not be broadcast"):
         main(["train", "--data", str(csv_path), "--llm", "none", "-q", "--out", str(tmp_path / "m"), "--no-register"])
 

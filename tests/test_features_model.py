@@ -173,6 +173,32 @@ def test_a_scorer_clones_as_a_scikit_learn_estimator(posts: pd.DataFrame) -> Non
     assert set(twin.predict_heads(posts)) == {"q0.1", "p_top"}
 
 
+def test_the_calibrated_scorer_cross_fits_its_intervals_and_saves_them(posts: pd.DataFrame, tmp_path: Path) -> None:
+    """`fit` is the whole calibration: the out-of-fold predictions are those of clones fitted per grouped
+    fold (the base estimator stays unfitted), the intervals calibrated on them cover the training posts'
+    out-of-fold targets at their levels, and the saved model carries intervals, CV metrics and provenance."""
+    from sklearn.base import clone
+
+    from hybrid_scorer.calibrated import CalibratedScorer
+    from hybrid_scorer.intervals import LEVELS, heads_for
+
+    base = HybridScorer(("text_stats", "meta"), num_boost_round=30, heads=heads_for("cqr"), seed=3)
+    calibrated = CalibratedScorer(base, "cqr", n_folds=3, seed=5, provenance={"release": "r1"}, n_boot=50)
+    calibrated.fit(posts)
+    assert not hasattr(base, "booster_")
+    by_hand = cross_validate("x", lambda: clone(base), posts, grouped_folds(posts, 3, 5), progress=False)
+    np.testing.assert_array_equal(calibrated.cv_.oof_log, by_hand.oof_log)
+    manifest = HybridScorer.load(calibrated.save(tmp_path / "m")).manifest_
+    assert manifest is not None and manifest.intervals is not None and manifest.extra == {"release": "r1"}
+    assert manifest.metrics["cv_spearman"] == pytest.approx(by_hand.mean("spearman"))
+    assert manifest.metrics["expected_spearman"] == manifest.metrics["cv_spearman_oof"]  # no nested estimate given
+    y = log_target(posts)
+    for level in LEVELS:
+        low, high = manifest.intervals.log_bounds(by_hand.oof_log, by_hand.oof_heads, level)
+        assert np.mean((low <= y) & (y <= high)) >= level  # split conformal on its own calibration posts
+    assert not hasattr(clone(calibrated), "scorer_") and clone(calibrated).get_params()["n_folds"] == 3
+
+
 def test_missing_artifacts_are_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"lightgbm\.txt is missing"):
         HybridScorer.load(tmp_path)

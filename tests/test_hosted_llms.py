@@ -221,7 +221,8 @@ def test_any_chat_llm_with_any_embedder_through_train_and_serving(
     the Ollama stand-in, the assessments from the chat backend; the model remembers its embedder, serving
     uses it by default and refuses another one."""
     from hybrid_scorer.config import get_settings
-    from hybrid_scorer.serving.predictor import ModelMismatchError, Predictor
+    from hybrid_scorer.errors import ModelMismatchError
+    from hybrid_scorer.serving.predictor import Predictor
 
     with running(OllamaStandIn(None, 1.0, 0)) as server:
         monkeypatch.setenv("OLLAMA_HOST", server.url)

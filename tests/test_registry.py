@@ -79,7 +79,7 @@ def test_train_register_promote_refuse_load_serve_and_roll_back(
     service = _start(CHAMPION_URI, tmp_path, cache_dir=tmp_path / "cache")
     try:
         served = httpx.get(service.url + "/v1/model").json()["hybrid"]
-        assert served["training_data_hash"] == direct.load().hybrid.manifest_.training_data_hash  # type: ignore[union-attr]
+        assert served["training_data_hash"] == direct.models.hybrid.manifest_.training_data_hash  # type: ignore[union-attr]
         assert httpx.post(service.url + "/v1/predict", json=posts.iloc[0].to_dict()).json()["cache_hit"]
     finally:
         assert _stop(service)

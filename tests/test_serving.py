@@ -111,8 +111,8 @@ def test_a_bug_is_an_error_not_a_silent_fallback(
     model_dir: Path, settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     predictor = predictor_with(MockBackend(), model_dir, settings, tmp_path).load()
-    assert predictor.hybrid is not None
-    monkeypatch.setattr(predictor.hybrid, "predict_row", lambda row: 1 / 0)
+    assert predictor.models.hybrid is not None
+    monkeypatch.setattr(predictor.models.hybrid, "predict_row", lambda row: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         predictor.predict(POST)
 
@@ -120,8 +120,8 @@ def test_a_bug_is_an_error_not_a_silent_fallback(
 def test_serving_refuses_an_llm_the_model_was_not_trained_with(
     model_dir: Path, settings: Settings, tmp_path: Path
 ) -> None:
+    from hybrid_scorer.errors import ModelMismatchError
     from hybrid_scorer.llm.prompts import PromptTemplate
-    from hybrid_scorer.serving.predictor import ModelMismatchError
 
     class OtherModel(MockBackend):
         model = "mock-v2"
@@ -143,7 +143,7 @@ def test_a_model_trained_without_an_embedder_is_refused_with_one_and_the_message
 ) -> None:
     """The message names what the model was trained on, what serving would use and the fix, in
     balanced parentheses (it used to lose its first half to an operator-precedence slip)."""
-    from hybrid_scorer.serving.predictor import ModelMismatchError
+    from hybrid_scorer.errors import ModelMismatchError
 
     client = LLMClient(MockBackend(), load_prompt(), embedder=OtherEmbedder())
     with pytest.raises(ModelMismatchError) as refused:
@@ -277,7 +277,7 @@ def test_a_busy_llm_falls_back_at_once_instead_of_queueing_past_the_budget(
     from concurrent.futures import ThreadPoolExecutor
 
     predictor = predictor_with(SlowBackend(), model_dir, settings, tmp_path, llm_budget_ms=1200).warm()
-    assert predictor.llm_features is not None and predictor.llm_features.queue.call_ms >= 500
+    assert predictor.models.llm_features is not None and predictor.models.llm_features.queue.call_ms >= 500
     posts = [{"title": f"Brand new question {i} about planets?"} for i in range(12)]
     with ThreadPoolExecutor(12) as pool:
         predictions = list(pool.map(predictor.predict, posts))
@@ -286,9 +286,9 @@ def test_a_busy_llm_falls_back_at_once_instead_of_queueing_past_the_budget(
     assert reasons.count("busy") >= 6 and reasons.count(None) >= 1  # some served live, most refused at once
     assert all(p.fallback == (p.llm_failure is not None) for p in predictions)
     deadline = time.monotonic() + 5
-    while predictor.llm_features.queue.pending and time.monotonic() < deadline:  # work already started drains
+    while predictor.models.llm_features.queue.pending and time.monotonic() < deadline:  # work already started drains
         time.sleep(0.05)
-    assert predictor.llm_features.queue.pending == 0
+    assert predictor.models.llm_features.queue.pending == 0
 
 
 def test_train_serve_parity(model_dir: Path, settings: Settings, tmp_path: Path) -> None:

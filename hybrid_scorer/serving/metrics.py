@@ -54,7 +54,8 @@ class RealisedQuality(Collector):
         thresholds = predictor.settings.monitor
         qualities = realised_quality(predictor.outcomes.joined(), thresholds.realised_cohort)
         judged = latest_judged(qualities, thresholds.min_realised_labels)
-        floor = expected_spearman_low(predictor.model_dir) if predictor.model_dir else None
+        models = predictor.loaded_models
+        floor = expected_spearman_low(models.model_dir) if models is not None else None
         families: list[Metric] = []
         if floor is not None:
             families.append(

@@ -33,6 +33,8 @@ from typing import Any, BinaryIO
 
 from pydantic_core import to_json
 
+from hybrid_scorer.config import Settings
+from hybrid_scorer.outcomes import OutcomeStore, store_url
 from hybrid_scorer.serving.recorder import Recorder
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,13 @@ SETTLE_WAIT_S = 2.0  # the longest a request waits for its record: a store that 
 class PredictionLog:
     """JSON lines; past `max_bytes` the file becomes `<name>.1` (older ones `.2`, `.3`, then dropped), so
     the log never grows without bound."""
+
+    @classmethod
+    def for_settings(cls, settings: Settings, path: Path | None = None) -> PredictionLog:
+        """The log the settings describe (at `path` when given), recording into their outcome store."""
+        path = Path(path or settings.log_path)
+        recorder = Recorder(OutcomeStore(store_url(settings.database_url, path)), settings.database_backlog_max)
+        return cls(path, settings.prediction_log_max_bytes, recorder, answer_after_record=settings.answers_after_record)
 
     def __init__(
         self,

@@ -52,10 +52,10 @@ class ServiceState:
         """Make `predictor` the one that scores, and say which models it serves."""
         self.predictor = predictor
         self.metrics.model_info.clear()
-        for role, model in ((Role.HYBRID, predictor.hybrid), (Role.CONTENT, predictor.content)):
-            if model is not None and model.manifest_ is not None:
+        for role, model in predictor.models.by_role():
+            if model.manifest_ is not None:
                 labels = (
-                    Predictor.version(model),
+                    model.manifest_.version,
                     model.manifest_.llm_model or "none",
                     model.manifest_.prompt_version or "none",
                 )
@@ -79,7 +79,7 @@ class ServiceState:
             await asyncio.to_thread(successor.warm)
         except Exception as exc:
             self.metrics.reloads.labels("failure").inc()
-            log.error("reload failed, still serving %s: %s: %s", self.predictor.model_dir, type(exc).__name__, exc)
+            log.error("reload failed, still serving %s: %s: %s", self.predictor.model_ref, type(exc).__name__, exc)
             return
         finally:
             self.reloading = False
@@ -87,7 +87,7 @@ class ServiceState:
         # is freed when the last of them lets go of it
         self._serving(successor)
         self.metrics.reloads.labels("success").inc()
-        log.warning("reloaded: now serving %s", successor.model_dir)
+        log.warning("reloaded: now serving %s", successor.models.model_dir)
 
     def feedback(self, items: list[FeedbackInput]) -> FeedbackAccepted:
         """Stored before the answer, so an accepted label is never lost; an unreachable store is a 503 the

@@ -8,9 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from hybrid_scorer.roles import Role
 from hybrid_scorer.serving.dependencies import Caller, State, authorize, require_ready
-from hybrid_scorer.serving.predictor import Predictor
 from hybrid_scorer.serving.schemas import (
     BODY_ERRORS,
     ERRORS,
@@ -31,18 +29,17 @@ scoring = APIRouter(dependencies=[Depends(require_ready), Depends(authorize)], r
 @scoring.get("/v1/flairs")
 def flairs(state: State) -> Flairs:
     """The flairs a post can be given (the served model's; none for a model without the meta group)."""
-    served = state.predictor.hybrid or state.predictor.content
-    return Flairs(flairs=served.flairs() if served is not None else [])
+    models = state.predictor.models
+    return Flairs(flairs=(models.hybrid or models.content).flairs())
 
 
 @scoring.get("/v1/model")
 def model(state: State) -> dict[str, Any]:
     """The served models' manifests: version, feature groups, LLM, prompt version, CV metrics."""
-    predictor = state.predictor
     return {
-        role: {"version": Predictor.version(m), **m.manifest_.model_dump(mode="json", exclude={"params"})}
-        for role, m in ((Role.HYBRID, predictor.hybrid), (Role.CONTENT, predictor.content))
-        if m is not None and m.manifest_ is not None
+        role: {"version": m.manifest_.version, **m.manifest_.model_dump(mode="json", exclude={"params"})}
+        for role, m in state.predictor.models.by_role()
+        if m.manifest_ is not None
     }
 
 

@@ -6,7 +6,10 @@ goes through: the raw fields validated as a PostInput, cleaned by ServedPost.of,
 pipeline.llm_row, then transform_row and predict_log_row. `tests/test_row_path.py` runs it on the
 synthetic fixture; run as a script, it covers every post of the data, for the content model and the
 served hybrid, each fitted here on all posts, and exits 1 when any post differs by more than --tolerance
-or a value is missing in one path only. The script needs the LLM cache (`hybrid-scorer extract`).
+or a value is missing in one path only. Posts of unknown flair (None) are predicted by forests averaged
+over the flair levels (marginal.py) in both paths; both are also held to that average's definition, one
+row per trained flair level weighted by its share, which the contributions compute. The script needs the
+LLM cache (`hybrid-scorer extract`).
 
 Usage: python bench/parity.py [--data CSV] [--llm SPEC|none] [--tolerance 1e-9]"""
 
@@ -58,7 +61,9 @@ class Parity:
     max_feature_diff: float  # over non-missing values
     nan_mismatches: int  # values missing in one path and not in the other
     max_log_diff: float  # predict_log vs predict_log_row
-    max_unknown_flair_log_diff: float  # the same with the flair unknown (the average over trained flairs)
+    # the same with the flair unknown, and both against its definition: the average over the trained flair
+    # levels, weighted by their shares (K rows per post, as the contributions are computed)
+    max_unknown_flair_log_diff: float
     max_head_diff: float  # the model's heads (quantiles, p_top), known and unknown flair
     worst_post: int  # index of the post with the largest feature difference
 
@@ -82,7 +87,11 @@ def check_parity(model: HybridScorer, posts: pd.DataFrame, rows: list[PostRow]) 
     log_diff = np.abs(model.predict_log(posts) - np.array([model.predict_log_row(r) for r in rows]))
     unknown = posts.assign(flair=None)
     unknown_rows = [replace(r, flair=None) for r in rows]
-    unknown_diff = np.abs(model.predict_log(unknown) - np.array([model.predict_log_row(r) for r in unknown_rows]))
+    averaged = model.predict_log(unknown)
+    unknown_diff = np.maximum(
+        np.abs(averaged - np.array([model.predict_log_row(r) for r in unknown_rows])),
+        np.abs(averaged - model.contributions_by_group(unknown).sum(axis=1).to_numpy()),
+    )
     head_diff = 0.0
     for frame, each in ((posts, rows), (unknown, unknown_rows)):
         batch_heads, row_heads = model.predict_heads(frame), [model.predict_row(r)[1] for r in each]

@@ -217,23 +217,44 @@ class HybridScorer(BaseEstimator):
         expanded[np.arange(len(expanded)), np.tile(level_columns, len(rows))] = 1.0
         return expanded
 
-    def _design(self, posts: pd.DataFrame) -> tuple[sparse.csr_matrix | np.ndarray, np.ndarray, np.ndarray]:
-        """The booster's input rows, each row's weight and the post it stands for. A post whose flair is
-        None (unknown to the caller) becomes one row per trained flair level, weighted by the level's
-        share of the training posts: its features are built once and only the flair columns differ."""
+    def _rows(self, posts: pd.DataFrame) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """The posts' booster rows and which of them have an unknown flair (None): those are built with
+        flair "" and read by the forests averaged over the flair levels, which never read the flair columns."""
         unknown = posts["flair"].isna().to_numpy() if "flair" in posts else np.zeros(len(posts), dtype=bool)
         if self.flair_levels_ is None or not unknown.any():
-            return self.features_.transform(posts), np.ones(len(posts)), np.arange(len(posts))
-        dense = self.features_.transform(posts.assign(flair=posts["flair"].fillna(""))).toarray()
+            return self.features_.transform(posts), np.zeros(len(posts), dtype=bool)
+        return self.features_.transform(posts.assign(flair=posts["flair"].fillna(""))), unknown
+
+    def _raw_routed(self, models: dict[str, lgb.Booster], posts: pd.DataFrame) -> np.ndarray:
+        """Raw scores of `models` ("known" and "unknown": point_ or stacked_) for each post: one row per
+        post whatever its flair, so both paths predict an unknown flair the same way."""
+        rows, unknown = self._rows(posts)
+        out: np.ndarray | None = None
+        for which, mask in (("known", ~unknown), ("unknown", unknown)):
+            if mask.any():
+                raw = _raw(models[which], rows[np.flatnonzero(mask)])
+                out = np.empty((len(posts), *raw.shape[1:])) if out is None else out
+                out[mask] = raw
+        return out if out is not None else np.empty(0)
+
+    def _contribution_design(self, posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For contributions, which the averaged forests cannot give per group: each post's booster rows, a
+        post of unknown flair as one row per trained flair level weighted by the level's share of the
+        training posts (its features built once, only the flair columns differ); each row's weight and the
+        post it stands for. Their weighted sum is what the averaged forests predict."""
+        rows, unknown = self._rows(posts)
+        dense = rows.toarray()
+        if not unknown.any():
+            return dense, np.ones(len(posts)), np.arange(len(posts))
+        assert self.flair_levels_ is not None
         weights_per_level = self.flair_levels_[2]
-        rows = np.vstack([dense[~unknown], self._with_unknown_flair(dense[unknown])])
+        expanded = np.vstack([dense[~unknown], self._with_unknown_flair(dense[unknown])])
         owner = np.concatenate([np.flatnonzero(~unknown), np.repeat(np.flatnonzero(unknown), len(weights_per_level))])
         weights = np.concatenate([np.ones(int((~unknown).sum())), np.tile(weights_per_level, int(unknown.sum()))])
-        return rows, weights, owner
+        return expanded, weights, owner
 
-    def _row_design(self, row: PostRow) -> tuple[np.ndarray, np.ndarray]:
-        """The row path's _design for one post: its feature vector as one booster row of weight 1, or
-        for an unknown flair the K rows of the trained flair levels with their weights."""
+    def _row_contribution_design(self, row: PostRow) -> tuple[np.ndarray, np.ndarray]:
+        """_contribution_design of one post by the row path."""
         if row.flair is not None or self.flair_levels_ is None:
             return self.features_.transform_row(row)[None, :], np.ones(1)
         vector = self.features_.transform_row(replace(row, flair=""))
@@ -251,20 +272,17 @@ class HybridScorer(BaseEstimator):
         """Predictions of log1p(score). A post with flair None (unknown) gets the average prediction over
         the flairs of the training posts, weighted by their shares, rather than the "no flair" level."""
         require_fitted(self, "booster_")
-        rows, weights, owner = self._design(posts)
-        raw = np.asarray(self.booster_.predict(rows, num_threads=1), dtype=np.float64)
-        return self._average(raw, weights, owner, len(posts))
+        return self._raw_routed(self.point_, posts)
 
     def predict_heads(self, posts: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Each head's prediction per post (quantiles on the log scale, p_top a probability). For an
-        unknown flair the raw scores are averaged over the flair levels (p_top: the logistic of the
-        averaged log-odds), as the row path's forests average them."""
+        """Each head's prediction per post (quantiles on the log scale, p_top a probability; for an unknown
+        flair the link of the raw score averaged over the flair levels), from the point model and its heads
+        stacked into one forest (forests.py), as the row path reads them."""
         require_fitted(self, "booster_")
-        rows, weights, owner = self._design(posts)
-        return {
-            head: _link(head, self._average(_raw(model, rows), weights, owner, len(posts)))
-            for head, model in self.heads_.items()
-        }
+        if not self.heads_:
+            return {}
+        raw = self._raw_routed(self.stacked_, posts).reshape(len(posts), -1)
+        return {head: _link(head, raw[:, i + 1]) for i, head in enumerate(self.heads_)}
 
     def _row_vector(self, row: PostRow) -> tuple[np.ndarray, str]:
         """The post's booster row and which boosters read it: the model's own ("known") or, for an
@@ -315,14 +333,14 @@ class HybridScorer(BaseEstimator):
         """Each feature group's contribution to log1p(score) per post (LightGBM's pred_contrib summed over
         the group's columns, plus `bias`, the expected value); a row sums to predict_log."""
         require_fitted(self, "booster_")
-        rows, weights, owner = self._design(posts)
+        rows, weights, owner = self._contribution_design(posts)
         averaged = self._average(self._contributions(rows), weights, owner, len(posts))
         return pd.DataFrame(averaged, columns=[*self.group_names_, "bias"])
 
     def contributions_row(self, row: PostRow) -> dict[str, float]:
         """contributions_by_group of one post by the row path."""
         require_fitted(self, "booster_")
-        rows, weights = self._row_design(row)
+        rows, weights = self._row_contribution_design(row)
         averaged = weights @ self._contributions(rows) / weights.sum()
         return dict(zip([*self.group_names_, "bias"], averaged.tolist(), strict=True))
 

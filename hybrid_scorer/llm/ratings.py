@@ -10,9 +10,9 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 
-from hybrid_scorer.llm.schema import RATING_FIELDS
+from hybrid_scorer.llm.schema import RATING_FIELDS, RATING_SCALE
 
-DIGITS = ("1", "2", "3", "4", "5")
+DIGITS = tuple(str(k) for k in RATING_SCALE)
 _RATING_KEY = re.compile(r'"(\w+)"\s*:\s*$')
 _ANSWER_KEY = re.compile(r'"(\w+)"\s*:\s*"$')
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -30,7 +30,10 @@ class Topic(StrEnum):
 
 
 RATING_FIELDS = ("question_clarity", "novelty", "predicted_interest")
+RATING_SCALE = range(1, 6)  # the one place the ratings' 1-5 scale is chosen: the schema, the digits, the mock
 QUESTION_PREFIX = "q_"  # yes/no answers as table columns, see question_columns
+
+Rating = Annotated[int, Field(ge=RATING_SCALE.start, le=RATING_SCALE.stop - 1)]
 
 
 class PostAssessment(BaseModel):
@@ -42,9 +45,9 @@ class PostAssessment(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    question_clarity: int = Field(ge=1, le=5, description="1 = vague or confused, 5 = precise and well posed.")
-    novelty: int = Field(ge=1, le=5, description="1 = asked all the time, 5 = rarely asked, surprising.")
-    predicted_interest: int = Field(ge=1, le=5, description="1 = few readers care, 5 = front-page material.")
+    question_clarity: Rating = Field(description="1 = vague or confused, 5 = precise and well posed.")
+    novelty: Rating = Field(description="1 = asked all the time, 5 = rarely asked, surprising.")
+    predicted_interest: Rating = Field(description="1 = few readers care, 5 = front-page material.")
     topic: Topic = Field(description="The scientific field the question belongs to.")
 
 

@@ -45,7 +45,7 @@ from hybrid_scorer.errors import ConfigurationError, MissingArtifactError
 from hybrid_scorer.llm.prompts import title_span
 from hybrid_scorer.llm.protocol import RawEmbedding, RawReply
 from hybrid_scorer.llm.ratings import DIGITS, digit_expectation, yes_probability
-from hybrid_scorer.llm.schema import ANSWERS
+from hybrid_scorer.llm.schema import ANSWERS, RATING_SCALE
 
 N_CTX = 2048  # the default context: a prompt holds at most ~250 tokens of body (prompts.PROMPT_BODY_CHARS)
 WEIGHTS_DIR = Path.home() / ".cache" / "hybrid-scorer" / "gguf"  # re-encoded weights, one file per source hash
@@ -483,8 +483,11 @@ def _fields(schema: dict[str, Any]) -> list[tuple[str, list[Any]]]:
             spec = defs[spec["$ref"].rsplit("/", 1)[-1]]
         if "enum" in spec:
             fields.append((name, list(spec["enum"])))
-        elif spec.get("type") == "integer" and spec.get("minimum") == 1 and spec.get("maximum") == 5:
-            fields.append((name, list(range(1, 6))))
+        elif spec.get("type") == "integer" and (spec.get("minimum"), spec.get("maximum")) == (
+            RATING_SCALE[0],
+            RATING_SCALE[-1],
+        ):
+            fields.append((name, list(RATING_SCALE)))
         else:
             raise ConfigurationError(f"embedded backend cannot constrain schema field {name!r}: {spec}")
     return sorted(fields, key=lambda field: _guess(field[1]) is None)  # stable: schema order otherwise

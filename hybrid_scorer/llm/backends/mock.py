@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict
 
 from hybrid_scorer.config import Settings
 from hybrid_scorer.llm.protocol import RawEmbedding, RawReply
-from hybrid_scorer.llm.schema import RATING_FIELDS, Topic, question_fields
+from hybrid_scorer.llm.schema import RATING_FIELDS, RATING_SCALE, Topic, question_fields
 
 _KEYWORDS = {
     "star": Topic.ASTRONOMY,
@@ -71,9 +71,9 @@ class MockBackend:
         digest = _digest(text)
         lowered = text.lower()
         topic = next((t for word, t in _KEYWORDS.items() if word in lowered), Topic.OTHER)
-        ratings = {f: 1 + digest[i] % 5 for i, f in enumerate(RATING_FIELDS)}
+        ratings = {f: RATING_SCALE[digest[i] % len(RATING_SCALE)] for i, f in enumerate(RATING_FIELDS)}
         expected = {f: ratings[f] + (digest[i + 3] / 255 - 0.5) * 0.8 for i, f in enumerate(RATING_FIELDS)}
-        expected = {k: float(np.clip(v, 1, 5)) for k, v in expected.items()}
+        expected = {k: float(np.clip(v, RATING_SCALE[0], RATING_SCALE[-1])) for k, v in expected.items()}
         p_yes = {q: digest[6 + i] / 255 for i, q in enumerate(question_fields(response_model))}
         answers = {q: "yes" if p > 0.5 else "no" for q, p in p_yes.items()}
         reply = json.dumps({"topic": topic.value, **ratings, **answers})

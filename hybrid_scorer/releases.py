@@ -5,7 +5,7 @@ release or the new one, whole, never a mix, whatever instant the run is killed a
     models/releases/20261201T210500Z-3f2a9c/{content,hybrid,reference.json}
     models/current -> releases/20261201T210500Z-3f2a9c
 
-Readers resolve the link once (Predictor.load), so a switch in the middle of loading cannot mix releases
+Readers resolve the link once (ServedModels.load), so a switch in the middle of loading cannot mix releases
 either. A model directory from before releases (a plain `models/current/`) is moved into `releases/` the
 first time a run publishes over it."""
 

@@ -117,7 +117,7 @@ def main() -> None:
                 for name, ms in (("predict()", end_to_end), ("predict() without the check", plain)):
                     ratio = np.median(ms) / np.median(floor)
                     print(f"  {name} p50 / floor p50: {ratio:.1f}x (issue 31's target: at most 8x)")
-    if hybrid.hybrid is not None:
+    if hybrid.models.hybrid is not None:
         stamp = time.time_ns()  # titles never seen before: no cache entry, a real LLM call each
         fresh = [{"title": f"[{stamp}-{i}] {r['title'][:250]}", "body": r["body"]} for i, r in enumerate(requests)]
         print("(c) hybrid, live embedded LLM call:")

@@ -18,7 +18,7 @@ from hybrid_scorer.monitoring import SIGNAL_COLUMNS, build_reference
 from hybrid_scorer.pipeline import Job
 from hybrid_scorer.registry import CHAMPION, REGISTERED_NAME, register
 from hybrid_scorer.releases import new_release, publish
-from hybrid_scorer.specs import INTERVAL_SCHEME, SERVED, Config, groups_of, served_maker, served_tuning
+from hybrid_scorer.specs import INTERVAL_SCHEME, SERVED, Config, groups_of, served_scorer, served_tuning
 from hybrid_scorer.tracking import log_run
 
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def _train_release(job: Job, out_dir: Path) -> Training:
         features = client.embedder.embedding_identity() if client and config.uses_llm else None
         nested = tuned.nested if tuned and tuned.features == features else None  # measured on these features
         calibrated = CalibratedScorer(
-            served_maker(config, settings, report.sha256)(),
+            served_scorer(config, settings, tuned.chosen if tuned else None),
             scheme=INTERVAL_SCHEME,
             n_folds=settings.n_folds,
             seed=settings.seed,

@@ -164,7 +164,7 @@ def main() -> int:
     hybrid = runs["served hybrid"]
     result: dict[str, Any] = {
         "experiment": "finetune",
-        "encoder": None,
+        "command": "python scripts/finetune.py",
         "seconds": round(time.perf_counter() - started),
         "cost": cost | {"epochs": args.epochs},
         "arms": [
@@ -182,8 +182,7 @@ def main() -> int:
             for a, b in comparisons
         ],
     }
-    text = render(result).replace("python scripts/llm_ab.py --experiment finetune", "python scripts/finetune.py")
-    text += (
+    text = render(result) + (
         f"\nThe encoder's cost on this machine: {cost['finetune_s_per_fold']:.0f} s of fine-tuning per fold"
         f" ({args.epochs} epochs), {cost['ms_per_title_batched']:.2f} ms per title scored in batches of 128,"
         f" {cost['ms_per_title_alone']:.1f} ms for one title alone (median of 100): what one prediction would"

@@ -13,6 +13,7 @@ DEFAULT_SEED = 42
 DEFAULT_PROMPT = "assessment_v2"
 DEFAULT_CONCURRENCY = 4  # calls at once to a remote LLM (an in-process model serves one at a time)
 PREDICTION_LOG = "predictions.jsonl"  # the prediction log's name in the log directory
+Pooling = Literal["title", "post", "sentences"]  # what the embedded model's embedding reads (Settings.llm_pooling)
 
 
 class MonitorThresholds(BaseModel):
@@ -57,8 +58,9 @@ class Settings(BaseSettings):
     openai_response_format: Literal["json_schema", "json_object"] = "json_schema"
     llm_threads: int | None = None  # llama.cpp threads for the embedded model (default: every core)
     # the assessment-pass tokens the embedded model's embedding averages: the title's (the defence against
-    # text written at the LLM, llm/backends/embedded.py) or the whole post's (the design before it)
-    llm_pooling: Literal["title", "post"] = "title"
+    # text written at the LLM, llm/backends/embedded.py), the whole post's (the design before it), or the
+    # median of the title's and each body sentence's means (no one sentence steers it)
+    llm_pooling: Pooling = "title"
     llm_timeout_s: float = 60.0
     llm_concurrency: int = DEFAULT_CONCURRENCY  # while serving
     llm_max_retries: int = 4

@@ -23,8 +23,6 @@ injection.py measures how far it holds); what it costs honest posts is measured 
 
 from __future__ import annotations
 
-import itertools
-import re
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -34,9 +32,7 @@ from pydantic import BaseModel
 from hybrid_scorer.data import clean_fields, clean_text
 from hybrid_scorer.features.base import PostRow
 from hybrid_scorer.model import P_TOP, HybridScorer
-
-MAX_PARTS = 24  # a longer post is checked in this many runs of consecutive sentences: every sentence is in one
-_SENTENCE = re.compile(r"[^.!?\n]*[.!?]+[\"')\]]*|[^.!?\n]+")
+from hybrid_scorer.sentences import parts
 
 
 class Steering(BaseModel):
@@ -46,15 +42,6 @@ class Steering(BaseModel):
     text: str
     effect_log: float  # log1p(score) with the part minus without it
     limit_log: float  # the most one part may add: the prediction is the post's without the part plus this
-
-
-def parts(text: str) -> list[tuple[int, int]]:
-    """Character spans of the sentences of `text` (merged into at most MAX_PARTS runs)."""
-    spans = [m.span() for m in _SENTENCE.finditer(text) if m.group().strip()]
-    if len(spans) <= MAX_PARTS:
-        return spans
-    bounds = np.linspace(0, len(spans), MAX_PARTS + 1).round().astype(int)
-    return [(spans[a][0], spans[b - 1][1]) for a, b in itertools.pairwise(bounds)]
 
 
 def _title_cuts(title: str) -> list[tuple[str, str]]:

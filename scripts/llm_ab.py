@@ -42,7 +42,10 @@ buys against attacks. The last arm drops the 1-5 ratings: the LLM reads them off
 sentence reaches them, and the limit holds the LLM's outputs, so it bounds no lift that comes through
 them; without them a body sentence reaches only the content features, which the limit bounds. The rule,
 written before the run: the served hybrid drops the ratings when this arm's paired difference against
-the served arm has its lower end at or above -0.005.
+the served arm has its lower end at or above -0.005. The sentence pooling arms read the body back in the
+way no one sentence steers (the median of the title's and each body sentence's means); the rule, written
+before their run: the served hybrid pools so when its paired difference against title pooling (both
+with the steering limit) has its lower end above zero.
 
 LLM features come from the cache (`hybrid-scorer extract`; for v3 `hybrid-scorer extract --prompt
 assessment_v3`, ~45 min here); a missing post is extracted on the way. Writes reports/ab_<experiment>.md
@@ -280,9 +283,19 @@ EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
             Arm("content", CONTENT),
             Arm("content + embedding, post pooling", CONTENT_EMBEDDING, options=EmbeddedOptions(pooling="post")),
             Arm("content + embedding, title pooling", CONTENT_EMBEDDING),
+            Arm(
+                "content + embedding, sentence pooling", CONTENT_EMBEDDING, options=EmbeddedOptions(pooling="sentences")
+            ),
             Arm("served hybrid, post pooling", SERVED_HYBRID, options=EmbeddedOptions(pooling="post"), tuned=True),
             Arm("served hybrid, title pooling", SERVED_HYBRID, tuned=True),
             Arm("served hybrid, title pooling + steering limit", SERVED_HYBRID, tuned=True, steering=True),
+            Arm(
+                "served hybrid, sentence pooling + steering limit",
+                SERVED_HYBRID,
+                options=EmbeddedOptions(pooling="sentences"),
+                tuned=True,
+                steering=True,
+            ),
             Arm(
                 "served hybrid, title pooling + steering limit, titles re-read",
                 SERVED_HYBRID,
@@ -299,6 +312,9 @@ EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
         ],
         [
             ("served hybrid, title pooling + steering limit", "served hybrid, post pooling"),
+            ("served hybrid, sentence pooling + steering limit", "served hybrid, title pooling + steering limit"),
+            ("served hybrid, sentence pooling + steering limit", "served hybrid, post pooling"),
+            ("content + embedding, sentence pooling", "content + embedding, title pooling"),
             (
                 "served hybrid without the ratings, title pooling + steering limit",
                 "served hybrid, title pooling + steering limit",

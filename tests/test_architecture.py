@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "hybrid_scorer"
 
 # Lower layers first; a module may import its own layer (without cycles) and any layer below it.
 LAYERS: list[tuple[str, ...]] = [
-    ("version", "config", "target", "errors", "quality", "roles"),
+    ("version", "config", "target", "errors", "quality", "roles", "sentences"),
     (
         "data",
         "intervals",

@@ -18,11 +18,13 @@ from bench.injection import OVER_2X, measure, scorer, summarize
 from hybrid_scorer.config import Settings
 from hybrid_scorer.features.base import PostRow
 from hybrid_scorer.features.matrix import llm_needs
-from hybrid_scorer.llm.prompts import PostText, load_prompt, title_span
+from hybrid_scorer.llm.backends.embedded import pool
+from hybrid_scorer.llm.prompts import PostText, body_span, load_prompt, title_span
 from hybrid_scorer.llm.sanitize import strip_instructions
 from hybrid_scorer.model import P_TOP, HybridScorer
+from hybrid_scorer.sentences import MAX_PARTS, parts
 from hybrid_scorer.serving.predictor import Predictor, ServedPost, validate_post
-from hybrid_scorer.steering import MAX_PARTS, check, limited, parts, title_variants
+from hybrid_scorer.steering import check, limited, title_variants
 
 POST = {"title": "Why does ice float on water?", "body": "I read that hydrogen bonds matter. How exactly?"}
 
@@ -60,6 +62,23 @@ def test_every_template_shows_the_title_on_the_line_the_embedding_pools() -> Non
         user = prompt.messages(PostText("p", "Why is the sky blue?", "Body: Title: not this"))[-1]["content"]
         start, stop = title_span(user)
         assert user[start:stop] == "Why is the sky blue?"
+        start, stop = body_span(user)
+        assert user[start:stop] == "Body: Title: not this"
+
+
+def test_no_one_part_moves_the_sentence_pooling_outside_the_others_range() -> None:
+    """The median of the title's mean (twice) and the body parts' means: a post with no body or one body
+    part keeps its title's vector, and a part added to an honest post, however extreme, leaves every
+    coordinate within the range of the honest parts' values."""
+    rng = np.random.default_rng(0)
+    title, honest = rng.normal(size=16), list(rng.normal(size=(3, 16)))
+    assert np.array_equal(pool([title]), title) and np.array_equal(pool([title, honest[0]]), title)
+    for _ in range(50):
+        added = rng.normal(scale=100.0, size=16)
+        pooled = pool([title, *honest, added])
+        seen = np.stack([title, *honest])
+        assert np.all(pooled >= seen.min(axis=0)) and np.all(pooled <= seen.max(axis=0))
+        assert np.array_equal(pool([title, added]), title)
 
 
 def test_the_suite_measures_attempt_against_original_and_control(
@@ -201,7 +220,8 @@ def test_a_steered_prediction_says_so_and_is_counted(model_dir: Path, settings: 
 def test_no_body_text_reaches_the_embedding_of_the_real_model() -> None:
     """With the real model, one held-out family (fake JSON) and the hand-written families' body attempts:
     the title-pooled embedding does not move (the body comes after the title, attention is causal), while
-    the embedding pooled over the whole post, the design before, does."""
+    the embedding pooled over the whole post, the design before, does. The sentence pooling reads the
+    body, yet a one-sentence attempt written into an empty body leaves it as the title's."""
     from hybrid_scorer.llm.backends.embedded import EmbeddedBackend, EmbeddedOptions
     from tests.test_integration import _gguf
 
@@ -225,6 +245,18 @@ def test_no_body_text_reaches_the_embedding_of_the_real_model() -> None:
         moved = {b: float(np.abs(vectors(b, attacked) - base[b]).max() / np.abs(base[b]).max()) for b in base}
         assert moved[title] < 1e-3, attempt  # llama.cpp's batching may move the last bits, nothing more
         assert moved[post] > 1e-2, attempt
+
+    # the sentence pooling reads the body, and one sentence written into an empty body does not move it
+    sentences = EmbeddedBackend(EmbeddedOptions(model_path=_gguf(), pooling="sentences"))
+    bare = {"title": POST["title"], "body": ""}
+    alone = vectors(sentences, bare)
+    assert float(np.abs(alone - vectors(title, bare)).max() / np.abs(alone).max()) < 1e-3
+    assert float(np.abs(vectors(sentences, POST) - base[title]).max() / np.abs(alone).max()) > 1e-2
+    single = [a for a in attempts if len(parts(a.text)) == 1]
+    assert single, "some attempts are one sentence"
+    for attempt in single:
+        written = vectors(sentences, {"title": POST["title"], "body": attempt.text})
+        assert float(np.abs(written - alone).max() / np.abs(alone).max()) < 1e-3, attempt
 
 
 @pytest.mark.integration

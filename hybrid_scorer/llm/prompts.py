@@ -24,6 +24,7 @@ from hybrid_scorer.llm.schema import PostAssessment, Topic, assessment_model
 PROMPTS_DIR = Path(str(resources.files("hybrid_scorer") / "prompts"))
 PROMPT_BODY_CHARS = 1000  # ~250 tokens: keeps the prompt short on 2 cores; the title carries most signal.
 TITLE_LINE = re.compile(r"^Title: (.*)$", re.MULTILINE)  # every template shows the title on this line
+BODY_LINES = re.compile(r"^Body: (.*)\n</post>", re.MULTILINE | re.DOTALL)  # and the body after it, to the end
 
 
 def title_span(user_message: str) -> tuple[int, int]:
@@ -31,6 +32,14 @@ def title_span(user_message: str) -> tuple[int, int]:
     found = TITLE_LINE.search(user_message)
     if found is None:
         raise MissingArtifactError("the prompt's user template has no 'Title: {title}' line")
+    return found.span(1)
+
+
+def body_span(user_message: str) -> tuple[int, int]:
+    """Where the post's body is in a rendered user message: the sentence pooling reads its parts."""
+    found = BODY_LINES.search(user_message, title_span(user_message)[1])
+    if found is None:
+        raise MissingArtifactError("the prompt's user template has no 'Body: {body}' line closing the post")
     return found.span(1)
 
 

@@ -14,6 +14,9 @@ embedding context. Pooled over the title (`pooling="title"`), the embedding cann
 in the body: the model's attention is causal and the title comes first, so no body token reaches a title
 token's hidden state. That is the structural part of the defence against text written at the LLM
 (steering.py is the rest); `pooling="post"`, every token of the user message, is the design before it.
+`pooling="sentences"` reads the body too, in a way one part cannot steer: the coordinate-wise median of
+the title's mean (counted twice) and each body part's mean (sentences.parts), so one part, in any words,
+moves no coordinate outside the range of the others' (and a lone body sentence none at all).
 
 The shipped Q4_1 weights are re-encoded once to Q8_0 (`weights="q8_0"`): llama.cpp has fast CPU matrix
 kernels for Q8_0 and none for Q4_1, and the re-encoding moves each weight by at most half a Q8_0 step
@@ -40,12 +43,13 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from hybrid_scorer.config import Settings
+from hybrid_scorer.config import Pooling, Settings
 from hybrid_scorer.errors import ConfigurationError, MissingArtifactError
-from hybrid_scorer.llm.prompts import title_span
+from hybrid_scorer.llm.prompts import body_span, title_span
 from hybrid_scorer.llm.protocol import RawEmbedding, RawReply
 from hybrid_scorer.llm.ratings import DIGITS, digit_expectation, yes_probability
 from hybrid_scorer.llm.schema import ANSWERS, RATING_SCALE
+from hybrid_scorer.sentences import parts
 
 N_CTX = 2048  # the default context: a prompt holds at most ~250 tokens of body (prompts.PROMPT_BODY_CHARS)
 WEIGHTS_DIR = Path.home() / ".cache" / "hybrid-scorer" / "gguf"  # re-encoded weights, one file per source hash
@@ -142,6 +146,24 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum())
 
 
+POOLED: dict[str, str] = {  # each pooling as the embedding's identity names it (so in every cache key)
+    "title": "mean of the title's tokens",
+    "post": "mean of the post's tokens",
+    "sentences": "median of the means of the title (twice) and of each body part",
+}
+
+
+def pool(means: list[np.ndarray]) -> np.ndarray:
+    """The post's embedding from the means of the parts it pools, the title's first: that mean alone, or
+    with body parts the coordinate-wise median of the title's (counted twice) and theirs. With the title
+    counted twice, a post with one body part keeps its title's embedding, and no one part moves a
+    coordinate outside the range of the others' values: a sentence added in any words is bounded by what
+    the post already says (bench/injection.py measures how far that holds through the model)."""
+    if len(means) == 1:
+        return means[0]
+    return np.median(np.stack([means[0], *means]), axis=0)
+
+
 class EmbeddedOptions(BaseModel):
     """What configures the embedded model. Dumped, it is the decoding part of the backend's identity:
     the file and thread count are excluded (the weights' hash stands for the file; threads do not change
@@ -155,7 +177,7 @@ class EmbeddedOptions(BaseModel):
     n_ctx: int = N_CTX
     weights: Literal["q8_0", "as-shipped"] = "q8_0"  # run the file as shipped, or re-encoded to Q8_0 (faster)
     embedding: Literal["assessment-pass", "separate"] = "assessment-pass"  # one pass per post, or a second
-    pooling: Literal["title", "post"] = "title"  # the assessment pass's tokens the embedding averages (Settings)
+    pooling: Pooling = "title"  # the assessment pass's tokens the embedding averages, and how (Settings)
 
     def identity(self) -> dict[str, Any]:
         """The dump, without `pooling="post"`: that was the only pooling before the option existed, so the
@@ -220,8 +242,7 @@ class EmbeddedBackend:
 
     def embedding_identity(self) -> dict[str, Any]:
         if self.embeds_in_assessment:  # the vector depends on the whole prompt: the client keys it by the messages
-            pooled = "the title's tokens" if self.options.pooling == "title" else "the post's tokens"
-            return {**self._weights, "source": "assessment-pass", "pooling": f"mean of {pooled}"}
+            return {**self._weights, "source": "assessment-pass", "pooling": POOLED[self.options.pooling]}
         return {**self._weights, "pooling": "mean", "n_ctx": self.options.n_ctx, "truncate": True}
 
     def _weights_file(self) -> Path:
@@ -279,9 +300,9 @@ class EmbeddedBackend:
     def _tokens(self, text: str) -> list[int]:
         return self._generator.tokenize(text.encode(), add_bos=False, special=True)
 
-    def _start(self, messages: list[dict[str, str]]) -> tuple[list[int], range]:
+    def _start(self, messages: list[dict[str, str]]) -> tuple[list[int], list[range]]:
         """Position the context right after the shared system prefix; return the post's own tokens and
-        the range of them the embedding pools.
+        the ranges of them the embedding pools (one per part it reads: `pool` combines their means).
 
         The prefix is evaluated on its own and kept in the KV cache; each post is then evaluated in
         the same segments every time. Reusing "the longest common prefix" instead would split batches
@@ -303,40 +324,49 @@ class EmbeddedBackend:
         llm.n_tokens = boundary
         pending = tokens[boundary:]
         if self.options.pooling == "post":
-            return pending, range(len(pending))
-        title = self._title_tokens(prompt, messages[-1]["content"], tokens)
-        return pending, range(max(title.start - boundary, 0), max(title.stop - boundary, 0))
+            return pending, [range(len(pending))]
+        user = messages[-1]["content"]
+        spans = [title_span(user)]
+        if self.options.pooling == "sentences":
+            at = body_span(user)[0]
+            spans += [(at + a, at + b) for a, b in parts(user[at : body_span(user)[1]])]
+        found = self._token_ranges(prompt, user, tokens, spans)
+        return pending, [range(max(r.start - boundary, 0), max(r.stop - boundary, 0)) for r in found]
 
-    def _title_tokens(self, prompt: str, user: str, tokens: list[int]) -> range:
-        """The tokens of `prompt` that hold the post's title: those whose bytes overlap the title's bytes
-        (found by the template's `Title:` line, prompts.title_span). Every token's bytes are its piece,
-        so the pieces' running length is each token's offset in the prompt."""
-        start, stop = title_span(user)
+    def _token_ranges(self, prompt: str, user: str, tokens: list[int], spans: list[tuple[int, int]]) -> list[range]:
+        """The tokens of `prompt` that hold each character span of the user message `user`: those whose
+        bytes overlap the span's bytes. Every token's bytes are its piece, so the pieces' running length is
+        each token's offset in the prompt."""
         at = prompt.rindex(user)
-        first, last = len(prompt[: at + start].encode()), len(prompt[: at + stop].encode())
         ends = np.cumsum([self._piece_length(t) for t in tokens])
         if ends[-1] != len(prompt.encode()):
             raise ConfigurationError(f"{self.model}: token pieces do not spell the prompt; use pooling='post'")
-        begin = int(np.searchsorted(ends, first, side="right"))  # the first token ending after the title starts
-        end = int(np.searchsorted(ends, last, side="left")) + 1  # through the token holding its last byte
-        return range(begin, max(end, begin + 1))
+        found = []
+        for start, stop in spans:
+            first, last = len(prompt[: at + start].encode()), len(prompt[: at + stop].encode())
+            begin = int(np.searchsorted(ends, first, side="right"))  # the first token ending after the span starts
+            end = int(np.searchsorted(ends, last, side="left")) + 1  # through the token holding its last byte
+            found.append(range(begin, max(end, begin + 1)))
+        return found
 
     def _decode(
-        self, tokens: list[int], outputs: list[int], pooled: range = range(0)
+        self, tokens: list[int], outputs: list[int], pooled: list[range] | None = None
     ) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
         """Append tokens to the context in batches; log-probs of the next token after each position in
-        `outputs` (indices into `tokens`), and with a non-empty `pooled` the mean final hidden state of
-        those tokens, all from the same forward pass. llama.cpp makes every token of a batch an output
-        while hidden states are on, so they are switched on only for the batches holding pooled tokens."""
+        `outputs` (indices into `tokens`), and with `pooled` the post's embedding from the mean final hidden
+        state of each range (`pool`), all from the same forward pass. llama.cpp makes every token of a batch
+        an output while hidden states are on, so they are switched on only for the batches holding pooled
+        tokens."""
         import llama_cpp
 
         llm = self._generator
         llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens, -1)
         found: dict[int, np.ndarray] = {}
-        total = np.zeros(llm.n_embd(), dtype=np.float64)
+        hull = range(min(r.start for r in pooled), max(r.stop for r in pooled)) if pooled else range(0)
+        states = np.zeros((len(hull), llm.n_embd()), dtype=np.float64)
         for start in range(0, len(tokens), llm.n_batch):
             chunk = tokens[start : start + llm.n_batch]
-            low, high = max(pooled.start, start), min(pooled.stop, start + len(chunk))  # pooled in this batch
+            low, high = max(hull.start, start), min(hull.stop, start + len(chunk))  # pooled in this batch
             llama_cpp.llama_set_embeddings(llm._ctx.ctx, high > low)
             llm._batch.set_batch(batch=chunk, n_past=llm.n_tokens, logits_all=high > low)
             wanted = [p - start for p in outputs if start <= p < start + len(chunk)]
@@ -348,10 +378,14 @@ class EmbeddedBackend:
             for i in wanted:
                 logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, i), shape=(llm.n_vocab(),))
                 found[start + i] = _log_softmax(logits.astype(np.float64))
-            for i in range(low - start, high - start):
-                total += np.ctypeslib.as_array(llama_cpp.llama_get_embeddings_ith(llm._ctx.ctx, i), shape=total.shape)
+            for p in range(low, high):
+                vector = llama_cpp.llama_get_embeddings_ith(llm._ctx.ctx, p - start)
+                states[p - hull.start] = np.ctypeslib.as_array(vector, shape=(llm.n_embd(),))
         llama_cpp.llama_set_embeddings(llm._ctx.ctx, False)
-        return found, (total / len(pooled)).astype(np.float32) if len(pooled) else None
+        if not pooled:
+            return found, None
+        means = [states[r.start - hull.start : r.stop - hull.start].mean(axis=0) for r in pooled]
+        return found, pool(means).astype(np.float32)
 
     def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply:
         """Greedy schema-constrained answer with speculative verification.
@@ -370,9 +404,9 @@ class EmbeddedBackend:
         with self._lock:
             self._llm()
             fields = _fields(self.request_schema(response_model))
-            pending, pooled = self._start(messages)
+            pending, spans = self._start(messages)
             n_prompt = self._generator.n_tokens + len(pending)
-            pooled = pooled if self.embeds_in_assessment else range(0)
+            pooled: list[range] | None = spans if self.embeds_in_assessment else None
             embedding: np.ndarray | None = None
             chosen: list[Any] = []
             expected: dict[str, float] = {}
@@ -385,7 +419,7 @@ class EmbeddedBackend:
                 logprobs, vector = self._decode(
                     pending + tokens, [len(pending) + positions[k - start] for k in open_fields], pooled
                 )
-                embedding, pooled = vector if vector is not None else embedding, range(0)
+                embedding, pooled = vector if vector is not None else embedding, None
                 for k in open_fields:
                     name, options = fields[k]
                     position = len(pending) + positions[k - start]

@@ -110,7 +110,9 @@ def llm_cost(client: LLMClient | None, groups: tuple[str, ...], n_posts: int) ->
         return 0.0, 0.0, 0.0
     kinds = {output.value for output in llm_needs(groups)}
     if LLMOutput.EMBEDDING in llm_needs(groups) and client.one_pass:
-        kinds.add(LLMOutput.ASSESSMENT.value)  # the embedding comes out of the assessment pass: its cost too
+        # the embedding comes out of the assessment pass: the pass's record is the cost (an embedding's own
+        # record, when the pass ran for it, repeats the pass's time)
+        kinds = (kinds - {LLMOutput.EMBEDDING.value}) | {LLMOutput.ASSESSMENT.value}
     produced = client.ledger.subset(kinds).summary()
     scale = 1000.0 / max(n_posts, 1)
     return produced.produced_tokens * scale, produced.produced_llm_seconds * scale, produced.produced_cost_usd * scale

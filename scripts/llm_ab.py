@@ -347,9 +347,11 @@ def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any],
     store = open_store(settings.cache_dir, settings.features)
     client = LLMClient(EmbeddedBackend(arm.options), load_prompt(arm.prompt), cache=store)
     own = _reads_the_llm(arm)  # the groups SmolLM2's outputs feed: the encoder's vectors come from its own backend
-    enriched = llm_columns(posts, own, client, progress=False).posts
-    if client.one_pass and llm_needs(own) == {LLMOutput.EMBEDDING}:  # its pass is the assessment's
+    if client.one_pass and llm_needs(own) == {LLMOutput.EMBEDDING}:
+        # its pass is the assessment's: read (or make) the assessments first, as `extract` does, so the pass is
+        # counted once; embedding first, a live pass was counted again when its cached assessment was read
         llm_columns(posts, ("llm_ratings",), client, progress=False)
+    enriched = llm_columns(posts, own, client, progress=False).posts
     tokens, seconds, _ = llm_cost(client, own, len(posts)) if llm_needs(own) else (0, 0, 0)
     if EncoderEmbeddingFeatures.name in arm.config.groups:
         vectors = LLMClient(MockBackend(), load_prompt(), cache=store, embedder=make_backend(encoder, settings))

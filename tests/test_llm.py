@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from pydantic import BaseModel, Field
 
+from hybrid_scorer.ablation import llm_cost
 from hybrid_scorer.llm.backends import make_backend
 from hybrid_scorer.llm.backends.mock import MockBackend
 from hybrid_scorer.llm.backends.ollama import OllamaBackend, OllamaOptions
@@ -437,6 +438,20 @@ def test_one_pass_embedding_alone_runs_the_pass_and_keeps_the_assessment(tmp_pat
     result = client.embed(POST)
     assert result.vector is not None and backend.passes == 1
     assert client.assess(POST).usage.cache_hit and backend.passes == 1
+
+
+def test_a_one_pass_embedding_costs_its_pass_once(tmp_path: Path) -> None:
+    """Run for the embedding, the pass is recorded as the assessment, and the embedding's own record repeats
+    its time: the ablation's cost of the embedding counts the pass once."""
+    client = client_for(OnePassBackend(), tmp_path)
+    posts = [POST, PostText("p2", "Why do cats purr?", "")]
+    for post in posts:
+        client.embed(post)
+    passes = [r for r in client.ledger.records if r.kind == "assess"]
+    assert len(passes) == 2 and all(r.latency_ms > 0 for r in client.ledger.records if r.kind == "embed")
+    tokens, seconds, _ = llm_cost(client, ("llm_embedding",), len(posts))
+    assert tokens == pytest.approx(sum(r.prompt_tokens + r.completion_tokens for r in passes) * 1000 / len(posts))
+    assert seconds == pytest.approx(sum(r.latency_ms for r in passes) / 1000 * 1000 / len(posts))
 
 
 def test_one_pass_embedding_key_follows_the_prompt(tmp_path: Path) -> None:

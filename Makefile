@@ -68,6 +68,7 @@ bench: install
 	mkdir -p reports/bench
 	$(BIN)/python bench/train.py --data $(DATA)
 	$(BIN)/python bench/extract.py --data $(DATA) -n 60 --compare --batching 2>/dev/null | tee reports/bench/extract.txt
+	$(BIN)/python bench/extract.py --data $(DATA) -n 60 --pooling 2>/dev/null | tee reports/bench/extract_pooling.txt
 	$(BIN)/python bench/predict.py --data $(DATA) 2>/dev/null | tee reports/bench/predict.txt
 	$(BIN)/python bench/flair.py --data $(DATA) 2>/dev/null | tee reports/bench/flair.txt
 	$(BIN)/python bench/load.py --data $(DATA) 2>/dev/null | tee reports/bench/load.txt

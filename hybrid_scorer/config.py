@@ -59,7 +59,8 @@ class Settings(BaseSettings):
     llm_threads: int | None = None  # llama.cpp threads for the embedded model (default: every core)
     # the assessment-pass tokens the embedded model's embedding averages: the title's (the defence against
     # text written at the LLM, llm/backends/embedded.py), the whole post's (the design before it), or the
-    # median of the title's and each body sentence's means (no one sentence steers it)
+    # median of the title's and each body sentence's means (no one sentence steers it); hosted embedders are
+    # sent the title whatever this says
     llm_pooling: Pooling = "title"
     llm_timeout_s: float = 60.0
     llm_concurrency: int = DEFAULT_CONCURRENCY  # while serving

@@ -328,8 +328,8 @@ class EmbeddedBackend:
         user = messages[-1]["content"]
         spans = [title_span(user)]
         if self.options.pooling == "sentences":
-            at = body_span(user)[0]
-            spans += [(at + a, at + b) for a, b in parts(user[at : body_span(user)[1]])]
+            at, end = body_span(user)
+            spans += [(at + a, at + b) for a, b in parts(user[at:end])]
         found = self._token_ranges(prompt, user, tokens, spans)
         return pending, [range(max(r.start - boundary, 0), max(r.stop - boundary, 0)) for r in found]
 

@@ -146,7 +146,7 @@ def _log_softmax(logits: np.ndarray) -> np.ndarray:
     return shifted - np.log(np.exp(shifted).sum())
 
 
-POOLED: dict[str, str] = {  # each pooling as the embedding's identity names it (so in every cache key)
+POOLED: dict[Pooling, str] = {  # each pooling as the embedding's identity names it (so in every cache key)
     "title": "mean of the title's tokens",
     "post": "mean of the post's tokens",
     "sentences": "median of the means of the title (twice) and of each body part",

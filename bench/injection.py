@@ -92,7 +92,7 @@ class FamilySummary(BaseModel):
 def scorer(predictor: Predictor) -> Callable[[dict[str, str]], Scored]:
     def score(post: dict[str, str]) -> Scored:
         prediction: Prediction = predictor.predict(post, explain=True)
-        content, _ = predictor.models.content.predict_row(ServedPost.of(validate_post(post)).row)
+        content, _ = predictor.models.content.score(ServedPost.of(validate_post(post)).row).post()
         return Scored(
             log_score=prediction.log_score,
             content=content,

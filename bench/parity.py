@@ -3,7 +3,8 @@
 For each post, the batch path is the training frame (data.prepare_posts, the LLM columns joined by
 pipeline.llm_columns) through FeatureMatrix.transform and predict_log; the row path is what a request
 goes through: the raw fields validated as a PostInput, cleaned by ServedPost.of, the LLM outputs read by
-pipeline.llm_row, then transform_row and predict_log_row. `tests/test_row_path.py` runs it on the
+pipeline.llm_row, then transform_row and score(row); the heads and each feature group's contribution
+(explain) are compared too. `tests/test_row_path.py` runs it on the
 synthetic fixture; run as a script, it covers every post of the data, for the content model and the
 served hybrid, each fitted here on all posts, and exits 1 when any post differs by more than --tolerance
 or a value is missing in one path only. Posts of unknown flair (None) are predicted by forests averaged
@@ -28,7 +29,7 @@ from hybrid_scorer.data import deduplicate, load_posts, prepare_posts
 from hybrid_scorer.features.base import PostRow
 from hybrid_scorer.features.matrix import llm_needs
 from hybrid_scorer.llm.client import LLMClient
-from hybrid_scorer.model import HybridScorer
+from hybrid_scorer.model import HybridScorer, Scored
 from hybrid_scorer.pipeline import client_for, llm_columns, llm_row
 from hybrid_scorer.serving.predictor import ServedPost
 from hybrid_scorer.serving.schemas import PostInput
@@ -60,11 +61,12 @@ class Parity:
     features: int
     max_feature_diff: float  # over non-missing values
     nan_mismatches: int  # values missing in one path and not in the other
-    max_log_diff: float  # predict_log vs predict_log_row
+    max_log_diff: float  # predict_log vs score(row)
     # the same with the flair unknown, and both against its definition: the average over the trained flair
     # levels, weighted by their shares (K rows per post, as the contributions are computed)
     max_unknown_flair_log_diff: float
     max_head_diff: float  # the model's heads (quantiles, p_top), known and unknown flair
+    max_contribution_diff: float  # each feature group's contribution (explain), known and unknown flair
     worst_post: int  # index of the post with the largest feature difference
 
     def holds(self, tolerance: float = 1e-9) -> bool:
@@ -74,7 +76,14 @@ class Parity:
             and self.max_log_diff <= tolerance
             and self.max_unknown_flair_log_diff <= tolerance
             and self.max_head_diff <= tolerance
+            and self.max_contribution_diff <= tolerance
         )
+
+
+def _contributions(scored: Scored) -> np.ndarray:
+    """The contributions by group (columns) of each post scored (rows), asked for with contributions=True."""
+    assert scored.contributions is not None
+    return scored.contributions.to_numpy()
 
 
 def check_parity(model: HybridScorer, posts: pd.DataFrame, rows: list[PostRow]) -> Parity:
@@ -84,19 +93,25 @@ def check_parity(model: HybridScorer, posts: pd.DataFrame, rows: list[PostRow]) 
     nan_batch, nan_row = np.isnan(batch), np.isnan(by_row)
     both = ~(nan_batch | nan_row)
     diff = np.where(both, np.abs(batch - by_row), 0.0)
-    log_diff = np.abs(model.predict_log(posts) - np.array([model.predict_log_row(r) for r in rows]))
+    log_diff = np.abs(model.predict_log(posts) - np.array([model.score(r, heads=False).log[0] for r in rows]))
     unknown = posts.assign(flair=None)
     unknown_rows = [replace(r, flair=None) for r in rows]
     averaged = model.predict_log(unknown)
     unknown_diff = np.maximum(
-        np.abs(averaged - np.array([model.predict_log_row(r) for r in unknown_rows])),
-        np.abs(averaged - model.contributions_by_group(unknown).sum(axis=1).to_numpy()),
+        np.abs(averaged - np.array([model.score(r, heads=False).log[0] for r in unknown_rows])),
+        np.abs(averaged - _contributions(model.score(unknown, heads=False, contributions=True)).sum(axis=1)),
     )
-    head_diff = 0.0
+    head_diff = contribution_diff = 0.0
     for frame, each in ((posts, rows), (unknown, unknown_rows)):
-        batch_heads, row_heads = model.predict_heads(frame), [model.predict_row(r)[1] for r in each]
-        for head, values in batch_heads.items():
-            head_diff = max(head_diff, float(np.abs(values - np.array([h[head] for h in row_heads])).max()))
+        batch_scored = model.score(frame, contributions=True)
+        row_scored = [model.score(r, contributions=True) for r in each]
+        for head, values in batch_scored.heads.items():
+            by_row = np.array([s.post()[1][head] for s in row_scored])
+            head_diff = max(head_diff, float(np.abs(values - by_row).max(initial=0.0)))
+        by_row_contributions = np.vstack([_contributions(s) for s in row_scored])
+        contribution_diff = max(
+            contribution_diff, float(np.abs(_contributions(batch_scored) - by_row_contributions).max(initial=0.0))
+        )
     return Parity(
         posts=len(rows),
         features=batch.shape[1],
@@ -105,6 +120,7 @@ def check_parity(model: HybridScorer, posts: pd.DataFrame, rows: list[PostRow]) 
         max_log_diff=float(log_diff.max(initial=0.0)),
         max_unknown_flair_log_diff=float(unknown_diff.max(initial=0.0)),
         max_head_diff=head_diff,
+        max_contribution_diff=contribution_diff,
         worst_post=int(diff.max(axis=1).argmax()) if len(rows) else -1,
     )
 
@@ -124,7 +140,7 @@ def main() -> int:
     configs = {role: c for role, c in SERVED.items() if client is not None or not c.uses_llm}
     enriched = llm_columns(posts, groups_of(configs.values()), client, progress=False).posts
     print(f"{'model':<8} {'posts':>6} {'features':>8} {'max |feature diff|':>19} {'NaN mismatches':>15}"
-          f" {'max |log diff|':>15} {'unknown flair':>14} {'seconds':>8}")  # fmt: skip
+          f" {'max |log diff|':>15} {'unknown flair':>14} {'heads':>9} {'explain':>9} {'seconds':>8}")  # fmt: skip
     ok = True
     for role, config in configs.items():
         started = time.perf_counter()
@@ -134,7 +150,7 @@ def main() -> int:
         print(
             f"{role:<8} {parity.posts:>6} {parity.features:>8} {parity.max_feature_diff:>19.2e}"
             f" {parity.nan_mismatches:>15} {parity.max_log_diff:>15.2e} {parity.max_unknown_flair_log_diff:>14.2e}"
-            f" {time.perf_counter() - started:>8.1f}"
+            f" {parity.max_head_diff:>9.2e} {parity.max_contribution_diff:>9.2e} {time.perf_counter() - started:>8.1f}"
         )
     print("parity holds" if ok else f"PARITY FAILS at tolerance {args.tolerance:g}")
     return 0 if ok else 1

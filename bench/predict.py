@@ -7,7 +7,7 @@ known in a second pass):
   and the log line (written off the request path);
 - batch path: the model's `predict_log` on the post's one-row DataFrame (what predict() did before the
   row path: pandas, scipy.sparse, scikit-learn's vectorizer);
-- row path: `predict_log_row` on the post's PostRow (numpy only);
+- row path: `score(PostRow, heads=False)`, the point model on the post's PostRow (numpy only);
 - the point model and its heads on the pre-built feature row, one LightGBM call each, and stacked into
   one forest as the row path serves them (hybrid_scorer/forests.py); predict() again with the steering
   check off (it scores a post once more per sentence: hybrid_scorer/steering.py);
@@ -91,8 +91,8 @@ def main() -> None:
             batch = timed(lambda i, m=model, f=frame: m.predict_log(f.iloc[[i]]), args.n)
             show("batch path: predict_log(one-row DataFrame)", batch)
             show(
-                "row path: predict_log_row(PostRow)",
-                timed(lambda i, m=model, e=each: m.predict_log_row(e[i]), args.n),
+                "row path: score(PostRow, heads=False)",
+                timed(lambda i, m=model, e=each: m.score(e[i], heads=False), args.n),
                 batch,
             )
             if flair_known:

@@ -45,10 +45,13 @@ def cross_validate(
     for train_idx, test_idx in tqdm(folds, desc=name, leave=False, disable=not progress):
         estimator = make_estimator().fit(posts.iloc[train_idx])
         held_out = posts.iloc[test_idx]
-        result.oof_log[test_idx] = estimator.predict_log(held_out)
-        if isinstance(estimator, HybridScorer):
-            for head, values in estimator.predict_heads(held_out).items():
+        if isinstance(estimator, HybridScorer):  # the point model and its heads in one call
+            scored = estimator.score(held_out)
+            result.oof_log[test_idx] = scored.log
+            for head, values in scored.heads.items():
                 result.oof_heads.setdefault(head, np.full(len(posts), np.nan))[test_idx] = values
+        else:
+            result.oof_log[test_idx] = estimator.predict_log(held_out)
         result.fold_metrics.append(regression_metrics(y_log[test_idx], result.oof_log[test_idx]))
     return result
 

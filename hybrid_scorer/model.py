@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -87,6 +87,31 @@ def _raw(booster: lgb.Booster, rows: np.ndarray | sparse.csr_matrix) -> np.ndarr
     return np.asarray(booster.predict(rows, raw_score=True, num_threads=1), dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class Scored:
+    """What `HybridScorer.score` says about posts, one entry per post in order (the row path: one):
+    log1p(score) from the point model, each head read (quantiles on the log scale, p_top a probability)
+    and, when asked for, each feature group's contribution to the log prediction (a row sums to `log`)."""
+
+    log: np.ndarray
+    heads: dict[str, np.ndarray]
+    contributions: pd.DataFrame | None = None
+
+    @property
+    def scores(self) -> np.ndarray:
+        return to_score(self.log)
+
+    def post(self, i: int = 0) -> tuple[float, dict[str, float]]:
+        """Post i's log prediction and heads as numbers (the row path's one post by default)."""
+        return float(self.log[i]), {head: float(values[i]) for head, values in self.heads.items()}
+
+    def contributions_of(self, i: int = 0) -> dict[str, float]:
+        """Post i's contribution by group, then `bias` (asked for with `score(..., contributions=True)`)."""
+        if self.contributions is None:
+            raise ValueError("no contributions: score(posts, contributions=True) computes them")
+        return {str(group): float(value) for group, value in self.contributions.iloc[i].items()}
+
+
 def training_data_hash(posts: pd.DataFrame) -> str:
     """Hash of the (post_id, score) pairs the model saw: same rows, same hash, whatever the file."""
     payload = "\n".join(f"{p}\t{s}" for p, s in zip(posts["post_id"], posts["score"], strict=True))
@@ -107,7 +132,9 @@ class HybridScorer(BaseEstimator):
     """A scikit-learn estimator: parameters stored as given in __init__ (so `clone` and `get_params` work),
     no work before `fit`, fitted state (trailing _) set in fit. Unlike scikit-learn's, `fit` takes the
     posts alone: the target is their `score`.
-    Predicts log1p(score); `predict` returns scores. `heads` adds boosters on the same feature matrix:
+    `score` is the one prediction entry point: a frame of posts or one PostRow in, a `Scored` out (log1p
+    of the score, the heads, contributions on request); `predict` (scores, for scikit-learn) and
+    `predict_log` (the LogScoreEstimator protocol) are its point model's answer. `heads` adds boosters on the same feature matrix:
     quantiles of log1p(score) (`q0.05`, ...: the intervals' bounds) and `p_top`, the probability that the
     post lands in the upper of the score's two modes, each with `head_rounds` rounds (the point model's when
     None; scripts/heads.py measures how few the intervals need)."""
@@ -268,21 +295,33 @@ class HybridScorer(BaseEstimator):
         np.add.at(total, owner, values * weights.reshape(shape))
         return total / np.bincount(owner, weights=weights, minlength=n).reshape(shape)
 
-    def predict_log(self, posts: pd.DataFrame) -> np.ndarray:
-        """Predictions of log1p(score). A post with flair None (unknown) gets the average prediction over
-        the flairs of the training posts, weighted by their shares, rather than the "no flair" level."""
+    def score(self, posts: pd.DataFrame | PostRow, heads: bool = True, contributions: bool = False) -> Scored:
+        """The one prediction entry point, for a frame of posts (the batch path) or one PostRow (the row
+        path: numpy only, equal to the batch path, see bench/parity.py). A post with flair None (unknown)
+        gets the average over the flairs of the training posts, weighted by their shares, rather than the
+        "no flair" level. With `heads` the point model and every head are read in one call of their
+        stacked forest (forests.py); without, the point model alone. With `contributions`, each feature
+        group's share of the log prediction (LightGBM's pred_contrib summed over the group's columns)."""
         require_fitted(self, "booster_")
-        return self._raw_routed(self.point_, posts)
+        models, read = (self.stacked_, self.heads_) if heads else (self.point_, {})
+        if isinstance(posts, PostRow):
+            vector, which = self._row_vector(posts)
+            raw = _raw(models[which], vector).reshape(1, 1 + len(read))
+        else:
+            raw = self._raw_routed(models, posts).reshape(len(posts), 1 + len(read))
+        return Scored(
+            log=raw[:, 0],
+            heads={head: _link(head, raw[:, i + 1]) for i, head in enumerate(read)},
+            contributions=self._contributions_by_group(posts) if contributions else None,
+        )
 
-    def predict_heads(self, posts: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Each head's prediction per post (quantiles on the log scale, p_top a probability; for an unknown
-        flair the link of the raw score averaged over the flair levels), from the point model and its heads
-        stacked into one forest (forests.py), as the row path reads them."""
-        require_fitted(self, "booster_")
-        if not self.heads_:
-            return {}
-        raw = self._raw_routed(self.stacked_, posts).reshape(len(posts), -1)
-        return {head: _link(head, raw[:, i + 1]) for i, head in enumerate(self.heads_)}
+    def predict_log(self, posts: pd.DataFrame) -> np.ndarray:
+        """Predictions of log1p(score), the point model alone: what every LogScoreEstimator answers."""
+        return self.score(posts, heads=False).log
+
+    def predict(self, posts: pd.DataFrame) -> np.ndarray:
+        """Predicted scores (expm1 of the log prediction, never below 0)."""
+        return self.score(posts, heads=False).scores
 
     def _row_vector(self, row: PostRow) -> tuple[np.ndarray, str]:
         """The post's booster row and which boosters read it: the model's own ("known") or, for an
@@ -292,8 +331,9 @@ class HybridScorer(BaseEstimator):
         return self.features_.transform_row(row)[None, :], "known"
 
     def predict_log_variants(self, row: PostRow, variants: Sequence[PostRow]) -> np.ndarray:
-        """predict_log_row of each of `variants` (rows that differ from `row` in their text and LLM outputs
-        only, flair included), in one pass: the text-free feature blocks built once, one LightGBM call for all."""
+        """The point model's log prediction of each of `variants` (rows that differ from `row` in their text
+        and LLM outputs only, flair included), in one pass: the text-free feature blocks built once, one
+        LightGBM call for all. The steering check's many calls; equal to `score` of each variant."""
         require_fitted(self, "booster_")
         which = "unknown" if row.flair is None and "unknown" in self.point_ else "known"
         if which == "unknown":
@@ -303,25 +343,6 @@ class HybridScorer(BaseEstimator):
         matrix = self.features_.transform_variants(row, variants)
         return np.asarray(self.point_[which].predict(matrix, num_threads=1), dtype=np.float64)
 
-    def predict_log_row(self, row: PostRow) -> float:
-        """predict_log of one post by the row path (numpy only; equal to the batch path, see
-        bench/parity.py), the point model alone."""
-        require_fitted(self, "booster_")
-        vector, which = self._row_vector(row)
-        return float(self.point_[which].predict(vector, num_threads=1)[0])
-
-    def predict_row(self, row: PostRow) -> tuple[float, dict[str, float]]:
-        """The row path: the post's log prediction and its heads, from one feature vector."""
-        require_fitted(self, "booster_")
-        vector, which = self._row_vector(row)
-        raw = _raw(self.stacked_[which], vector).reshape(-1)  # the point model's, then each head's
-        heads = {head: float(_link(head, raw[i + 1 : i + 2])[0]) for i, head in enumerate(self.heads_)}
-        return float(raw[0]), heads
-
-    def predict(self, posts: pd.DataFrame) -> np.ndarray:
-        """Predicted scores (expm1 of the log prediction, never below 0)."""
-        return to_score(self.predict_log(posts))
-
     def _contributions(self, rows: sparse.csr_matrix | np.ndarray) -> np.ndarray:
         """LightGBM's pred_contrib summed per group: one column per group, then `bias`."""
         # dense in, dense out: for sparse input LightGBM returns its contributions as a sparse matrix
@@ -329,20 +350,18 @@ class HybridScorer(BaseEstimator):
         contrib = np.asarray(self.booster_.predict(dense, pred_contrib=True, num_threads=1))
         return np.column_stack([contrib[:, :-1] @ self.group_indicator_, contrib[:, -1]])
 
-    def contributions_by_group(self, posts: pd.DataFrame) -> pd.DataFrame:
-        """Each feature group's contribution to log1p(score) per post (LightGBM's pred_contrib summed over
-        the group's columns, plus `bias`, the expected value); a row sums to predict_log."""
-        require_fitted(self, "booster_")
-        rows, weights, owner = self._contribution_design(posts)
-        averaged = self._average(self._contributions(rows), weights, owner, len(posts))
+    def _contributions_by_group(self, posts: pd.DataFrame | PostRow) -> pd.DataFrame:
+        """Each feature group's contribution to log1p(score) per post, plus `bias`, the expected value; a
+        row sums to the log prediction. A post of unknown flair is the weighted mean of its rows over the
+        flair levels, which is what the averaged forests predict."""
+        if isinstance(posts, PostRow):
+            rows, weights = self._row_contribution_design(posts)
+            owner, n = np.zeros(len(rows), dtype=np.intp), 1
+        else:
+            rows, weights, owner = self._contribution_design(posts)
+            n = len(posts)
+        averaged = self._average(self._contributions(rows), weights, owner, n)
         return pd.DataFrame(averaged, columns=[*self.group_names_, "bias"])
-
-    def contributions_row(self, row: PostRow) -> dict[str, float]:
-        """contributions_by_group of one post by the row path."""
-        require_fitted(self, "booster_")
-        rows, weights = self._row_contribution_design(row)
-        averaged = weights @ self._contributions(rows) / weights.sum()
-        return dict(zip([*self.group_names_, "bias"], averaged.tolist(), strict=True))
 
     def embedding_width(self) -> int | None:
         """Width of the LLM embedding the model was trained on (None without an embedding group)."""

@@ -94,12 +94,12 @@ def limited(
     """The row's (log prediction, heads) under the limit (None: no check), with the steering found and the
     row scored: a steered post's point and quantile heads are those of the post without the part plus the
     limit (its interval moves with its point), its p_top that of the post without the part."""
-    point, heads = model.predict_row(row)
+    point, heads = model.score(row).post()
     if limit is None:
         return point, heads, None, row
     steering, without = check(model, row, point, limit, reads)
     if steering is None:
         return point, heads, None, row
-    point, heads = model.predict_row(without)
+    point, heads = model.score(without).post()
     raised = {head: value if head == P_TOP else value + limit for head, value in heads.items()}
     return point + limit, raised, steering, without

@@ -59,7 +59,7 @@ def row_ms(model: HybridScorer, rows: list[PostRow]) -> float:
     times = []
     for row in rows:
         started = time.perf_counter()
-        model.predict_row(row)
+        model.score(row)
         times.append((time.perf_counter() - started) * 1000)
     return float(np.median(times))
 
@@ -94,7 +94,7 @@ def measure(role: str, enriched: pd.DataFrame, job: Job, candidates: list[int], 
         for k in rounds:
             cut = truncated(model, k)
             outers[k].oof_log[test_idx] = point
-            for head, values in cut.predict_heads(held_out).items():
+            for head, values in cut.score(held_out).heads.items():
                 outers[k].oof_heads.setdefault(head, np.full(len(y), np.nan))[test_idx] = values
             ms[k].append(row_ms(cut, timed))
     top = (enriched["score"].to_numpy() >= TOP_SCORE).astype(float)

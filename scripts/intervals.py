@@ -63,7 +63,7 @@ def two_mode(model: HybridScorer, training: pd.DataFrame, held_out: pd.DataFrame
     features = FeatureMatrix(list(model.groups), model.feature_options or {})
     y = log_target(training)
     train_x = sparse.hstack([features.fit_transform(training, y), inner_top[:, None]], format="csr")
-    test_top = model.predict_heads(held_out)["p_top"]
+    test_top = model.score(held_out).heads["p_top"]
     test_x = sparse.hstack([features.transform(held_out), test_top[:, None]], format="csr")
     booster = lgb.train(model.lightgbm_params(), lgb.Dataset(train_x, label=y), num_boost_round=model.num_boost_round)
     return np.asarray(booster.predict(test_x, num_threads=1))
@@ -95,8 +95,9 @@ def main() -> None:
             return config.make_scorer(settings, choice, HEADS)
 
         model = make().fit(training)
-        outer.oof_log[test_idx] = model.predict_log(held_out)
-        for head, values in model.predict_heads(held_out).items():
+        scored = model.score(held_out)
+        outer.oof_log[test_idx] = scored.log
+        for head, values in scored.heads.items():
             outer.oof_heads.setdefault(head, np.full(len(enriched), np.nan))[test_idx] = values
         inner_folds = grouped_folds(training, args.inner_folds, settings.seed)
         inner = cross_validate("calibration", make, training, inner_folds, progress=False)

@@ -410,7 +410,7 @@ def _read(client: LLMClient, post: PostText, needs: frozenset[LLMOutput]) -> dic
 
 def largest_effect(model: Any, row: Any, reads: dict[str, Any]) -> float:
     """The largest drop of the prediction when one part of the post is left out (0 with one part)."""
-    found, _ = check(model, row, model.predict_log_row(row), -np.inf, reads)
+    found, _ = check(model, row, model.score(row, heads=False).post()[0], -np.inf, reads)
     return found.effect_log if found else 0.0
 
 

@@ -170,7 +170,7 @@ def test_a_scorer_clones_as_a_scikit_learn_estimator(posts: pd.DataFrame) -> Non
     assert twin.get_params() == {**scorer.get_params(), "heads": ("q0.1", "p_top")}
     twin.fit(posts)
     np.testing.assert_array_equal(twin.predict_log(posts), scorer.predict_log(posts))
-    assert set(twin.predict_heads(posts)) == {"q0.1", "p_top"}
+    assert set(twin.score(posts).heads) == {"q0.1", "p_top"}
 
 
 def test_the_calibrated_scorer_cross_fits_its_intervals_and_saves_them(posts: pd.DataFrame, tmp_path: Path) -> None:
@@ -273,7 +273,8 @@ def test_unknown_flair_is_the_average_over_trained_flairs_not_no_flair(posts: pd
 def test_contributions_by_group_sum_to_the_prediction(posts: pd.DataFrame) -> None:
     model = HybridScorer(num_boost_round=50).fit(posts)
     sample = pd.concat([posts.head(3), posts.head(1).assign(flair=None)], ignore_index=True)
-    contributions = model.contributions_by_group(sample)
+    contributions = model.score(sample, contributions=True).contributions
+    assert contributions is not None
     assert list(contributions.columns) == [*CONTENT_GROUPS, "bias"]
     np.testing.assert_allclose(contributions.sum(axis=1), model.predict_log(sample), rtol=1e-6)
 

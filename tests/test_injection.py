@@ -110,11 +110,11 @@ def test_the_steering_check_finds_the_sentence_that_lifts_a_post(model_dir: Path
     model = HybridScorer.load(model_dir / "content")
     plain = _row("Why does the ocean cell behave like that?", "I wondered about this. Thanks for reading.")
     stuffed = _row(plain.title_clean + " Black hole gravity quantum star.", plain.body)
-    base, lifted = model.predict_log_row(plain), model.predict_log_row(stuffed)
+    base, lifted = model.score(plain, heads=False).post()[0], model.score(stuffed, heads=False).post()[0]
     assert lifted > base
     found, scored = check(model, stuffed, lifted, limit=(lifted - base) / 2)
     assert found is not None and found.place == "title" and found.text.startswith("Black hole")
-    assert found.effect_log == pytest.approx(lifted - model.predict_log_row(scored), abs=1e-12)
+    assert found.effect_log == pytest.approx(lifted - model.score(scored, heads=False).post()[0], abs=1e-12)
     assert scored.title_clean == plain.title_clean and scored.body == plain.body
     nothing, same = check(model, plain, base, limit=10.0)
     assert nothing is None and same is plain
@@ -160,7 +160,7 @@ def test_one_added_sentence_raises_a_limited_prediction_by_at_most_the_limit(
     rng, limit, lifted = np.random.default_rng(0), 0.2, 0
     for _ in range(40):
         plain = row_of("Why does the ocean cell behave like that?", "I wondered about this. Thanks for reading.")
-        own = model.predict_log_row(plain)
+        own = model.score(plain, heads=False).post()[0]
         sentence = " ".join(rng.choice(WORDS, size=int(rng.integers(2, 9)))).capitalize() + "."
         place, at_end = rng.choice(places), bool(rng.integers(2))
         title, body = plain.title_clean, plain.body
@@ -182,7 +182,7 @@ def test_a_steered_posts_heads_move_with_its_point(model_dir: Path) -> None:
     stuffed = _row("Why does the ocean cell behave like that? Black hole gravity quantum star.", "I wondered.")
     point, heads, steering, without = limited(model, stuffed, 0.01)
     assert steering is not None
-    own_point, own_heads = model.predict_row(without)
+    own_point, own_heads = model.score(without).post()
     assert point == pytest.approx(own_point + 0.01, abs=1e-12)
     for head, value in heads.items():
         assert value == pytest.approx(own_heads[head] + (0.0 if head == P_TOP else 0.01), abs=1e-12)

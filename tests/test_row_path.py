@@ -38,7 +38,7 @@ def test_row_path_equals_batch_path_post_by_post(model_dir: Path, settings: Sett
 
 @pytest.mark.parametrize("role", ["content", "hybrid"])
 def test_the_steering_checks_variants_score_as_each_row_alone(model_dir: Path, settings: Settings, role: str) -> None:
-    """predict_log_variants (text-free blocks built once, one LightGBM call) equals predict_log_row of each
+    """predict_log_variants (text-free blocks built once, one LightGBM call) equals `score` of each
     variant, known and unknown flair, with a title's variants carrying LLM outputs of their own (another
     post's, here): the steering check's shortcut changes no number."""
     from hybrid_scorer.steering import _candidates, title_variants
@@ -53,7 +53,7 @@ def test_the_steering_checks_variants_score_as_each_row_alone(model_dir: Path, s
         reads = {title: rows[(i + 1) % len(rows)].llm for title in title_variants(row)}
         variants = [without for _, _, without in _candidates(row, reads)]
         together = model.predict_log_variants(row, variants)
-        alone = np.array([model.predict_log_row(v) for v in variants])
+        alone = np.array([model.score(v, heads=False).post()[0] for v in variants])
         np.testing.assert_allclose(together, alone, rtol=0, atol=1e-12)
         checked, read = checked + len(variants), read + len(reads)
     assert checked > 80 and read >= 40
@@ -84,7 +84,7 @@ def test_heads_train_save_load_and_match_post_by_post(posts: pd.DataFrame, csv_p
     """Quantile heads and p_top: ordered quantiles, a probability, saved and loaded as LightGBM text, and
     the row path equal to the batch path, known and unknown flair."""
     model = HybridScorer(CONTENT_GROUPS, num_boost_round=60, heads=("q0.1", "q0.9", "p_top")).fit(posts)
-    heads = model.predict_heads(posts)
+    heads = model.score(posts).heads
     assert (heads["q0.1"] <= heads["q0.9"]).mean() > 0.9 and ((heads["p_top"] > 0) & (heads["p_top"] < 1)).all()
     loaded = HybridScorer.load(model.save(tmp_path / "m"))
     assert sorted(p.name for p in (tmp_path / "m").glob("lightgbm*.txt")) == [

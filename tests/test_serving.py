@@ -112,7 +112,7 @@ def test_a_bug_is_an_error_not_a_silent_fallback(
 ) -> None:
     predictor = predictor_with(MockBackend(), model_dir, settings, tmp_path).load()
     assert predictor.models.hybrid is not None
-    monkeypatch.setattr(predictor.models.hybrid, "predict_row", lambda row: 1 / 0)
+    monkeypatch.setattr(predictor.models.hybrid, "score", lambda *args, **kwargs: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         predictor.predict(POST)
 

@@ -184,7 +184,7 @@ class Predictor:
             fallback_reason=reason,
             steered=steering is not None,
             steering=steering,
-            **(_explanation(model.contributions_row(row)) if explain else {}),
+            **(_explanation(model.score(row, heads=False, contributions=True).contributions_of()) if explain else {}),
         )
         return prediction, self.log.write(log_record(row, prediction, call, caller))
 

@@ -129,15 +129,14 @@ def head_objective(head: str) -> dict[str, Any]:
 
 
 class HybridScorer(BaseEstimator):
-    """A scikit-learn estimator: parameters stored as given in __init__ (so `clone` and `get_params` work),
-    no work before `fit`, fitted state (trailing _) set in fit. Unlike scikit-learn's, `fit` takes the
-    posts alone: the target is their `score`.
-    `score` is the one prediction entry point: a frame of posts or one PostRow in, a `Scored` out (log1p
-    of the score, the heads, contributions on request); `predict` (scores, for scikit-learn) and
-    `predict_log` (the LogScoreEstimator protocol) are its point model's answer. `heads` adds boosters on the same feature matrix:
-    quantiles of log1p(score) (`q0.05`, ...: the intervals' bounds) and `p_top`, the probability that the
-    post lands in the upper of the score's two modes, each with `head_rounds` rounds (the point model's when
-    None; scripts/heads.py measures how few the intervals need)."""
+    """A scikit-learn estimator: parameters stored as given in __init__ (so `clone` and `get_params` work), no work
+    before `fit`, fitted state (trailing _) set in fit. Unlike scikit-learn's, `fit` takes the posts alone: the
+    target is their `score`. `score` is the one prediction entry point: a frame of posts or one PostRow in, a
+    `Scored` out (log1p of the score, the heads, contributions on request); `predict` (scores, for scikit-learn) and
+    `predict_log` (the LogScoreEstimator protocol) are its point model's answer. `heads` adds boosters on the same
+    feature matrix: quantiles of log1p(score) (`q0.05`, ...: the intervals' bounds) and `p_top`, the probability
+    that the post lands in the upper of the score's two modes, each with `head_rounds` rounds (the point model's
+    when None; scripts/heads.py measures how few the intervals need)."""
 
     def __init__(
         self,

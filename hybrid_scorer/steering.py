@@ -23,7 +23,8 @@ injection.py measures how far it holds); what it costs honest posts is measured 
 
 from __future__ import annotations
 
-from dataclasses import replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -44,6 +45,16 @@ class Steering(BaseModel):
     limit_log: float  # the most one part may add: the prediction is the post's without the part plus this
 
 
+@dataclass(frozen=True)
+class Reads:
+    """LLM outputs of the check's variants, read apart from the post's (serving reads none: each variant
+    keeps the post's outputs): `titles` by the title without one of its sentences (title_variants),
+    `bodies` for the post without each body part, in the order of parts(row.body)."""
+
+    titles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    bodies: Sequence[Mapping[str, Any]] = ()
+
+
 def _title_cuts(title: str) -> list[tuple[str, str]]:
     """(each sentence of a title of more than one, the title without it); a title's only sentence stays."""
     spans = parts(title)
@@ -55,28 +66,27 @@ def title_variants(row: PostRow) -> list[str]:
     return [title for _, title in _title_cuts(row.title_clean)]
 
 
-def _candidates(
-    row: PostRow, reads: dict[str, dict[str, Any]] | None = None
-) -> list[tuple[Literal["title", "body"], str, PostRow]]:
-    """Each part of the post with the row that lacks it. A title variant carries its own LLM outputs when
-    `reads` has them (title -> outputs), the post's otherwise."""
+def _candidates(row: PostRow, reads: Reads | None = None) -> list[tuple[Literal["title", "body"], str, PostRow]]:
+    """Each part of the post with the row that lacks it, carrying its own LLM outputs where `reads` has
+    them and the post's otherwise."""
+    reads = reads or Reads()
     out: list[tuple[Literal["title", "body"], str, PostRow]] = []
     for text, title in _title_cuts(row.title_clean):
-        llm = (reads or {}).get(title, row.llm)
-        out.append(("title", text, replace(row, title_clean=title, llm=llm)))
-    for start, stop in parts(row.body):
+        out.append(("title", text, replace(row, title_clean=title, llm=reads.titles.get(title, row.llm))))
+    for k, (start, stop) in enumerate(parts(row.body)):
         body = row.body[:start] + row.body[stop:]
         _, body_clean, raw = clean_fields(row.title_clean, body)
-        out.append(("body", row.body[start:stop].strip(), replace(row, body_clean=body_clean, body=raw)))
+        llm = reads.bodies[k] if reads.bodies else row.llm
+        out.append(("body", row.body[start:stop].strip(), replace(row, body_clean=body_clean, body=raw, llm=llm)))
     return out
 
 
 def check(
-    model: HybridScorer, row: PostRow, point: float, limit: float, reads: dict[str, dict[str, Any]] | None = None
+    model: HybridScorer, row: PostRow, point: float, limit: float, reads: Reads | None = None
 ) -> tuple[Steering | None, PostRow]:
     """(the steering found, the row to score): the row without the part whose removal lowers the prediction
     most, when that exceeds `limit`; otherwise (None, the row itself). `point` is the row's own log
-    prediction; `reads` the LLM outputs of the title variants (title_variants)."""
+    prediction; `reads` the LLM outputs of variants read apart."""
     candidates = _candidates(row, reads)
     if not candidates:
         return None, row
@@ -89,7 +99,7 @@ def check(
 
 
 def limited(
-    model: HybridScorer, row: PostRow, limit: float | None, reads: dict[str, dict[str, Any]] | None = None
+    model: HybridScorer, row: PostRow, limit: float | None, reads: Reads | None = None
 ) -> tuple[float, dict[str, float], Steering | None, PostRow]:
     """The row's (log prediction, heads) under the limit (None: no check), with the steering found and the
     row scored: a steered post's point and quantile heads are those of the post without the part plus the

@@ -47,11 +47,21 @@ way no one sentence steers (the median of the title's and each body sentence's m
 before their run: the served hybrid pools so when its paired difference against title pooling (both
 with the steering limit) has its lower end above zero.
 
+`--experiment parts` (issue 30): a defence that keeps the body in the embedding and bounds each part of the
+post through the steering check. The embedding is the token-weighted mean of the means of the post's parts
+(the title and each body part, from the assessment pass: close to the whole-post pooling), and the check
+scores each body variant with the embedding pooled without that part, computed from the stored part means
+(`post_parts`, no LLM call; serving would need the part means kept beside the embedding, which is not
+built). What it does not bound: what later parts' hidden states took from a part through attention, and
+the 1-5 ratings, which the check holds. The rule, written before its run: worth building into serving when
+the arm with the limit is at most 0.005 below whole-post pooling (the lower end of its paired difference
+at or above -0.005) and above title pooling with the limit (the lower end above zero).
+
 LLM features come from the cache (`hybrid-scorer extract`; for v3 `hybrid-scorer extract --prompt
 assessment_v3`, ~45 min here); a missing post is extracted on the way. Writes reports/ab_<experiment>.md
 and .json.
 
-Usage: python scripts/llm_ab.py --experiment questions|embedding|encoder|target|rank|defence [--encoder SPEC]
+Usage: python scripts/llm_ab.py --experiment questions|embedding|encoder|target|rank|defence|parts [--encoder SPEC]
     [--data CSV] [--out DIR]"""
 
 from __future__ import annotations
@@ -60,7 +70,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -72,6 +82,7 @@ from sklearn.model_selection import GroupKFold
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from tqdm import tqdm
 
 if __package__ in (None, ""):  # run as `python scripts/llm_ab.py`: the repository root holds `bench`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -97,8 +108,9 @@ from hybrid_scorer.pipeline import llm_columns, llm_row
 from hybrid_scorer.quality import Interval, bootstrap_intervals
 from hybrid_scorer.report import ci_text
 from hybrid_scorer.roles import Role
+from hybrid_scorer.sentences import parts as sentence_parts
 from hybrid_scorer.specs import CONTENT, CONTENT_EMBEDDING, SERVED, Config
-from hybrid_scorer.steering import check, limited, title_variants
+from hybrid_scorer.steering import Reads, check, limited, title_variants
 from hybrid_scorer.tuning import TunedParams
 
 
@@ -112,6 +124,65 @@ class Arm:
     steering: bool = False  # held-out posts scored as serving scores them: through the steering check
     reread_titles: bool = False  # steering: each title without one of its sentences read again by the LLM
     rank_target: bool = False  # learn the Gaussian rank of the target in the training fold (RankTarget)
+    parts: bool = False  # the embedding pooled over the post's parts, each body part left out by the check (PostParts)
+
+
+@dataclass(frozen=True)
+class PostParts:
+    """A post's parts as the assessment pass reads them (the title, then each body part: sentences.parts of
+    the body in the prompt), each part's mean final hidden state and its number of tokens."""
+
+    means: np.ndarray
+    counts: np.ndarray
+
+    def pooled(self, without: int | None = None) -> np.ndarray:
+        """The token-weighted mean of the parts' means (the post's mean hidden state over its title and body
+        tokens), or that of all parts but part `without` (1: the first body part): what the embedding of the
+        post without that part is, up to what the later parts' states took from it through attention."""
+        weights = self.counts.astype(np.float64)
+        if without is not None:
+            weights[without] = 0.0
+        return (weights @ self.means / weights.sum()).astype(np.float32)
+
+
+def post_parts(posts: pd.DataFrame, settings: Settings, prompt: str) -> list[PostParts]:
+    """Each post's PostParts, from the assessment prompt's forward pass up to the answer (the post's hidden
+    states do not depend on it: causal attention), kept by the sentence-pooled embedding's cache key in
+    `<cache_dir>/post_parts.npz`, written every 200 posts so an interrupted run resumes."""
+    backend = EmbeddedBackend(EmbeddedOptions(pooling="sentences"))
+    client = LLMClient(backend, load_prompt(prompt))
+    path = settings.cache_dir / "post_parts.npz"
+    kept: dict[str, PostParts] = {}
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as saved:
+            bounds = np.concatenate([[0], np.cumsum(saved["sizes"])])
+            for key, a, b in zip(saved["keys"], bounds[:-1], bounds[1:], strict=True):
+                kept[str(key)] = PostParts(saved["means"][a:b], saved["counts"][a:b])
+
+    def save() -> None:
+        keys = list(kept)
+        np.savez(
+            path.with_suffix(".tmp.npz"),
+            keys=np.array(keys),
+            sizes=np.array([len(kept[k].counts) for k in keys]),
+            means=np.concatenate([kept[k].means for k in keys]),
+            counts=np.concatenate([kept[k].counts for k in keys]),
+        )
+        path.with_suffix(".tmp.npz").replace(path)
+
+    columns = (posts["post_id"], posts["title_clean"], posts["body_clean"])
+    texts = [PostText(p, t, b) for p, t, b in zip(*columns, strict=True)]
+    keys = [client.embedding_key(text) for text in texts]
+    missing = [(k, t) for k, t in zip(keys, texts, strict=True) if k not in kept]
+    for n, (key, text) in enumerate(tqdm(missing, desc="post parts", disable=not missing), start=1):
+        with backend._lock:
+            backend._llm()
+            pending, spans = backend._start(client.prompt.messages(text))
+            _, means = backend._decode(pending, [], spans)
+        kept[key] = PostParts(np.stack(means).astype(np.float32), np.array([len(r) for r in spans]))
+        if n % 200 == 0 or n == len(missing):
+            save()
+    return [kept[k] for k in keys]
 
 
 class RankTarget:
@@ -328,6 +399,23 @@ EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
             ("served hybrid, post pooling", "content"),
         ],
     ),
+    "parts": (
+        [
+            Arm("content + embedding, post pooling", CONTENT_EMBEDDING, options=EmbeddedOptions(pooling="post")),
+            Arm("content + embedding, part pooling", CONTENT_EMBEDDING, parts=True),
+            Arm("served hybrid, post pooling", SERVED_HYBRID, options=EmbeddedOptions(pooling="post"), tuned=True),
+            Arm("served hybrid, title pooling + steering limit", SERVED_HYBRID, tuned=True, steering=True),
+            Arm("served hybrid, part pooling", SERVED_HYBRID, tuned=True, parts=True),
+            Arm("served hybrid, part pooling + steering limit", SERVED_HYBRID, tuned=True, steering=True, parts=True),
+        ],
+        [
+            ("served hybrid, part pooling + steering limit", "served hybrid, post pooling"),
+            ("served hybrid, part pooling + steering limit", "served hybrid, title pooling + steering limit"),
+            ("served hybrid, part pooling + steering limit", "served hybrid, part pooling"),
+            ("served hybrid, part pooling", "served hybrid, post pooling"),
+            ("content + embedding, part pooling", "content + embedding, post pooling"),
+        ],
+    ),
     "embedding": (
         [
             Arm("two-pass", CONTENT_EMBEDDING, options=EmbeddedOptions(weights="as-shipped", embedding="separate")),
@@ -353,6 +441,9 @@ def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any],
         llm_columns(posts, ("llm_ratings",), client, progress=False)
     enriched = llm_columns(posts, own, client, progress=False).posts
     tokens, seconds, _ = llm_cost(client, own, len(posts)) if llm_needs(own) else (0, 0, 0)
+    parts = post_parts(posts, settings, arm.prompt) if arm.parts else None
+    if parts is not None:  # the same pass's hidden states, pooled over the parts instead of the title
+        enriched[EMBEDDING_COLUMN] = [p.pooled() for p in parts]
     if EncoderEmbeddingFeatures.name in arm.config.groups:
         vectors = LLMClient(MockBackend(), load_prompt(), cache=store, embedder=make_backend(encoder, settings))
         enriched[EncoderEmbeddingFeatures.column] = llm_columns(posts, ("llm_embedding",), vectors).posts[
@@ -368,7 +459,7 @@ def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any],
     if arm.steering:
         assert settings.steering_limit_log is not None, "the steering arm needs HYBRID_SCORER_STEERING_LIMIT_LOG"
         limit, reread = settings.steering_limit_log, arm.reread_titles
-        return run | steered_oof(make, enriched, folds, client, arm.config.groups, limit, reread)
+        return run | steered_oof(make, enriched, folds, client, arm.config.groups, limit, reread, parts)
     return run | {"oof": cross_validate(arm.label, make, enriched, folds, progress=False).oof_log}
 
 
@@ -380,25 +471,42 @@ def steered_oof(
     groups: tuple[str, ...],
     limit: float,
     reread_titles: bool = False,
+    parts: list[PostParts] | None = None,
 ) -> dict[str, Any]:
     """Out-of-fold predictions as serving makes them: each held-out post by the row path, under the
     steering limit; how often the check limits these honest posts, with the largest single-part effect
-    per post in quantiles; and, with `reread_titles` (each title without one of its sentences read again
-    by the LLM, which serving does not do), the LLM calls that adds."""
+    per post in quantiles; with `reread_titles` (each title without one of its sentences read again
+    by the LLM, which serving does not do), the LLM calls that adds; with `parts`, the embedding pooled
+    over the post's parts and each body variant's embedding pooled without its part (where the check finds
+    at least as many body parts as the LLM read, taken as the same in order: their share is reported)."""
     oof, effects, flagged = np.full(len(posts), np.nan), np.full(len(posts), np.nan), np.zeros(len(posts), bool)
-    needs, variants = llm_needs(groups), 0
+    needs, variants, paired, with_body = llm_needs(groups), 0, 0, 0
     for train, test in folds:
         model = make().fit(posts.iloc[train])
         for i, row in zip(test, served_rows(posts.iloc[test], client, groups), strict=True):
             titles = title_variants(row) if reread_titles else []
             variants += len(titles)
-            reads = {t: _read(client, PostText(f"variant-{i}", t, row.body_clean), needs) for t in titles}
+            bodies: list[dict[str, Any]] = []
+            if parts is not None:
+                row = replace(row, llm={**row.llm, EMBEDDING_COLUMN: parts[i].pooled()})
+                n_body, n_read = len(sentence_parts(row.body)), len(parts[i].counts) - 1
+                with_body += n_body > 0
+                if n_body and n_body >= n_read:  # the LLM read the first n_read (the prompt cuts a long body)
+                    cut = [parts[i].pooled(without=k) for k in range(1, n_read + 1)]
+                    cut += [parts[i].pooled()] * (n_body - n_read)
+                    bodies = [{**row.llm, EMBEDDING_COLUMN: vector} for vector in cut]
+                    paired += 1
+            reads = Reads(
+                {t: _read(client, PostText(f"variant-{i}", t, row.body_clean), needs) for t in titles}, bodies
+            )
             oof[i], _, found, _ = limited(model, row, limit, reads)
             effects[i] = found.effect_log if found else largest_effect(model, row, reads)
             flagged[i] = found is not None
     quantiles = {f"q{q}": float(np.nanquantile(effects, q / 100)) for q in (50, 90, 95, 99)}
     calls = variants / len(posts) * 1000
     steering = {"limit_log": limit, "flagged": float(flagged.mean()), "variant_calls_per_1000": calls, **quantiles}
+    if parts is not None:
+        steering["body_parts_paired"] = paired / max(with_body, 1)
     return {"oof": oof, "steering": steering}
 
 
@@ -408,7 +516,7 @@ def _read(client: LLMClient, post: PostText, needs: frozenset[LLMOutput]) -> dic
     return found.values
 
 
-def largest_effect(model: Any, row: Any, reads: dict[str, Any]) -> float:
+def largest_effect(model: Any, row: Any, reads: Reads) -> float:
     """The largest drop of the prediction when one part of the post is left out (0 with one part)."""
     found, _ = check(model, row, model.score(row, heads=False).post()[0], -np.inf, reads)
     return found.effect_log if found else 0.0
@@ -517,10 +625,16 @@ def render(result: dict[str, Any]) -> str:
                 if st["variant_calls_per_1000"]
                 else ""
             )
+            paired = (
+                f"; each body part left out of the embedding too in {st['body_parts_paired']:.1%} of the posts"
+                " with a body (the others: the check found fewer body parts than the LLM read)"
+                if "body_parts_paired" in st
+                else ""
+            )
             lines += [
                 "",
                 f"{arm['label']}: the check limited {st['flagged']:.1%} of these honest held-out posts at its"
-                f" limit of {st['limit_log']:.3f} log (x{np.exp(st['limit_log']):.2f}){reread}."
+                f" limit of {st['limit_log']:.3f} log (x{np.exp(st['limit_log']):.2f}){reread}{paired}."
                 " The largest effect of one part of a post on its prediction: median"
                 f" {st['q50']:+.3f}, 90th percentile {st['q90']:+.3f}, 95th {st['q95']:+.3f}, 99th {st['q99']:+.3f}"
                 " (log1p units).",

@@ -24,7 +24,7 @@ from hybrid_scorer.llm.sanitize import strip_instructions
 from hybrid_scorer.model import P_TOP, HybridScorer
 from hybrid_scorer.sentences import MAX_PARTS, parts
 from hybrid_scorer.serving.predictor import Predictor, ServedPost, validate_post
-from hybrid_scorer.steering import check, limited, title_variants
+from hybrid_scorer.steering import Reads, check, limited, title_variants
 
 POST = {"title": "Why does ice float on water?", "body": "I read that hydrogen bonds matter. How exactly?"}
 
@@ -150,12 +150,12 @@ def test_one_added_sentence_raises_a_limited_prediction_by_at_most_the_limit(
         assert found is not None
         return replace(row, llm=found.values)
 
-    def reads(row: PostRow) -> dict[str, dict[str, object]]:
+    def reads(row: PostRow) -> Reads:
         out = {}
         for title in title_variants(row):
             found = llm_row(client, PostText("p", title, row.body_clean), needs) if needs else None
             out[title] = found.values if found else row.llm
-        return out
+        return Reads(titles=out)
 
     rng, limit, lifted = np.random.default_rng(0), 0.2, 0
     for _ in range(40):

@@ -39,9 +39,10 @@ def test_row_path_equals_batch_path_post_by_post(model_dir: Path, settings: Sett
 @pytest.mark.parametrize("role", ["content", "hybrid"])
 def test_the_steering_checks_variants_score_as_each_row_alone(model_dir: Path, settings: Settings, role: str) -> None:
     """predict_log_variants (text-free blocks built once, one LightGBM call) equals `score` of each
-    variant, known and unknown flair, with a title's variants carrying LLM outputs of their own (another
-    post's, here): the steering check's shortcut changes no number."""
-    from hybrid_scorer.steering import _candidates, title_variants
+    variant, known and unknown flair, with title and body variants carrying LLM outputs of their own
+    (other posts', here): the steering check's shortcut changes no number."""
+    from hybrid_scorer.sentences import parts
+    from hybrid_scorer.steering import Reads, _candidates, title_variants
 
     model = HybridScorer.load(model_dir / role)
     csv = model_dir.parent / "posts.csv"
@@ -50,12 +51,13 @@ def test_the_steering_checks_variants_score_as_each_row_alone(model_dir: Path, s
     rows = [*rows, *(replace(r, title_clean=r.title_clean + " Does the moon matter?") for r in rows[:10])]
     checked, read = 0, 0
     for i, row in enumerate([*rows, *(replace(r, flair=None) for r in rows)]):
-        reads = {title: rows[(i + 1) % len(rows)].llm for title in title_variants(row)}
+        titles = {title: rows[(i + 1) % len(rows)].llm for title in title_variants(row)}
+        reads = Reads(titles, [rows[(i + 2) % len(rows)].llm for _ in parts(row.body)])
         variants = [without for _, _, without in _candidates(row, reads)]
         together = model.predict_log_variants(row, variants)
         alone = np.array([model.score(v, heads=False).post()[0] for v in variants])
         np.testing.assert_allclose(together, alone, rtol=0, atol=1e-12)
-        checked, read = checked + len(variants), read + len(reads)
+        checked, read = checked + len(variants), read + len(reads.titles) + len(reads.bodies)
     assert checked > 80 and read >= 40
 
 

@@ -351,12 +351,11 @@ class EmbeddedBackend:
 
     def _decode(
         self, tokens: list[int], outputs: list[int], pooled: list[range] | None = None
-    ) -> tuple[dict[int, np.ndarray], np.ndarray | None]:
-        """Append tokens to the context in batches; log-probs of the next token after each position in
-        `outputs` (indices into `tokens`), and with `pooled` the post's embedding from the mean final hidden
-        state of each range (`pool`), all from the same forward pass. llama.cpp makes every token of a batch
-        an output while hidden states are on, so they are switched on only for the batches holding pooled
-        tokens."""
+    ) -> tuple[dict[int, np.ndarray], list[np.ndarray]]:
+        """Append tokens to the context in batches; log-probs of the next token after each position in `outputs`
+        (indices into `tokens`), and with `pooled` the mean final hidden state of each range (what `pool` combines
+        into the post's embedding), all from the same forward pass. llama.cpp makes every token of a batch an output
+        while hidden states are on, so they are switched on only for the batches holding pooled tokens."""
         import llama_cpp
 
         llm = self._generator
@@ -382,10 +381,7 @@ class EmbeddedBackend:
                 vector = llama_cpp.llama_get_embeddings_ith(llm._ctx.ctx, p - start)
                 states[p - hull.start] = np.ctypeslib.as_array(vector, shape=(llm.n_embd(),))
         llama_cpp.llama_set_embeddings(llm._ctx.ctx, False)
-        if not pooled:
-            return found, None
-        means = [states[r.start - hull.start : r.stop - hull.start].mean(axis=0) for r in pooled]
-        return found, pool(means).astype(np.float32)
+        return found, [states[r.start - hull.start : r.stop - hull.start].mean(axis=0) for r in pooled or []]
 
     def complete(self, messages: list[dict[str, str]], response_model: type[BaseModel]) -> RawReply:
         """Greedy schema-constrained answer with speculative verification.
@@ -416,10 +412,10 @@ class EmbeddedBackend:
                 guesses = chosen + [_guess(options) for _, options in fields[len(chosen) :]]
                 tokens, positions = self._answer_tokens(fields, guesses, start, resumed)
                 open_fields = range(len(chosen), start + len(positions))
-                logprobs, vector = self._decode(
+                logprobs, means = self._decode(
                     pending + tokens, [len(pending) + positions[k - start] for k in open_fields], pooled
                 )
-                embedding, pooled = vector if vector is not None else embedding, None
+                embedding, pooled = pool(means).astype(np.float32) if means else embedding, None
                 for k in open_fields:
                     name, options = fields[k]
                     position = len(pending) + positions[k - start]

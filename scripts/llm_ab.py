@@ -154,10 +154,11 @@ def post_parts(posts: pd.DataFrame, settings: Settings, prompt: str) -> list[Pos
     path = settings.cache_dir / "post_parts.npz"
     kept: dict[str, PostParts] = {}
     if path.is_file():
-        with np.load(path, allow_pickle=False) as saved:
-            bounds = np.concatenate([[0], np.cumsum(saved["sizes"])])
-            for key, a, b in zip(saved["keys"], bounds[:-1], bounds[1:], strict=True):
-                kept[str(key)] = PostParts(saved["means"][a:b], saved["counts"][a:b])
+        with np.load(path, allow_pickle=False) as saved:  # each saved[name] reads the array anew: once each
+            keys, sizes, means, counts = (saved[name] for name in ("keys", "sizes", "means", "counts"))
+        bounds = np.concatenate([[0], np.cumsum(sizes)])
+        for key, a, b in zip(keys, bounds[:-1], bounds[1:], strict=True):
+            kept[str(key)] = PostParts(means[a:b], counts[a:b])
 
     def save() -> None:
         keys = list(kept)

@@ -251,40 +251,34 @@ class HybridScorer(BaseEstimator):
             return self.features_.transform(posts), np.zeros(len(posts), dtype=bool)
         return self.features_.transform(posts.assign(flair=posts["flair"].fillna(""))), unknown
 
-    def _raw_routed(self, models: dict[str, lgb.Booster], posts: pd.DataFrame) -> np.ndarray:
-        """Raw scores of `models` ("known" and "unknown": point_ or stacked_) for each post: one row per
-        post whatever its flair, so both paths predict an unknown flair the same way."""
-        rows, unknown = self._rows(posts)
+    def _raw_routed(self, models: dict[str, lgb.Booster], rows: sparse.csr_matrix, unknown: np.ndarray) -> np.ndarray:
+        """Raw scores of `models` ("known" and "unknown": point_ or stacked_) for each post's row (`_rows`):
+        one row per post whatever its flair, so both paths predict an unknown flair the same way."""
         out: np.ndarray | None = None
         for which, mask in (("known", ~unknown), ("unknown", unknown)):
             if mask.any():
                 raw = _raw(models[which], rows[np.flatnonzero(mask)])
-                out = np.empty((len(posts), *raw.shape[1:])) if out is None else out
+                out = np.empty((len(unknown), *raw.shape[1:])) if out is None else out
                 out[mask] = raw
         return out if out is not None else np.empty(0)
 
-    def _contribution_design(self, posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For contributions, which the averaged forests cannot give per group: each post's booster rows, a
-        post of unknown flair as one row per trained flair level weighted by the level's share of the
-        training posts (its features built once, only the flair columns differ); each row's weight and the
-        post it stands for. Their weighted sum is what the averaged forests predict."""
-        rows, unknown = self._rows(posts)
-        dense = rows.toarray()
+    def _contribution_design(
+        self, rows: sparse.csr_matrix | np.ndarray, unknown: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For contributions, which the averaged forests cannot give per group: the posts' booster rows
+        (`_rows`, `_row_vector`), a post of unknown flair as one row per trained flair level weighted by the
+        level's share of the training posts (its features built once, only the flair columns differ); each
+        row's weight and the post it stands for. Their weighted sum is what the averaged forests predict."""
+        dense = rows if isinstance(rows, np.ndarray) else rows.toarray()
+        n = len(dense)
         if not unknown.any():
-            return dense, np.ones(len(posts)), np.arange(len(posts))
+            return dense, np.ones(n), np.arange(n)
         assert self.flair_levels_ is not None
         weights_per_level = self.flair_levels_[2]
         expanded = np.vstack([dense[~unknown], self._with_unknown_flair(dense[unknown])])
         owner = np.concatenate([np.flatnonzero(~unknown), np.repeat(np.flatnonzero(unknown), len(weights_per_level))])
         weights = np.concatenate([np.ones(int((~unknown).sum())), np.tile(weights_per_level, int(unknown.sum()))])
         return expanded, weights, owner
-
-    def _row_contribution_design(self, row: PostRow) -> tuple[np.ndarray, np.ndarray]:
-        """_contribution_design of one post by the row path."""
-        if row.flair is not None or self.flair_levels_ is None:
-            return self.features_.transform_row(row)[None, :], np.ones(1)
-        vector = self.features_.transform_row(replace(row, flair=""))
-        return self._with_unknown_flair(vector[None, :]), self.flair_levels_[2]
 
     @staticmethod
     def _average(values: np.ndarray, weights: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
@@ -303,15 +297,18 @@ class HybridScorer(BaseEstimator):
         group's share of the log prediction (LightGBM's pred_contrib summed over the group's columns)."""
         require_fitted(self, "booster_")
         models, read = (self.stacked_, self.heads_) if heads else (self.point_, {})
+        rows: sparse.csr_matrix | np.ndarray  # built once: the forests and the contributions read the same rows
         if isinstance(posts, PostRow):
-            vector, which = self._row_vector(posts)
-            raw = _raw(models[which], vector).reshape(1, 1 + len(read))
+            rows, which = self._row_vector(posts)
+            unknown = np.array([which == "unknown"])
+            raw = _raw(models[which], rows).reshape(1, 1 + len(read))
         else:
-            raw = self._raw_routed(models, posts).reshape(len(posts), 1 + len(read))
+            rows, unknown = self._rows(posts)
+            raw = self._raw_routed(models, rows, unknown).reshape(len(posts), 1 + len(read))
         return Scored(
             log=raw[:, 0],
             heads={head: _link(head, raw[:, i + 1]) for i, head in enumerate(read)},
-            contributions=self._contributions_by_group(posts) if contributions else None,
+            contributions=self._contributions_by_group(rows, unknown) if contributions else None,
         )
 
     def predict_log(self, posts: pd.DataFrame) -> np.ndarray:
@@ -349,17 +346,12 @@ class HybridScorer(BaseEstimator):
         contrib = np.asarray(self.booster_.predict(dense, pred_contrib=True, num_threads=1))
         return np.column_stack([contrib[:, :-1] @ self.group_indicator_, contrib[:, -1]])
 
-    def _contributions_by_group(self, posts: pd.DataFrame | PostRow) -> pd.DataFrame:
-        """Each feature group's contribution to log1p(score) per post, plus `bias`, the expected value; a
-        row sums to the log prediction. A post of unknown flair is the weighted mean of its rows over the
-        flair levels, which is what the averaged forests predict."""
-        if isinstance(posts, PostRow):
-            rows, weights = self._row_contribution_design(posts)
-            owner, n = np.zeros(len(rows), dtype=np.intp), 1
-        else:
-            rows, weights, owner = self._contribution_design(posts)
-            n = len(posts)
-        averaged = self._average(self._contributions(rows), weights, owner, n)
+    def _contributions_by_group(self, rows: sparse.csr_matrix | np.ndarray, unknown: np.ndarray) -> pd.DataFrame:
+        """Each feature group's contribution to log1p(score) per post (its booster row, `unknown` where its
+        flair is), plus `bias`, the expected value; a row sums to the log prediction. A post of unknown flair
+        is the weighted mean of its rows over the flair levels, which is what the averaged forests predict."""
+        design, weights, owner = self._contribution_design(rows, unknown)
+        averaged = self._average(self._contributions(design), weights, owner, len(unknown))
         return pd.DataFrame(averaged, columns=[*self.group_names_, "bias"])
 
     def embedding_width(self) -> int | None:

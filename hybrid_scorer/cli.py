@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from hybrid_scorer.config import DEFAULT_CONCURRENCY, PREDICTION_LOG, MonitorThresholds, get_settings
 from hybrid_scorer.data import prepare_posts
-from hybrid_scorer.errors import ConfigurationError, HybridScorerError
+from hybrid_scorer.errors import ConfigurationError, HybridScorerError, MissingArtifactError
 from hybrid_scorer.llm.backends import spec_help
 from hybrid_scorer.llm.extract import DEFAULT_MAX_FAILURE_RATE
 from hybrid_scorer.pipeline import Job
@@ -36,6 +36,10 @@ PROMPT_HELP = (
     "prompt version under prompts/: assessment_v2 (the 1-5 ratings and topic) or assessment_v3 (plus 12 yes/no"
     " questions, for feature group llm_questions; its LLM time against v2's: `python bench/extract.py --questions`)"
     " (default: $HYBRID_SCORER_PROMPT, else assessment_v2; predict and serve must use the model's own)"
+)
+SERVED_LLM_HELP = (
+    "the LLM to call: 'none' for the content model alone; another spec is refused unless the model was trained"
+    " with it (default: $HYBRID_SCORER_LLM when set, else the one the model's manifest names)"
 )
 EPILOG = "Settings can also come from HYBRID_SCORER_* environment variables (and ASKSCIENCE_CSV for the data)."
 
@@ -313,6 +317,8 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"--threshold: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from exc
     log_path = Path(args.log) if args.log else settings.log_path
     model_dir = Path(args.model_dir) if args.model_dir else settings.model_dir
+    if args.model_dir and not model_dir.is_dir():  # a path given on purpose that is not there is a typo
+        raise MissingArtifactError(f"--model-dir {model_dir}: no such directory (a release, e.g. models/current)")
     text, alerts = monitor_report(log_path, model_dir, thresholds, settings.database_url)
     print(text)
     return 1 if alerts and args.fail_on_alert else 0
@@ -320,13 +326,12 @@ def cmd_monitor(args: argparse.Namespace) -> int:
 
 def cmd_feedback(args: argparse.Namespace) -> int:
     """Realised scores from a CSV (prediction_id, score, optional observed_at) into the outcome store."""
-    import pandas as pd
-
+    from hybrid_scorer.data import read_csv_text
     from hybrid_scorer.outcomes import Feedback, OutcomeStore, store_url
-    from hybrid_scorer.serving.schemas import FeedbackInput, describe_errors
+    from hybrid_scorer.serving.schemas import FEEDBACK_SHAPE, FeedbackInput, describe_errors
 
     settings = get_settings()
-    table = pd.read_csv(args.file, dtype=str, keep_default_na=False)
+    table = read_csv_text(Path(args.file), "Give a CSV of prediction_id, score, optional observed_at.")
     missing = {"prediction_id", "score"} - set(table.columns)
     if missing:
         raise ConfigurationError(
@@ -340,7 +345,7 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         try:
             item = FeedbackInput.model_validate(fields)
         except ValidationError as exc:
-            problems.append(f"line {line}: {describe_errors(exc.errors())}")
+            problems.append(f"line {line}: {describe_errors(exc.errors(), 'feedback', FEEDBACK_SHAPE)}")
             continue
         items.append(Feedback(item.prediction_id, item.score, item.observed_at or datetime.now(UTC)))
     if problems:
@@ -516,15 +521,15 @@ def build_parser() -> argparse.ArgumentParser:
         " LLM did (--json: the whole prediction with latency, LLM usage and fallback).",
     )
     p.add_argument("--json", action="store_true", help="print the prediction as JSON")
-    p.add_argument("--title", required=True)
-    p.add_argument("--body", default="")
-    p.add_argument("--flair")
+    p.add_argument("--title", required=True, help="the post's title (1-300 characters)")
+    p.add_argument("--body", default="", help="the post's text (default: none)")
+    p.add_argument("--flair", help='its flair, e.g. Physics (default: unknown; "" for a post published without one)')
     p.add_argument("--created-utc", help="ISO time of posting (UTC); default now")
     p.add_argument("--model-dir", "--model", help=MODEL_HELP)
     p.add_argument(
         "--features", type=Path, help="read LLM results from this Parquet feature store instead of the cache"
     )
-    p.add_argument("--llm", help="override the LLM spec stored in the model manifest")
+    p.add_argument("--llm", help=SERVED_LLM_HELP)
     p.add_argument("--embedder", help=EMBEDDER_HELP)
     p.add_argument("--prompt", help=PROMPT_HELP)
     p.set_defaults(func=cmd_predict)
@@ -543,7 +548,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--features", type=Path, help="read LLM results from this Parquet feature store instead of the cache"
     )
-    p.add_argument("--llm", help="override the LLM spec stored in the model manifest ('none': content model only)")
+    p.add_argument("--llm", help=SERVED_LLM_HELP)
     p.add_argument("--embedder", help=EMBEDDER_HELP)
     p.add_argument("--prompt", help=PROMPT_HELP)
     p.add_argument("--log", type=Path, help=f"prediction log (default: <log dir>/{PREDICTION_LOG})")
@@ -602,7 +607,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--threshold",
         type=_threshold,
-        action="append",
+        action="extend",
+        nargs="+",
         metavar="NAME=VALUE",
         help="override an alert threshold, e.g. p99_latency_ms=100 (names:"
         f" {', '.join(MonitorThresholds.model_fields)}; also HYBRID_SCORER_MONITOR as JSON)",

@@ -2,10 +2,13 @@
 
 import math
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, Field
+from pydantic import AliasChoices, BaseModel, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+
+from hybrid_scorer.errors import ConfigurationError
 
 # the defaults that code outside the settings also needs (an estimator's seed, a function's keyword),
 # named once here so every one of them is the setting's default
@@ -37,7 +40,8 @@ class MonitorThresholds(BaseModel):
 class Settings(BaseSettings):
     """Where things live and how the pipeline runs. CLI flags override these values."""
 
-    model_config = SettingsConfigDict(env_prefix="HYBRID_SCORER_", extra="ignore")
+    # "null" in a variable means None where a setting allows it (HYBRID_SCORER_STEERING_LIMIT_LOG=null: no check)
+    model_config = SettingsConfigDict(env_prefix="HYBRID_SCORER_", extra="ignore", env_parse_none_str="null")
 
     data_path: Path = Field(
         Path("data/askscience_data.csv"),
@@ -50,30 +54,30 @@ class Settings(BaseSettings):
     log_dir: Path = Path("logs")
     llm: str = "embedded"
     prompt: str = DEFAULT_PROMPT
-    seed: int = DEFAULT_SEED
-    n_folds: int = 5
-    embedding_components: int = 32
+    seed: int = Field(DEFAULT_SEED, ge=0)
+    n_folds: int = Field(5, ge=2)
+    embedding_components: int = Field(32, ge=1)
     embedding_model: str | None = None  # for ollama/openai when the chat model cannot embed
     embedder: str | None = None  # an LLM spec for the embeddings alone (default: the chat backend embeds)
     openai_response_format: Literal["json_schema", "json_object"] = "json_schema"
-    llm_threads: int | None = None  # llama.cpp threads for the embedded model (default: every core)
+    llm_threads: int | None = Field(None, ge=1)  # llama.cpp threads for the embedded model (default: every core)
     # the assessment-pass tokens the embedded model's embedding averages: the title's (the defence against
     # text written at the LLM, llm/backends/embedded.py), the whole post's (the design before it), or the
     # median of the title's and each body sentence's means (no one sentence steers it); hosted embedders are
     # sent the title whatever this says
     llm_pooling: Pooling = "title"
-    llm_timeout_s: float = 60.0
-    llm_concurrency: int = DEFAULT_CONCURRENCY  # while serving
-    llm_max_retries: int = 4
-    predict_llm_budget_ms: float = 2000.0
+    llm_timeout_s: float = Field(60.0, gt=0)
+    llm_concurrency: int = Field(DEFAULT_CONCURRENCY, ge=1)  # while serving
+    llm_max_retries: int = Field(4, ge=0)
+    predict_llm_budget_ms: float = Field(2000.0, gt=0)
     # the most one part of a post (a sentence) may add to its prediction, in log1p units (log 2: x2): a post
     # whose prediction one part raises further is flagged as steered and scored as the post without it plus
     # this limit (steering.py); None: no check. A promise set before any attack was measured; it binds on
     # 7.2% of honest held-out posts at no measurable Spearman cost (reports/ab_defence.md)
-    steering_limit_log: float | None = math.log(2)
-    llm_max_usd_per_hour: float | None = None  # serving: past it, new posts are scored without the LLM
-    llm_max_usd_per_day: float | None = None
-    prediction_log_max_bytes: int = 5_000_000
+    steering_limit_log: float | None = Field(math.log(2), ge=0)
+    llm_max_usd_per_hour: float | None = Field(None, ge=0)  # serving: past it, new posts are scored without the LLM
+    llm_max_usd_per_day: float | None = Field(None, ge=0)
+    prediction_log_max_bytes: int = Field(5_000_000, ge=1)
     # the outcome store (predictions, feedback, realised quality): a SQLAlchemy URL such as
     # postgresql+psycopg://user:password@host/db, shared by every replica; None: SQLite beside the log
     database_url: str | None = None
@@ -86,15 +90,16 @@ class Settings(BaseSettings):
     # commit, serving/predictlog.py; a store that hangs delays an answer 2 s at most, then the record follows
     # it). None: on when database_url is set, that is when replicas share a store
     answer_after_record: bool | None = None
-    serve_max_batch: int = 64  # posts per /v1/predict/batch request
-    serve_max_body_bytes: int = 2_000_000
-    serve_threads: int = 4  # requests handled at once: 2 may wait on the LLM, 2 score; more only fight for the GIL
-    serve_shutdown_grace_s: float = 30.0  # in-flight requests get this long to finish on SIGTERM
-    serve_max_in_flight: int = 256  # past it, /v1/ requests are refused at once (503 + Retry-After)
+    serve_max_batch: int = Field(64, ge=1)  # posts per /v1/predict/batch request
+    serve_max_body_bytes: int = Field(2_000_000, ge=1)
+    # requests handled at once: 2 may wait on the LLM, 2 score; more only fight for the GIL
+    serve_threads: int = Field(4, ge=1)
+    serve_shutdown_grace_s: float = Field(30.0, ge=0)  # in-flight requests get this long to finish on SIGTERM
+    serve_max_in_flight: int = Field(256, ge=1)  # past it, /v1/ requests are refused at once (503 + Retry-After)
     api_keys: str | None = None  # salted key hashes, or a file of them (serving/access.py); None: open
     metrics_require_key: bool = False  # /metrics behind the API keys too
-    rate_limit_per_s: float | None = None  # per API key (or client address without keys); None: no limit
-    rate_limit_burst: int = 100
+    rate_limit_per_s: float | None = Field(None, gt=0)  # per API key (or client address without keys); None: no limit
+    rate_limit_burst: int = Field(100, ge=1)
     monitor: MonitorThresholds = MonitorThresholds()
     # USD per 1M tokens (prompt, completion) for cost estimates; local backends cost 0.
     prices_per_million: dict[str, tuple[float, float]] = {
@@ -115,5 +120,27 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides: object) -> Settings:
-    """Settings from the environment with explicit overrides (None values are ignored)."""
-    return Settings.model_validate({k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment with explicit overrides (None values are ignored). A value that
+    cannot work is a ConfigurationError naming where it came from (the flag or the variable) and why."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings.model_validate(given)
+    except (ValidationError, SettingsError) as exc:
+        errors = exc.errors() if isinstance(exc, ValidationError) else [{"loc": (), "msg": str(exc)}]
+        raise ConfigurationError("; ".join(_problem(e, given) for e in errors)) from None
+
+
+def _problem(error: Any, given: dict[str, object]) -> str:
+    """One invalid setting in words; a variable holding a dict or list that is not JSON has no location
+    (pydantic-settings names its field in the message)."""
+    if error["loc"]:
+        return f"{_source(str(error['loc'][0]), given)}={error['input']!r}: {error['msg']}"
+    field = next((f for f in Settings.model_fields if f'field "{f}"' in error["msg"]), None)
+    return f"{_source(field, given)}: not valid JSON" if field else str(error["msg"])
+
+
+def _source(field: str, given: dict[str, object]) -> str:
+    """Where a setting's value came from, as the user would write it: a flag or an environment variable."""
+    if field in given:
+        return "--" + field.replace("_", "-")
+    return "ASKSCIENCE_CSV (or HYBRID_SCORER_DATA_PATH)" if field == "data_path" else f"HYBRID_SCORER_{field.upper()}"

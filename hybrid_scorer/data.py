@@ -87,6 +87,19 @@ def post_id_from_url(url: str) -> str:
     return "url-" + hashlib.sha1((url or "").encode()).hexdigest()[:10]
 
 
+def read_csv_text(path: Path, where_to_get_it: str) -> pd.DataFrame:
+    """A CSV file's cells as text (empty cells as ""); a path that is no readable CSV file is a
+    DataValidationError naming it (`where_to_get_it`: the fix when it is not there)."""
+    if path.is_dir():
+        raise DataValidationError(f"{path}: a directory, not a CSV file. {where_to_get_it}")
+    if not path.is_file():
+        raise DataValidationError(f"{path}: file not found. {where_to_get_it}")
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise DataValidationError(f"{path}: not a readable CSV file ({exc}).") from exc
+
+
 def load_posts(path: Path | str, report: DataReport | None = None) -> pd.DataFrame:
     """Read and validate the CSV into (post_id, title, body, flair, created_utc, score).
 
@@ -95,14 +108,7 @@ def load_posts(path: Path | str, report: DataReport | None = None) -> pd.DataFra
     """
     path = Path(path)
     report = report if report is not None else DataReport(path=str(path))
-    if not path.is_file():
-        raise DataValidationError(
-            f"{path}: file not found. Put askscience_data.csv there, or pass --data PATH / set ASKSCIENCE_CSV."
-        )
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise DataValidationError(f"{path}: not a readable CSV file ({exc}).") from exc
+    raw = read_csv_text(path, "Put askscience_data.csv there, or pass --data PATH / set ASKSCIENCE_CSV.")
     missing = [c for c in REQUIRED_COLUMNS if c not in raw.columns]
     if missing:
         raise DataValidationError(
@@ -240,6 +246,13 @@ def grouped_folds(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """K folds grouped by normalized title and stratified on log-score deciles (the score is bimodal,
     so unstratified folds can differ a lot in their share of 'top' posts)."""
+    groups = fold_groups(posts)
+    distinct = int(groups.max()) + 1 if len(groups) else 0
+    if distinct < n_folds:
+        raise DataValidationError(
+            f"{len(posts)} post(s) with {distinct} distinct title(s) are too few for {n_folds}"
+            f" folds: give at least {n_folds} posts with different titles (or set HYBRID_SCORER_N_FOLDS lower, >= 2)"
+        )
     strata = pd.qcut(log_target(posts), q=10, labels=False, duplicates="drop")
     splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(posts)), strata, groups=fold_groups(posts)))
+    return list(splitter.split(np.zeros(len(posts)), strata, groups=groups))

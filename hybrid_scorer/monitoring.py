@@ -7,6 +7,7 @@ failure, fallback and out-of-range rates from the prediction log. Thresholds are
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from hybrid_scorer.errors import MissingArtifactError
 from hybrid_scorer.intervals import level_percent
 from hybrid_scorer.outcomes import CohortQuality, OutcomeStore, outcomes_path, realised_quality, store_url
 from hybrid_scorer.roles import SERVING_ORDER
+
+log = logging.getLogger(__name__)
 
 NUMERIC_SIGNALS = (
     "title_chars",
@@ -91,7 +94,15 @@ def read_log(path: Path) -> pd.DataFrame:
     """All prediction records, rotated files included (oldest first)."""
     rotated = [p for p in path.parent.glob(path.name + ".*") if p.suffix[1:].isdigit()]
     files = [*sorted(rotated, key=lambda p: -int(p.suffix[1:])), path]
-    records = [json.loads(line) for f in files if f.is_file() for line in f.read_text().splitlines() if line.strip()]
+    records, unreadable = [], 0
+    for f in (f for f in files if f.is_file()):
+        for line in filter(str.strip, f.read_text(errors="replace").splitlines()):
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:  # a writer killed mid-line leaves half a record: the rest still counts
+                unreadable += 1
+    if unreadable:
+        log.warning("%s: skipped %d line(s) that are not JSON records (a writer cut short?)", path, unreadable)
     return pd.json_normalize(records) if records else pd.DataFrame()
 
 

@@ -32,7 +32,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hybrid_scorer.errors import StoreUnavailableError
+from hybrid_scorer.errors import ConfigurationError, StoreUnavailableError
 from hybrid_scorer.intervals import LEVELS, bound_columns, interval_field
 from hybrid_scorer.quality import bootstrap_intervals
 from hybrid_scorer.target import log_target
@@ -83,6 +83,18 @@ class Feedback:
 
 
 def _engine(url: str) -> sa.Engine:
+    """The engine for `url`; a URL SQLAlchemy cannot read, or whose driver is not installed, is a
+    ConfigurationError naming the setting and the form it takes."""
+    try:
+        return _make_engine(url)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise ConfigurationError(
+            f"HYBRID_SCORER_DATABASE_URL={sa.make_url(url).render_as_string() if '://' in url else url!r}: {exc}"
+            " (expected postgresql+psycopg://user:password@host/db, or sqlite:///path.db)"
+        ) from None
+
+
+def _make_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         path = sa.make_url(url).database
         if path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -170,8 +171,20 @@ def resolve_model_dir(reference: str | Path) -> Path:
     if not text.startswith("models:/"):
         return Path(text)
     import mlflow
+    from mlflow.exceptions import MlflowException
 
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text))
+    if "MLFLOW_TRACKING_URI" not in os.environ and not Path("mlflow.db").is_file():  # MLflow would create an empty one
+        raise MissingArtifactError(
+            f"{text}: no registry here (no mlflow.db in {Path.cwd()}): run from the directory `hybrid-scorer"
+            " train` ran in, or set MLFLOW_TRACKING_URI"
+        )
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=text))
+    except MlflowException as exc:  # no such model, version or alias in this tracking store
+        raise MissingArtifactError(
+            f"{text}: {exc.message} (the registry is MLFLOW_TRACKING_URI, else mlflow.db in the working"
+            " directory; `hybrid-scorer train` registers, `hybrid-scorer promote` sets the champion)"
+        ) from None
     found = next((p.parent for p in local.rglob("manifest.json") if p.parent.name == Role.CONTENT), None)
     if found is None:
         raise MissingArtifactError(f"{text} holds no hybrid-scorer model directory")

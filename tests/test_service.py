@@ -142,6 +142,29 @@ def test_bad_requests_name_the_problem(service: Service, body: dict, status: int
     assert response.status_code == status and needle in response.json()["detail"]
 
 
+@pytest.mark.parametrize(
+    ("content", "content_type", "needle"),
+    [
+        ('{"title": "Why",', "application/json", "the body is not valid JSON: Expecting property name"),
+        ("", "application/json", "the request has no body: send a JSON object"),
+        ("title=Why", "application/x-www-form-urlencoded", "send the body as JSON with Content-Type: application/json"),
+    ],
+)
+def test_a_body_that_is_no_json_object_says_how_to_send_one(
+    service: Service, content: str, content_type: str, needle: str
+) -> None:
+    """A malformed, empty or form-encoded body: the answer says what to send, not a field that is not there."""
+    response = httpx.post(service.url + "/v1/predict", content=content, headers={"content-type": content_type})
+    detail = response.json()["detail"]
+    assert response.status_code == 422 and needle in detail and "'title'" in detail  # and the shape of a post
+
+
+def test_a_bad_query_parameter_is_named_as_one(service: Service) -> None:
+    response = httpx.post(service.url + "/v1/predict?explain=maybe", json=POST)
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("invalid request: 'query.explain'")
+
+
 def test_batch_scores_valid_posts_and_reports_errors_in_place(service: Service) -> None:
     response = httpx.post(service.url + "/v1/predict/batch", json={"posts": [POST, {"body": "x"}, POST]})
     results = response.json()["results"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hybrid_scorer.config import Settings
+from hybrid_scorer.config import Settings, get_settings
 from hybrid_scorer.llm.backends import make_backend
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.prompts import load_prompt
@@ -16,7 +16,7 @@ def make_client(spec: str, settings: Settings | None = None, store: FeatureStore
     name one, else the diskcache). `settings.embedder` names a second backend for the embeddings (any
     chat LLM with any embedding model); by default the chat backend embeds. Chat calls are priced with
     the chat model's price, embeddings with the embedding model's."""
-    settings = settings or Settings()
+    settings = settings or get_settings()
     backend = make_backend(spec, settings)
     embedder = make_backend(settings.embedder, settings) if settings.embedder else backend
     chat, embedding = backend_spec(backend.name, backend.model), backend_spec(embedder.name, embedder.embedding_model)

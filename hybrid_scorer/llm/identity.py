@@ -87,4 +87,29 @@ class LLMIdentity(LLMFields):
             problems.append(
                 f"the model was trained with prompt {self.prompt_version}, serving has {serving.prompt_version}"
             )
+        seen: set[str] = set()  # a field both identities carry (the weights' hash, the pooling) is named once
+        for what, trained, served in (
+            ("embedder", self.embedding_identity, serving.embedding_identity),
+            ("LLM", self.llm_identity, serving.llm_identity),
+        ):
+            for key in _differing(trained, served):
+                if key not in seen:
+                    seen.add(key)
+                    problems.append(
+                        f"the model's {what} was set up with {key}={(trained or {}).get(key)!r}, serving's with"
+                        f" {key}={(served or {}).get(key)!r}{SETTING_OF.get(key, '')}"
+                    )
         return problems
+
+
+# the settings behind an identity's fields, to name in the fix
+SETTING_OF = {"pooling": " (HYBRID_SCORER_LLM_POOLING)"}
+
+
+def _differing(trained: dict[str, Any] | None, served: dict[str, Any] | None) -> list[str]:
+    """The identity fields (weights, decoding, pooling) in which two setups differ. The runtime's version is
+    not one: a llama-cpp-python upgrade re-reads every post (it is in the cache keys) but means the same
+    columns. A manifest from before identities were recorded has none to compare."""
+    if not trained or not served:
+        return []
+    return [k for k in sorted(trained.keys() | served.keys()) if k != "runtime" and trained.get(k) != served.get(k)]

@@ -45,6 +45,11 @@ class ApiKeys:
         if not setting:
             return None
         path = Path(setting)
+        if "\n" not in setting and ":" not in setting and not path.is_file():  # a path, not entries: it is not there
+            raise ConfigurationError(
+                f"HYBRID_SCORER_API_KEYS={setting!r}: no such file (give a file of entries, or the entries themselves,"
+                " comma-separated, made with `hybrid-scorer api-key NAME`)"
+            )
         text = path.read_text() if "\n" not in setting and path.is_file() else setting.replace(",", "\n")
         entries = {}
         for number, line in enumerate(text.splitlines(), start=1):

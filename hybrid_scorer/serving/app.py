@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
@@ -27,7 +27,7 @@ from hybrid_scorer.serving.middleware import BodySizeLimit, InFlightLimit, Reque
 from hybrid_scorer.serving.predictor import Predictor
 from hybrid_scorer.serving.routers.probes import PAGE, probes
 from hybrid_scorer.serving.routers.scoring import scoring
-from hybrid_scorer.serving.schemas import PostInput, describe_errors
+from hybrid_scorer.serving.schemas import POST_SHAPE, PostInput, describe_errors
 from hybrid_scorer.serving.state import ServiceState
 from hybrid_scorer.version import __version__
 
@@ -43,6 +43,21 @@ def _takes_a_post(route: Any) -> bool:
     """Whether the route's body is one post (PostInput), whatever its path."""
     body = getattr(route, "body_field", None)
     return getattr(getattr(body, "field_info", None), "annotation", None) is PostInput
+
+
+def _unread_body(errors: Sequence[Any], content_type: str) -> str | None:
+    """What is wrong with a body that could not be read as JSON at all (not valid JSON, absent, or sent as
+    another media type), in words: its validation errors would name no field, or a position as one."""
+    on_body = [e for e in errors if e["loc"][:1] == ("body",)]
+    broken = next((e for e in on_body if e["type"] == "json_invalid"), None)
+    if broken is not None:
+        why = broken.get("ctx", {}).get("error", broken["msg"])
+        return f"the body is not valid JSON: {why} at character {broken['loc'][-1]}"
+    if any(e["loc"] == ("body",) and e["type"] == "missing" for e in on_body):
+        return "the request has no body: send a JSON object with Content-Type: application/json"
+    if on_body and content_type.split(";")[0].strip() != "application/json":
+        return f"send the body as JSON with Content-Type: application/json (it came as {content_type or 'no type'!r})"
+    return None
 
 
 def _open_schema(app: FastAPI) -> dict[str, Any]:
@@ -101,9 +116,13 @@ def create_app(predictor: Predictor, threads: int = 4) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        shape = POST_SHAPE if _takes_a_post(request.scope.get("route")) else None  # a post's errors end with its shape
+        unread = _unread_body(exc.errors(), request.headers.get("content-type", ""))
+        if unread is not None:
+            return JSONResponse({"detail": unread + (f" (expected {shape})" if shape else "")}, status_code=422)
         errors = [{**e, "loc": tuple(e["loc"][1:]) if e["loc"][:1] == ("body",) else e["loc"]} for e in exc.errors()]
-        if _takes_a_post(request.scope.get("route")):  # a post's errors end with the shape of a post
-            return JSONResponse({"detail": describe_errors(errors)}, status_code=422)
-        return JSONResponse({"detail": describe_errors(errors, "request", None)}, status_code=422)
+        if any(e["loc"][:1] != ("body",) for e in exc.errors()):  # a query parameter: the request is wrong
+            return JSONResponse({"detail": describe_errors(errors, "request", None)}, status_code=422)
+        return JSONResponse({"detail": describe_errors(errors, "post" if shape else "request", shape)}, status_code=422)
 
     return app

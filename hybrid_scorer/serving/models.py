@@ -49,13 +49,18 @@ class ServedModels:
         llm: str | None = None,
     ) -> ServedModels:
         """`model_ref`: a directory or models:/hybrid-scorer@champion; `client`: the LLM to call (default:
-        the one the hybrid's manifest names); `llm="none"` serves the content model alone."""
+        `llm`, else HYBRID_SCORER_LLM when set, else the one the hybrid's manifest names); `llm="none"` serves
+        the content model alone."""
+        llm = llm or (settings.llm if "llm" in settings.model_fields_set else None)
         # resolved once: a release published while this loads cannot mix two trainings (releases.py)
         model_dir = resolve_model_dir(model_ref).resolve()
         content_dir, hybrid_dir = model_dir / Role.CONTENT, model_dir / Role.HYBRID
         if not content_dir.is_dir():
+            inside = (model_dir / "manifest.json").is_file()  # one model of a release, not the release
             raise MissingArtifactError(
-                f"no trained model in {model_dir}: run `make run` or `hybrid-scorer train` first"
+                f"{model_dir} is one model of a release: point at the release, {model_dir.parent}"
+                if inside
+                else f"no trained model in {model_dir}: run `make run` or `hybrid-scorer train` first"
             )
         content = HybridScorer.load(content_dir)
         if not hybrid_dir.is_dir() or llm == "none":
@@ -102,6 +107,6 @@ def check_client(model: HybridScorer, client: LLMClient) -> None:
     problems = trained.mismatches(LLMIdentity.from_client(client, None, None))
     if problems:
         raise ModelMismatchError(
-            "; ".join(problems) + f": serve with --llm {trained.llm_spec or '?'} (and the prompt it was trained"
-            " with), or retrain with `hybrid-scorer train --llm <spec>`"
+            "; ".join(problems) + f": serve with --llm {trained.llm_spec or '?'} and the prompt and settings it was"
+            " trained with, or retrain with `hybrid-scorer train --llm <spec>`"
         )

@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from hybrid_scorer.config import Settings
+from hybrid_scorer.config import Settings, get_settings
 from hybrid_scorer.data import clean_fields
 from hybrid_scorer.features.base import PostRow
 from hybrid_scorer.features.matrix import group_class
@@ -82,7 +82,7 @@ class Predictor:
         """`log` and `spend`: a predictor replacing another one in a running service (successor) keeps
         writing its log and counting its spend. Nothing is opened or started here: the log's file and
         writer on its first line, the models on the first prediction (or `load`)."""
-        self.settings = settings or Settings()
+        self.settings = settings or get_settings()
         self.model_ref = model_dir or self.settings.model_dir  # a directory or models:/hybrid-scorer@champion
         self.llm = llm
         self.client = client

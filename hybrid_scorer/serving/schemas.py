@@ -125,7 +125,12 @@ class Readiness(BaseModel):
     store_backlog: int = Field(description="predictions of this replica waiting for an unreachable outcome store")
 
 
-POST_SHAPE = "{'title': non-empty str, 'body': str, optional 'flair': str, optional 'created_utc': ISO datetime}"
+POST_SHAPE = (
+    f"{{'title': str of 1-{MAX_TITLE_CHARS} characters, optional 'body': str of at most {MAX_BODY_CHARS:,},"
+    " optional 'flair': str,"
+    " optional 'created_utc': ISO datetime}"
+)
+FEEDBACK_SHAPE = "prediction_id (32 hex characters), score (a number >= 0), optional observed_at (ISO datetime)"
 
 
 def describe_errors(errors: Sequence[Any], what: str = "post", expected: str | None = POST_SHAPE) -> str:

@@ -25,7 +25,7 @@ def _llm(p: Prediction) -> str:
         return "The LLM's reading of this post came from the cache."
     if p.llm_called:
         return f"The LLM read the post in {p.llm_latency_ms:,.0f} ms ({p.llm_tokens} tokens)."
-    return "Scored by the content model (no LLM in this model)."
+    return "Scored by the content model: no LLM was served (`--llm none`, or a model trained without one)."
 
 
 def describe(p: Prediction) -> str:

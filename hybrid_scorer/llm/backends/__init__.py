@@ -9,7 +9,7 @@ import importlib
 import pkgutil
 from functools import cache
 
-from hybrid_scorer.config import Settings
+from hybrid_scorer.config import Settings, get_settings
 from hybrid_scorer.errors import ConfigurationError
 from hybrid_scorer.llm.protocol import Backend
 
@@ -36,4 +36,4 @@ def make_backend(spec: str, settings: Settings | None = None) -> Backend:
     backends = registry()
     if name not in backends:
         raise ConfigurationError(f"unknown LLM spec {spec!r}; expected {spec_help()} (backends: {sorted(backends)})")
-    return backends[name].from_spec(model, settings or Settings())
+    return backends[name].from_spec(model, settings or get_settings())

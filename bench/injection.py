@@ -182,8 +182,8 @@ def render(families: Sequence[FamilySummary], splits: Sequence[FamilySummary], c
     for s in rows:
         lines.append(
             f"| {s.family} | {s.split} | {s.moves} | {s.vs_original:+.3f} | {s.vs_control:+.3f}"
-            f" | {s.over_2x_original:.0%} | {s.over_2x_control:.0%} | {s.content_vs_control:+.3f}"
-            f" | {s.steered:.0%} | {s.control_steered:.0%} |"
+            f" | {s.over_2x_original:.1%} | {s.over_2x_control:.1%} | {s.content_vs_control:+.3f}"
+            f" | {s.steered:.1%} | {s.control_steered:.1%} |"
         )
     groups = list(rows[0].by_group) if rows else []
     lines += [

@@ -30,8 +30,8 @@ class MonitorThresholds(BaseModel):
     out_of_range_rate: float = 0.01
     min_cache_hit_rate: float = 0.0
     llm_usd_per_hour: float = 1.0  # LLM spend over the last hour
-    # share of predictions the steering limit binds: an attack campaign, or drift (about twice the 7.2% of
-    # honest held-out posts it binds, reports/ab_defence.md)
+    # share of predictions the steering limit binds: an attack campaign, or drift (about three times the 4.3%
+    # of honest held-out posts it binds, reports/ab_defence.md)
     steered_rate: float = 0.15
     min_realised_labels: int = 100  # realised quality is judged on cohorts with at least this many labels
     realised_cohort: Literal["day", "week"] = "week"
@@ -73,7 +73,7 @@ class Settings(BaseSettings):
     # the most one part of a post (a sentence) may add to its prediction, in log1p units (log 2: x2): a post
     # whose prediction one part raises further is flagged as steered and scored as the post without it plus
     # this limit (steering.py); None: no check. A promise set before any attack was measured; it binds on
-    # 7.2% of honest held-out posts at no measurable Spearman cost (reports/ab_defence.md)
+    # 4.3% of honest held-out posts at no measurable Spearman cost (reports/ab_defence.md)
     steering_limit_log: float | None = Field(math.log(2), ge=0)
     llm_max_usd_per_hour: float | None = Field(None, ge=0)  # serving: past it, new posts are scored without the LLM
     llm_max_usd_per_day: float | None = Field(None, ge=0)

@@ -87,11 +87,20 @@ def _engine(url: str) -> sa.Engine:
     ConfigurationError naming the setting and the form it takes."""
     try:
         return _make_engine(url)
-    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ModuleNotFoundError) as exc:
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ModuleNotFoundError, ValueError) as exc:
         raise ConfigurationError(
-            f"HYBRID_SCORER_DATABASE_URL={sa.make_url(url).render_as_string() if '://' in url else url!r}: {exc}"
+            f"HYBRID_SCORER_DATABASE_URL={_masked(url)!r}: {exc}"
             " (expected postgresql+psycopg://user:password@host/db, or sqlite:///path.db)"
         ) from None
+
+
+def _masked(url: str) -> str:
+    """The URL with its password hidden (one SQLAlchemy cannot parse: its user and password)."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):
+        scheme, _, rest = url.rpartition("://")
+        return f"{scheme}://***@{rest.split('@', 1)[1]}" if scheme and "@" in rest else url
 
 
 def _make_engine(url: str) -> sa.Engine:

@@ -107,7 +107,11 @@ def test_a_missing_registered_model_is_named() -> None:
 
 @pytest.mark.parametrize(
     ("url", "needle"),
-    [("notaurl", "Could not parse"), ("postgres://u:secret@h/db", "Can't load plugin: sqlalchemy.dialects:postgres")],
+    [
+        ("notaurl", "Could not parse"),
+        ("postgres://u:secret@h/db", "Can't load plugin: sqlalchemy.dialects:postgres"),
+        ("postgresql://u:secret@h:port/db", "invalid literal for int()"),  # a bad port: still masked
+    ],
 )
 def test_a_bad_database_url_names_the_setting_and_its_form(url: str, needle: str) -> None:
     from hybrid_scorer.outcomes import OutcomeStore

@@ -117,11 +117,12 @@ def create_app(predictor: Predictor, threads: int = 4) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         shape = POST_SHAPE if _takes_a_post(request.scope.get("route")) else None  # a post's errors end with its shape
-        unread = _unread_body(exc.errors(), request.headers.get("content-type", ""))
+        raw = exc.errors()
+        unread = _unread_body(raw, request.headers.get("content-type", ""))
         if unread is not None:
             return JSONResponse({"detail": unread + (f" (expected {shape})" if shape else "")}, status_code=422)
-        errors = [{**e, "loc": tuple(e["loc"][1:]) if e["loc"][:1] == ("body",) else e["loc"]} for e in exc.errors()]
-        if any(e["loc"][:1] != ("body",) for e in exc.errors()):  # a query parameter: the request is wrong
+        errors = [{**e, "loc": tuple(e["loc"][1:]) if e["loc"][:1] == ("body",) else e["loc"]} for e in raw]
+        if any(e["loc"][:1] != ("body",) for e in raw):  # a query parameter: the request is wrong
             return JSONResponse({"detail": describe_errors(errors, "request", None)}, status_code=422)
         return JSONResponse({"detail": describe_errors(errors, "post" if shape else "request", shape)}, status_code=422)
 

@@ -24,7 +24,7 @@ from hybrid_scorer.config import DEFAULT_SEED
 from hybrid_scorer.errors import ConfigurationError, MissingArtifactError
 from hybrid_scorer.features.base import PostRow, require_fitted
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, FeatureMatrix
-from hybrid_scorer.features.meta import RARE_FLAIR
+from hybrid_scorer.features.meta import NO_FLAIR, RARE_FLAIR
 from hybrid_scorer.forests import stack_models
 from hybrid_scorer.intervals import Intervals
 from hybrid_scorer.llm.fields import LLMFields
@@ -160,7 +160,16 @@ class HybridScorer(BaseEstimator):
         """The flairs a caller can name (the fitted levels without 'other' and no-flair), for a form."""
         meta = self.features_.group("meta")
         levels: list[str] = getattr(meta, "flairs_", [])
-        return [f for f in levels if f not in ("", RARE_FLAIR)]
+        return [f for f in levels if f not in (NO_FLAIR, RARE_FLAIR)]
+
+    def flair_read_as(self, flair: str | None) -> str | None:
+        """What the model made of a caller's flair: one of `flairs()`, "" (posted without a flair), "other"
+        (a flair it did not learn); None when the caller sent none or the model reads no flair."""
+        meta = self.features_.group("meta")
+        if flair is None or meta is None:
+            return None
+        level: str = meta.level(flair)  # type: ignore[attr-defined]
+        return "" if level == NO_FLAIR else level
 
     def lightgbm_params(self) -> dict[str, Any]:
         return {**DEFAULT_PARAMS, **(self.params or {}), "seed": self.seed}

@@ -25,6 +25,15 @@ The group exists in this process only: serving has no second embedder.
 inside each training fold and stacked out of fold, add to the served hybrid (its tuned parameters for
 both arms) and to content + embedding + the ridge/kNN stack? Fixed MLP settings, no search.
 
+`--experiment pooling` (issue 33, candidate b): does a pooling of the title's per-token hidden states
+learned on the target (scripts/attention.py: attention weights and a linear readout fitted together inside
+each training fold, stacked out of fold as one more column) add to the served hybrid (its tuned parameters
+in both arms), and does it beat the ridge/kNN stack of the mean-pooled embedding on content + embedding?
+The title tokens' states come from the same assessment pass (`<cache_dir>/title_tokens.npz`, about 10 min
+to read here the first time). The rule, written before the run: worth serving when served hybrid + learned
+pooling against the served hybrid has the lower end of its paired interval above zero; serving it would
+keep each title's token states beside its embedding in the cache and pool them on the row path.
+
 `--experiment rank` (issue 33, candidate d, without query groups): the metric is a rank correlation,
 and log1p(score) is bimodal, so a squared loss on it spends itself on the gap between the modes. The
 arm learns the Gaussian rank of log1p(score) within its training fold instead (order only, the modes
@@ -61,8 +70,8 @@ LLM features come from the cache (`hybrid-scorer extract`; for v3 `hybrid-scorer
 assessment_v3`, ~45 min here); a missing post is extracted on the way. Writes reports/ab_<experiment>.md
 and .json.
 
-Usage: python scripts/llm_ab.py --experiment questions|embedding|encoder|target|rank|defence|parts [--encoder SPEC]
-    [--data CSV] [--out DIR]"""
+Usage: python scripts/llm_ab.py --experiment questions|embedding|encoder|target|pooling|rank|defence|parts
+    [--encoder SPEC] [--data CSV] [--out DIR]"""
 
 from __future__ import annotations
 
@@ -82,7 +91,6 @@ from sklearn.model_selection import GroupKFold
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from tqdm import tqdm
 
 if __package__ in (None, ""):  # run as `python scripts/llm_ab.py`: the repository root holds `bench`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -112,6 +120,8 @@ from hybrid_scorer.sentences import parts as sentence_parts
 from hybrid_scorer.specs import CONTENT, CONTENT_EMBEDDING, SERVED, Config
 from hybrid_scorer.steering import Reads, check, limited, title_variants
 from hybrid_scorer.tuning import TunedParams
+from scripts.attention import TOKENS_COLUMN, AttentionPoolingFeatures, title_token_states
+from scripts.passes import kept_per_post
 
 
 @dataclass(frozen=True)
@@ -146,44 +156,15 @@ class PostParts:
 
 
 def post_parts(posts: pd.DataFrame, settings: Settings, prompt: str) -> list[PostParts]:
-    """Each post's PostParts, from the assessment prompt's forward pass up to the answer (the post's hidden
-    states do not depend on it: causal attention), kept by the sentence-pooled embedding's cache key in
-    `<cache_dir>/post_parts.npz`, written every 200 posts so an interrupted run resumes."""
-    backend = EmbeddedBackend(EmbeddedOptions(pooling="sentences"))
-    client = LLMClient(backend, load_prompt(prompt))
-    path = settings.cache_dir / "post_parts.npz"
-    kept: dict[str, PostParts] = {}
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as saved:  # each saved[name] reads the array anew: once each
-            keys, sizes, means, counts = (saved[name] for name in ("keys", "sizes", "means", "counts"))
-        bounds = np.concatenate([[0], np.cumsum(sizes)])
-        for key, a, b in zip(keys, bounds[:-1], bounds[1:], strict=True):
-            kept[str(key)] = PostParts(means[a:b], counts[a:b])
+    """Each post's PostParts (the title's and each body part's mean hidden state and token count), kept in
+    `<cache_dir>/post_parts.npz`."""
 
-    def save() -> None:
-        keys = list(kept)
-        np.savez(
-            path.with_suffix(".tmp.npz"),
-            keys=np.array(keys),
-            sizes=np.array([len(kept[k].counts) for k in keys]),
-            means=np.concatenate([kept[k].means for k in keys]),
-            counts=np.concatenate([kept[k].counts for k in keys]),
-        )
-        path.with_suffix(".tmp.npz").replace(path)
+    def read(backend: EmbeddedBackend, pending: list[int], spans: list[range]) -> dict[str, np.ndarray]:
+        _, means = backend._decode(pending, [], spans)
+        return {"means": np.stack(means).astype(np.float32), "counts": np.array([len(r) for r in spans])}
 
-    columns = (posts["post_id"], posts["title_clean"], posts["body_clean"])
-    texts = [PostText(p, t, b) for p, t, b in zip(*columns, strict=True)]
-    keys = [client.embedding_key(text) for text in texts]
-    missing = [(k, t) for k, t in zip(keys, texts, strict=True) if k not in kept]
-    for n, (key, text) in enumerate(tqdm(missing, desc="post parts", disable=not missing), start=1):
-        with backend._lock:
-            backend._llm()
-            pending, spans = backend._start(client.prompt.messages(text))
-            _, means = backend._decode(pending, [], spans)
-        kept[key] = PostParts(np.stack(means).astype(np.float32), np.array([len(r) for r in spans]))
-        if n % 200 == 0 or n == len(missing):
-            save()
-    return [kept[k] for k in keys]
+    kept = kept_per_post(posts, settings, prompt, EmbeddedOptions(pooling="sentences"), "post_parts", read)
+    return [PostParts(k["means"], k["counts"]) for k in kept]
 
 
 class RankTarget:
@@ -282,6 +263,7 @@ class EmbeddingMLPFeatures(GroupBase):
 # experiment-only groups: registered in this process
 GROUPS[EncoderEmbeddingFeatures.name] = EncoderEmbeddingFeatures
 GROUPS[EmbeddingMLPFeatures.name] = EmbeddingMLPFeatures
+GROUPS[AttentionPoolingFeatures.name] = AttentionPoolingFeatures
 SERVED_HYBRID = SERVED[Role.HYBRID]
 QUESTIONS = Config("questions", "questions", ("llm_questions",))
 EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
@@ -336,6 +318,25 @@ EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
         [
             ("served hybrid + MLP", "served hybrid"),
             ("content + embedding + MLP", "content + embedding + stack"),
+        ],
+    ),
+    "pooling": (
+        [
+            Arm("served hybrid", SERVED_HYBRID, tuned=True),
+            Arm(
+                "served hybrid + learned pooling",
+                Config("h_att", "", (*SERVED_HYBRID.groups, AttentionPoolingFeatures.name)),
+                tuned=True,
+            ),
+            Arm("content + embedding + stack", Config("c_s", "", (*CONTENT_EMBEDDING.groups, "llm_stack"))),
+            Arm(
+                "content + embedding + learned pooling",
+                Config("c_att", "", (*CONTENT_EMBEDDING.groups, AttentionPoolingFeatures.name)),
+            ),
+        ],
+        [
+            ("served hybrid + learned pooling", "served hybrid"),
+            ("content + embedding + learned pooling", "content + embedding + stack"),
         ],
     ),
     "rank": (
@@ -445,6 +446,8 @@ def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any],
     parts = post_parts(posts, settings, arm.prompt) if arm.parts else None
     if parts is not None:  # the same pass's hidden states, pooled over the parts instead of the title
         enriched[EMBEDDING_COLUMN] = [p.pooled() for p in parts]
+    if AttentionPoolingFeatures.name in arm.config.groups:  # the title's tokens from the same pass, each kept
+        enriched[TOKENS_COLUMN] = title_token_states(posts, settings, arm.prompt)
     if EncoderEmbeddingFeatures.name in arm.config.groups:
         vectors = LLMClient(MockBackend(), load_prompt(), cache=store, embedder=make_backend(encoder, settings))
         enriched[EncoderEmbeddingFeatures.column] = llm_columns(posts, ("llm_embedding",), vectors).posts[

@@ -61,9 +61,11 @@ def test_the_served_heads_round_counts_are_what_the_committed_measurement_chose(
     assert chosen == HEAD_ROUNDS
 
 
-@pytest.mark.parametrize(("block", "report"), [("temporal", "temporal.md"), ("traps", "traps.md")])
+@pytest.mark.parametrize(
+    ("block", "report"), [("temporal", "temporal.md"), ("traps", "traps.md"), ("candidates", "candidates.md")]
+)
 def test_the_rendered_tables_are_the_committed_reports(block: str, report: str) -> None:
-    """DISCUSSION's forward-in-time and traps tables are their reports' tables, line for line."""
+    """DISCUSSION's forward-in-time, traps and candidates tables are their reports' tables, line for line."""
     table = [line for line in (ROOT / "reports" / report).read_text().splitlines() if line.startswith("|")]
     text = (ROOT / "DISCUSSION.md").read_text()
     rendered = text.split(f"<!-- {block}:start", 1)[1].split(f"<!-- {block}:end -->", 1)[0].split("\n", 1)[1]

@@ -435,3 +435,19 @@ def test_a_title_the_published_schema_accepts_is_a_title_the_service_accepts() -
         if served != (title not in excluded):
             disagree.append(hex(code))
     assert not disagree, disagree
+
+
+def test_a_prediction_says_what_the_model_made_of_its_flair(predictor: Predictor) -> None:
+    """A flair the model learned is read as itself, a misspelled one as 'other' (and said so in words), an
+    empty one (or "None") as posted without one, and none sent as not known; the flairs a caller can name
+    hold neither 'other' nor the no-flair level, which the page offers on its own."""
+    from hybrid_scorer.serving.summary import describe
+
+    named = predictor.models.content.flairs()
+    assert named and "none" not in named and "other" not in named
+    assert predictor.predict({**POST, "flair": f"  {named[0].upper()} "}).flair_read_as == named[0]
+    misspelled = predictor.predict({**POST, "flair": "Phyiscs"})
+    assert misspelled.flair_read_as == "other" and "not one the model learned" in describe(misspelled)
+    assert predictor.predict({**POST, "flair": ""}).flair_read_as == ""
+    assert predictor.predict({**POST, "flair": "None"}).flair_read_as == ""
+    assert predictor.predict(POST).flair_read_as is None

@@ -58,10 +58,16 @@ class MetaFeatures(GroupBase):
         time = np.column_stack([created.dt.hour.to_numpy(float), created.dt.day_of_week.to_numpy(float)])
         return np.hstack([onehot, time])
 
+    def level(self, flair: object) -> str:
+        """The fitted level a flair is scored as: itself normalized, or 'other' when training did not learn it."""
+        require_fitted(self, "flairs_")
+        normalized = normalize_flair(flair)
+        return normalized if normalized in self.flair_index_ else RARE_FLAIR
+
     def transform_row(self, row: PostRow) -> np.ndarray:
         require_fitted(self, "flairs_")
         out = np.zeros(len(self.flairs_) + 2)
-        out[self.flair_index_.get(normalize_flair(row.flair), self.flair_index_[RARE_FLAIR])] = 1.0
+        out[self.flair_index_[self.level(row.flair)]] = 1.0
         created = row.created_utc.astimezone(UTC)
         out[-2:] = created.hour, created.weekday()
         return out

@@ -184,6 +184,7 @@ class Predictor:
             fallback_reason=reason,
             steered=steering is not None,
             steering=steering,
+            flair_read_as=model.flair_read_as(served.row.flair),
             **(_explanation(model.score(row, heads=False, contributions=True).contributions_of()) if explain else {}),
         )
         return prediction, self.log.write(log_record(row, prediction, call, caller))

@@ -189,7 +189,9 @@ class Prediction(BaseModel):
     llm_tokens: int = 0
     llm_cost_usd: float = 0.0
     cache_hit: bool = False
-    llm_called: bool = False
+    llm_called: bool = Field(
+        default=False, description="the LLM's outputs were asked for (cached or a live call: cache_hit says which)"
+    )
     llm_failure: LLMFailure | None = Field(default=None, description="why the LLM's answer is missing, if it is")
     fallback: bool = False
     fallback_reason: str | None = None
@@ -199,6 +201,11 @@ class Prediction(BaseModel):
         " the post's without it, plus the limit (see steering)",
     )
     steering: Steering | None = Field(default=None, description="when steered: that sentence and its effect")
+    flair_read_as: str | None = Field(
+        default=None,
+        description='the flair the model scored: one of GET /v1/flairs, "" (posted without a flair), "other" (a'
+        " flair it was not trained on: check the spelling against GET /v1/flairs), null (none sent: averaged)",
+    )
     contributions: dict[str, float] | None = Field(
         default=None, description="with explain: each feature group's share of log_score (LightGBM pred_contrib)"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+from hybrid_scorer.features.meta import RARE_FLAIR
 from hybrid_scorer.intervals import LEVELS, interval_field, level_percent
 from hybrid_scorer.serving.schemas import Driver, Prediction
 
@@ -39,6 +40,8 @@ def describe(p: Prediction) -> str:
     if p.drivers:
         lines.append(_drivers(p.drivers))
     lines.append(_llm(p))
+    if p.flair_read_as == RARE_FLAIR:
+        lines.append("The flair is not one the model learned, so it was scored as 'other' (GET /v1/flairs lists them).")
     if p.steering is not None:
         lines.append(
             f'One sentence of the {p.steering.place}, "{p.steering.text}", raised the score'

@@ -34,6 +34,15 @@ to read here the first time). The rule, written before the run: worth serving wh
 pooling against the served hybrid has the lower end of its paired interval above zero; serving it would
 keep each title's token states beside its embedding in the cache and pool them on the row path.
 
+`--experiment title-only` (issues 30 and 34): the LLM reads the title alone (the body sent empty), so no
+body sentence reaches any LLM output: the embedding already reads the title's tokens only, the 1-5 ratings
+would too, and a body sentence would then reach only the content features, which the steering check bounds
+exactly. The pass is shorter (the title's hidden states are the same: the title comes first, and causal
+attention keeps what follows out of them), so the extraction that takes most of `make run` would too. The
+LLM's time per 1,000 posts is the ledger's. The rule, written before the run: worth serving when the served
+hybrid reading the title alone against the served hybrid has the lower end of its paired Spearman interval
+at or above -0.005 (issue 30's bound on what a defence may cost).
+
 `--experiment rank` (issue 33, candidate d, without query groups): the metric is a rank correlation,
 and log1p(score) is bimodal, so a squared loss on it spends itself on the gap between the modes. The
 arm learns the Gaussian rank of log1p(score) within its training fold instead (order only, the modes
@@ -70,7 +79,7 @@ LLM features come from the cache (`hybrid-scorer extract`; for v3 `hybrid-scorer
 assessment_v3`, ~45 min here); a missing post is extracted on the way. Writes reports/ab_<experiment>.md
 and .json.
 
-Usage: python scripts/llm_ab.py --experiment questions|embedding|encoder|target|pooling|rank|defence|parts
+Usage: python scripts/llm_ab.py --experiment questions|embedding|encoder|target|pooling|title-only|rank|defence|parts
     [--encoder SPEC] [--data CSV] [--out DIR]"""
 
 from __future__ import annotations
@@ -135,6 +144,7 @@ class Arm:
     reread_titles: bool = False  # steering: each title without one of its sentences read again by the LLM
     rank_target: bool = False  # learn the Gaussian rank of the target in the training fold (RankTarget)
     parts: bool = False  # the embedding pooled over the post's parts, each body part left out by the check (PostParts)
+    title_only: bool = False  # the LLM reads the title alone (the body sent empty); the content features read both
 
 
 @dataclass(frozen=True)
@@ -266,11 +276,12 @@ GROUPS[EmbeddingMLPFeatures.name] = EmbeddingMLPFeatures
 GROUPS[AttentionPoolingFeatures.name] = AttentionPoolingFeatures
 SERVED_HYBRID = SERVED[Role.HYBRID]
 QUESTIONS = Config("questions", "questions", ("llm_questions",))
+CONTENT_RATINGS = Config("c_r", "", (*CONTENT.groups, "llm_ratings"))
 EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
     "questions": (
         [
             Arm("content", CONTENT),
-            Arm("content + ratings (v2)", Config("c_r", "", (*CONTENT.groups, "llm_ratings"))),
+            Arm("content + ratings (v2)", CONTENT_RATINGS),
             Arm("content + questions (v3)", Config("c_q", "", (*CONTENT.groups, "llm_questions")), "assessment_v3"),
             Arm("questions alone (v3)", QUESTIONS, "assessment_v3"),
             Arm("served hybrid (v2)", SERVED_HYBRID),
@@ -337,6 +348,22 @@ EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
         [
             ("served hybrid + learned pooling", "served hybrid"),
             ("content + embedding + learned pooling", "content + embedding + stack"),
+        ],
+    ),
+    "title-only": (
+        [
+            Arm("served hybrid", SERVED_HYBRID, tuned=True),
+            Arm("served hybrid, the LLM reads the title alone", SERVED_HYBRID, tuned=True, title_only=True),
+            Arm("content + ratings", CONTENT_RATINGS),
+            Arm(
+                "content + ratings of the title alone",
+                CONTENT_RATINGS,
+                title_only=True,
+            ),
+        ],
+        [
+            ("served hybrid, the LLM reads the title alone", "served hybrid"),
+            ("content + ratings of the title alone", "content + ratings"),
         ],
     ),
     "rank": (
@@ -437,11 +464,12 @@ def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any],
     store = open_store(settings.cache_dir, settings.features)
     client = LLMClient(EmbeddedBackend(arm.options), load_prompt(arm.prompt), cache=store)
     own = _reads_the_llm(arm)  # the groups SmolLM2's outputs feed: the encoder's vectors come from its own backend
+    read = posts.assign(body_clean="") if arm.title_only else posts
     if client.one_pass and llm_needs(own) == {LLMOutput.EMBEDDING}:
         # its pass is the assessment's: read (or make) the assessments first, as `extract` does, so the pass is
         # counted once; embedding first, a live pass was counted again when its cached assessment was read
-        llm_columns(posts, ("llm_ratings",), client, progress=False)
-    enriched = llm_columns(posts, own, client, progress=False).posts
+        llm_columns(read, ("llm_ratings",), client, progress=False)
+    enriched = llm_columns(read, own, client, progress=arm.title_only).posts.assign(body_clean=posts["body_clean"])
     tokens, seconds, _ = llm_cost(client, own, len(posts)) if llm_needs(own) else (0, 0, 0)
     parts = post_parts(posts, settings, arm.prompt) if arm.parts else None
     if parts is not None:  # the same pass's hidden states, pooled over the parts instead of the title

@@ -33,9 +33,10 @@ EMBEDDER_HELP = (
     " predict and serve default to the model's own)"
 )
 PROMPT_HELP = (
-    "prompt version under prompts/: assessment_v2 (the 1-5 ratings and topic) or assessment_v3 (plus 12 yes/no"
-    " questions, for feature group llm_questions; its LLM time against v2's: `python bench/extract.py --questions`)"
-    " (default: $HYBRID_SCORER_PROMPT, else assessment_v2; predict and serve must use the model's own)"
+    "prompt version under prompts/: assessment_v4 (the 1-5 ratings and topic of the title alone: no body text"
+    " reaches the LLM), assessment_v2 (the same of the whole post) or assessment_v3 (v2 plus 12 yes/no questions,"
+    " for feature group llm_questions; its LLM time against v2's: `python bench/extract.py --questions`)"
+    " (default: $HYBRID_SCORER_PROMPT, else assessment_v4; predict and serve must use the model's own)"
 )
 SERVED_LLM_HELP = (
     "the LLM to call: 'none' for the content model alone; another spec is refused unless the model was trained"

@@ -13,7 +13,7 @@ from hybrid_scorer.errors import ConfigurationError
 # the defaults that code outside the settings also needs (an estimator's seed, a function's keyword),
 # named once here so every one of them is the setting's default
 DEFAULT_SEED = 42
-DEFAULT_PROMPT = "assessment_v2"
+DEFAULT_PROMPT = "assessment_v4"
 DEFAULT_CONCURRENCY = 4  # calls at once to a remote LLM (an in-process model serves one at a time)
 PREDICTION_LOG = "predictions.jsonl"  # the prediction log's name in the log directory
 Pooling = Literal["title", "post", "sentences"]  # what the embedded model's embedding reads (Settings.llm_pooling)

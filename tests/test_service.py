@@ -22,6 +22,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hybrid_scorer.cli import main
+from hybrid_scorer.config import DEFAULT_PROMPT
 
 POST = {"title": "Why is the black hole gravity so strong?", "body": "Asking for a friend."}
 
@@ -106,7 +107,7 @@ def test_health_readiness_and_model(service: Service) -> None:
     models = httpx.get(service.url + "/v1/model").json()
     assert set(models) == {"hybrid", "content"}
     hybrid = models["hybrid"]
-    assert hybrid["llm_model"] == "mock:mock-v1" and hybrid["prompt_version"].startswith("assessment_v2@")
+    assert hybrid["llm_model"] == "mock:mock-v1" and hybrid["prompt_version"].startswith(f"{DEFAULT_PROMPT}@")
     assert hybrid["feature_groups"][-3:] == ["llm_ratings", "llm_embedding", "llm_stack"]
     assert "cv_spearman" in hybrid["metrics"] and hybrid["intervals"]["kind"] == "cqr"
     assert set(hybrid["intervals"]["corrections"]) == {"0.8", "0.9"}

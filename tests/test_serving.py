@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from hybrid_scorer.cli import main
-from hybrid_scorer.config import MonitorThresholds, Settings
+from hybrid_scorer.config import DEFAULT_PROMPT, MonitorThresholds, Settings
 from hybrid_scorer.data import prepare_posts
 from hybrid_scorer.llm.backends.mock import MockBackend
 from hybrid_scorer.llm.client import LLMClient
@@ -130,7 +130,7 @@ def test_serving_refuses_an_llm_the_model_was_not_trained_with(
         predictor_with(OtherModel(), model_dir, settings, tmp_path).load()
     prompt = load_prompt()
     edited = LLMClient(MockBackend(), PromptTemplate(prompt.version, prompt.system + " Be terse.", prompt.user))
-    with pytest.raises(ModelMismatchError, match="prompt assessment_v2@"):
+    with pytest.raises(ModelMismatchError, match=f"prompt {DEFAULT_PROMPT}@"):
         Predictor(model_dir, settings, client=edited, log_path=tmp_path / "p.jsonl").load()
 
 

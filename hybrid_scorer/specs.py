@@ -78,7 +78,7 @@ INTERVAL_SCHEME = "cqr"
 SERVE_P_TOP = True  # the served models also estimate P(score >= 1,000): a number a person can read
 # How many rounds the served models' heads get, chosen by scripts/heads.py (reports/heads.md): the fewest
 # whose interval score stays within 1% of heads as long as the point model (None: as long).
-HEAD_ROUNDS: dict[str, int | None] = {"content": 400, "full_hybrid_stack": 200}
+HEAD_ROUNDS: dict[str, int | None] = {"content": 400, "full_hybrid_stack": 400}
 
 
 def served_tuning(config: Config, data_sha256: str) -> TunedParams | None:

@@ -9,13 +9,13 @@ words, so gets at most the limit above the post without it: the post without the
 variants, whatever the sentence says. An honest post loses only what one of its parts adds beyond the
 limit, not the part's whole effect.
 
-What the LLM read stays as it was (`reads` aside): the embedding is pooled over the title (llm/backends/
-embedded.py), so body text does not reach it, and re-reading the post once per sentence would multiply
-the LLM's cost. The bound is so exact for the content features and for a body sentence's way into the
-embedding, and partial for the rest: a title sentence keeps its pull through the title's embedding, and
-any sentence its pull through the 1-5 ratings (which weigh little). Reading each title without one of
-its sentences again (`reads`, `title_variants`) closes the first; scripts/llm_ab.py measured it and
-serving does not do it: it limited 15% of honest posts, cost -0.014 Spearman and half again the LLM
+What the LLM read stays as it was (`reads` aside): the LLM reads the title alone (the embedding is pooled
+over the title's tokens, llm/backends/embedded.py, and the default prompt shows it no body), so body text
+reaches no LLM output, and re-reading the post once per sentence would multiply the LLM's cost. The bound
+is so exact for a body sentence, and partial for a title sentence, which keeps its pull through the
+title's embedding and ratings. Reading each title without one of its sentences again (`reads`,
+`title_variants`) would close that; scripts/llm_ab.py measured it and
+serving does not do it: it limited 14.4% of honest posts, cost -0.012 Spearman and half again the LLM
 calls (reports/ab_defence.md), while text glued into the title's own sentence is no part to remove.
 
 The limit is a promise about what one sentence may do, set before any attack was measured (bench/

@@ -349,13 +349,16 @@ def test_cache_key_changes_with_body_truncation_limit(monkeypatch: pytest.Monkey
     import hybrid_scorer.llm.prompts as prompts
 
     long_post = PostText("long", "A title?", "word " * 400)  # 2,000 characters, over the limit
-    client = client_for(MockBackend(), tmp_path)
-    before = client.assessment_key(long_post), client.embedding_key(long_post)
+    client = client_for(MockBackend(), tmp_path, load_prompt("assessment_v2"))  # a prompt that shows the body
+    served = client_for(MockBackend(), tmp_path)  # the default shows the title alone
+    before = client.assessment_key(long_post), client.embedding_key(long_post), served.assessment_key(long_post)
     monkeypatch.setattr(prompts, "PROMPT_BODY_CHARS", 500)
     long_post = PostText("long", "A title?", "word " * 400)  # a post reads its text once: a new one sees 500
-    after = client.assessment_key(long_post), client.embedding_key(long_post)
+    after = client.assessment_key(long_post), client.embedding_key(long_post), served.assessment_key(long_post)
     # the assessment reads the body; an embedder sent the text apart reads the title alone (llm/prompts.py)
     assert before[0] != after[0] and before[1] == after[1]
+    # the served prompt shows no body: its key is the same whatever the body, or its cut
+    assert before[2] == after[2] == served.assessment_key(PostText("other", "A title?", "another body"))
 
 
 def test_cache_key_changes_with_the_schema(tmp_path: Path) -> None:

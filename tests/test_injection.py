@@ -233,7 +233,7 @@ def test_no_body_text_reaches_the_embedding_of_the_real_model() -> None:
     from hybrid_scorer.llm.backends.embedded import EmbeddedBackend, EmbeddedOptions
     from tests.test_integration import _gguf
 
-    prompt = load_prompt()
+    prompt = load_prompt("assessment_v2")  # shows the body (the served one does not): the pooling alone keeps it out
     title, post = (
         EmbeddedBackend(EmbeddedOptions(model_path=_gguf())),
         EmbeddedBackend(EmbeddedOptions(model_path=_gguf(), pooling="post")),

@@ -178,7 +178,7 @@ def test_the_context_size_option_is_the_context_llama_cpp_gets() -> None:
     from hybrid_scorer.llm.backends.embedded import EmbeddedBackend, EmbeddedOptions
 
     small = EmbeddedBackend(EmbeddedOptions(model_path=_gguf(), n_ctx=256))
-    client = LLMClient(small, load_prompt(), max_retries=0)
+    client = LLMClient(small, load_prompt("assessment_v2"), max_retries=0)  # shows the body, so the prompt is long
     assert small.identity()["n_ctx"] == 256
     result = client.assess(PostText("long", "Why " * 30, "word " * 400))
     assert result.assessment is None and "exceeds the context of 256" in (result.error or "")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from hybrid_scorer.config import Settings
 from hybrid_scorer.data import grouped_folds
 from hybrid_scorer.evaluation import CVResult, cross_conformal, cross_validate
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, llm_needs
+from hybrid_scorer.fits import CrossFit, cross_fit
 from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.usage import LLMOutput
 from hybrid_scorer.model import HybridScorer
@@ -37,7 +37,7 @@ from hybrid_scorer.specs import (
     groups_of,
     served_maker,
 )
-from hybrid_scorer.target import LogScoreEstimator, log_target
+from hybrid_scorer.target import log_target
 from hybrid_scorer.tracking import log_run
 from hybrid_scorer.version import __version__
 
@@ -74,21 +74,32 @@ def run_configs(
     settings: Settings,
     progress: bool = True,
     folds: list[tuple[np.ndarray, np.ndarray]] | None = None,
-    data_sha256: str | None = None,
 ) -> list[CVResult]:
-    """Cross-validate every config on one set of grouped folds (posts already carry their LLM columns). With
-    `data_sha256`, the served configurations are the served models (specs.served_maker: tuned parameters,
-    heads), as `train` builds them; the others keep LightGBM's defaults."""
+    """Cross-validate every config, with LightGBM's defaults, on one set of grouped folds (posts already
+    carry their LLM columns)."""
     folds = folds if folds is not None else grouped_folds(enriched, settings.n_folds, settings.seed)
-    served = set(SERVED.values()) if data_sha256 is not None else set()
+    return [cross_validate(c.name, partial(c.make, settings), enriched, folds, progress) for c in configs]
 
-    def make(config: Config) -> Callable[[], LogScoreEstimator]:
-        if config in served:
-            assert data_sha256 is not None
-            return served_maker(config, settings, data_sha256)
-        return partial(config.make, settings)
 
-    return [cross_validate(c.name, make(c), enriched, folds, progress) for c in configs]
+def served_fits(
+    enriched: pd.DataFrame, configs: list[Config], settings: Settings, data_sha256: str, progress: bool = True
+) -> dict[Config, CrossFit]:
+    """The served models among `configs`, cross-fitted as `train` fits them (specs.served_maker: tuned
+    parameters, heads; the same grouped folds), so the row labelled served is the model `predict()`
+    answers with; the fit cache (fits.py) hands `train` the same fits afterwards."""
+    served = [c for c in configs if c in SERVED.values()]
+    return {
+        c: cross_fit(
+            served_maker(c, settings, data_sha256)(),
+            enriched,
+            settings.n_folds,
+            settings.seed,
+            progress,
+            settings.fits_dir,
+            c.name,
+        )
+        for c in served
+    }
 
 
 def _git(*args: str) -> str:
@@ -137,11 +148,15 @@ def run_ablation(job: Job, out_dir: Path, n_boot: int = 1000, docs: list[Path] |
     started = time.perf_counter()
     enriched = job.enriched(groups_of(configs), client)
     folds = grouped_folds(enriched, settings.n_folds, settings.seed)
-    results = run_configs(enriched, configs, settings, job.progress, folds, job.report.sha256)
+    fitted = served_fits(enriched, configs, settings, job.report.sha256, job.progress)
+    others = [c for c in configs if c not in fitted]
+    by_config = dict(zip(others, run_configs(enriched, others, settings, job.progress, folds), strict=True))
+    by_config |= {c: f.cv for c, f in fitted.items()}
+    results = [by_config[c] for c in configs]
     y_log = log_target(job.posts)
-    content_oof = next(r.oof_log for r in results if r.name == CONTENT.name)
+    content_oof = by_config[CONTENT].oof_log
     final = SERVED[Role.HYBRID] if client else CONTENT
-    served = {c: served_maker(c, settings, job.report.sha256)().fit(enriched) for c in dict.fromkeys([CONTENT, final])}
+    served = {c: f.scorer for c, f in fitted.items()}
     rows = []
     for config, result in zip(configs, results, strict=True):
         intervals, delta = bootstrap_intervals(y_log, result.oof_log, content_oof, n_boot, settings.seed)

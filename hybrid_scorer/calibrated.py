@@ -3,23 +3,23 @@
 Like scikit-learn's CalibratedClassifierCV, `fit` makes the folds itself. The base estimator is cloned
 and fitted on each grouped fold's training posts; their out-of-fold predictions calibrate the prediction
 intervals (conformal, intervals.py) and measure the Spearman the model is expected to reach. Then a clone
-fitted on all posts carries both in its manifest, with where it came from. `train` fits one per served
-role and saves `scorer_`; nothing outside this class writes a fitted model's manifest."""
+fitted on all posts carries both in its manifest, with where it came from. As a Pipeline's `memory` does,
+`memory` names a directory where the cross-fit is kept and read back for the same input (fits.py).
+`train` fits one per served role and saves `scorer_`; nothing outside this class writes a fitted model's
+manifest."""
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator
 
 from hybrid_scorer.config import DEFAULT_SEED
-from hybrid_scorer.data import grouped_folds
-from hybrid_scorer.evaluation import cross_validate
 from hybrid_scorer.features.base import require_fitted
+from hybrid_scorer.fits import cross_fit
 from hybrid_scorer.intervals import SCHEMES
 from hybrid_scorer.llm.identity import LLMIdentity
 from hybrid_scorer.model import HybridScorer
@@ -35,7 +35,8 @@ class CalibratedScorer(BaseEstimator):
     posts. `scheme`: the interval scheme calibrated on the out-of-fold predictions. `expected`: the
     Spearman to promise for new posts when a better estimate than this CV exists (the nested one of tuned
     parameters); else the CV's own. `llm` and `provenance` go into the manifest as they are: which LLM
-    made the model's columns, and how it was trained."""
+    made the model's columns, and how it was trained. `memory`: where cross-fits are kept (None: not
+    kept); `reused_` says whether this one was read from there."""
 
     def __init__(
         self,
@@ -48,6 +49,7 @@ class CalibratedScorer(BaseEstimator):
         provenance: dict[str, Any] | None = None,
         n_boot: int = 1000,
         progress: bool = False,
+        memory: Path | None = None,
     ) -> None:
         self.estimator = estimator
         self.scheme = scheme
@@ -58,11 +60,11 @@ class CalibratedScorer(BaseEstimator):
         self.provenance = provenance
         self.n_boot = n_boot
         self.progress = progress
+        self.memory = memory
 
     def fit(self, posts: pd.DataFrame) -> Self:
-        folds = grouped_folds(posts, self.n_folds, self.seed)
-        name = "+".join(self.estimator.groups)
-        cv = cross_validate(name, partial(clone, self.estimator), posts, folds, self.progress)
+        fitted = cross_fit(self.estimator, posts, self.n_folds, self.seed, self.progress, self.memory)
+        cv, scorer = fitted.cv, fitted.scorer
         y_log = log_target(posts)
         oof = bootstrap_intervals(y_log, cv.oof_log, n_boot=self.n_boot, seed=self.seed)[0]["spearman"]
         metrics = {f"cv_{m}": cv.mean(m) for m in METRICS}
@@ -71,7 +73,6 @@ class CalibratedScorer(BaseEstimator):
         metrics |= dict(
             zip(("expected_spearman", "expected_spearman_ci_low", "expected_spearman_ci_high"), expected, strict=True)
         )
-        scorer: HybridScorer = clone(self.estimator).fit(posts)
         assert scorer.manifest_ is not None  # fit writes it
         update = {
             "intervals": SCHEMES[self.scheme].calibrate(y_log, cv.oof_log, cv.oof_heads),
@@ -80,7 +81,7 @@ class CalibratedScorer(BaseEstimator):
             **(self.llm.manifest_fields() if self.llm is not None else {}),
         }
         scorer.manifest_ = scorer.manifest_.model_copy(update=update)
-        self.scorer_, self.cv_ = scorer, cv
+        self.scorer_, self.cv_, self.reused_ = scorer, cv, fitted.reused
         return self
 
     def predict_log(self, posts: pd.DataFrame) -> np.ndarray:

@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     prompt: str = DEFAULT_PROMPT
     seed: int = Field(DEFAULT_SEED, ge=0)
     n_folds: int = Field(5, ge=2)
+    # keep the served models' cross-fits under cache_dir/fits and read one back for the same posts,
+    # parameters and code (fits.py): `make run` then fits each served model once, not three times
+    reuse_fits: bool = True
     embedding_components: int = Field(32, ge=1)
     embedding_model: str | None = None  # for ollama/openai when the chat model cannot embed
     embedder: str | None = None  # an LLM spec for the embeddings alone (default: the chat backend embeds)
@@ -112,6 +115,11 @@ class Settings(BaseSettings):
     def log_path(self) -> Path:
         """The prediction log, in the log directory."""
         return self.log_dir / PREDICTION_LOG
+
+    @property
+    def fits_dir(self) -> Path | None:
+        """Where cross-fits are kept (fits.py), or None when `reuse_fits` is off."""
+        return self.cache_dir / "fits" if self.reuse_fits else None
 
     @property
     def answers_after_record(self) -> bool:

@@ -46,6 +46,7 @@ class SavedModel:
     cv_spearman: float
     cv_rmse: float
     n_features: int
+    reused: bool = False  # its cross-fit was read from the fit cache (fits.py), not fitted in this run
 
 
 @dataclass
@@ -62,6 +63,7 @@ class Training:
         lines = [
             f"saved {m.path}: CV Spearman {m.cv_spearman:.3f}, RMSE log1p {m.cv_rmse:.3f}"
             f" ({self.n_posts} posts, {m.n_features} features)"
+            + (" [its cross-fit read from the fit cache: the same posts, parameters and code]" if m.reused else "")
             for m in self.models.values()
         ]
         if self.reference is not None:
@@ -125,6 +127,7 @@ def _train_release(job: Job, out_dir: Path) -> Training:
                 else "LightGBM defaults (no search)",
             },
             progress=job.progress,
+            memory=settings.fits_dir,
         ).fit(enriched)
         model, cv = calibrated.scorer_, calibrated.cv_
         assert model.manifest_ is not None
@@ -136,7 +139,9 @@ def _train_release(job: Job, out_dir: Path) -> Training:
             metrics=model.manifest_.metrics,
             artifact_paths=[target],
         )
-        done.models[name] = SavedModel(target, cv.mean("spearman"), cv.mean("rmse"), model.manifest_.n_features)
+        done.models[name] = SavedModel(
+            target, cv.mean("spearman"), cv.mean("rmse"), model.manifest_.n_features, calibrated.reused_
+        )
     assert oof_of_served is not None
     done.reference = out_dir / "reference.json"
     done.reference.write_text(json.dumps(build_reference(_reference_frame(enriched, oof_of_served))))

@@ -33,7 +33,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("features",),
     ("forests", "marginal"),
     ("model", "baselines", "evaluation"),
-    ("tuning", "steering"),
+    ("tuning", "steering", "fits"),
     ("specs", "monitoring", "tracking", "pipeline", "outcomes", "alerting"),
     ("plots",),
     ("calibrated", "report", "training", "serving", "registry", "releases"),

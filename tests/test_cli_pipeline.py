@@ -35,7 +35,7 @@ def test_expected_failures_are_one_line_and_bugs_keep_their_traceback(
     def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("operands could not be broadcast together with shapes (3,) (4,)")
 
-    monkeypatch.setattr("hybrid_scorer.calibrated.cross_validate", broken)
+    monkeypatch.setattr("hybrid_scorer.fits.cross_validate", broken)
     with pytest.raises(ValueError, match="could not be broadcast"):
         main(["train", "--data", str(csv_path), "--llm", "none", "-q", "--out", str(tmp_path / "m"), "--no-register"])
 
@@ -69,7 +69,7 @@ def test_extract_train_predict_smoke(csv_path: Path, tmp_path: Path, capsys: pyt
     assert "'title'" in capsys.readouterr().err
 
 
-def test_ablate_writes_report_and_plots(csv_path: Path, tmp_path: Path) -> None:
+def test_ablate_writes_report_and_plots(csv_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from hybrid_scorer.report import MARKERS, Results
 
     doc = tmp_path / "README.md"
@@ -94,6 +94,15 @@ def test_ablate_writes_report_and_plots(csv_path: Path, tmp_path: Path) -> None:
         assert needle in report
     for plot in ("ablation.png", "pred_vs_actual.png", "importance.png", "residuals_by_flair.png"):
         assert (tmp_path / "rep" / plot).stat().st_size > 1000
+    # `train` after `ablate` (as in `make run`) reads both served cross-fits the ablation stored: the
+    # served rows are the saved models' own cross-validation
+    capsys.readouterr()
+    assert main(["train", "--data", str(csv_path), "--llm", "mock", "--no-register", "-q"]) == 0
+    assert capsys.readouterr().out.count("read from the fit cache") == 2
+    for role, key in (("content", "content"), ("hybrid", "full_hybrid_stack")):
+        manifest = json.loads((tmp_path / "models/current" / role / "manifest.json").read_text())
+        row = next(r for r in results.rows if r.key == key)
+        assert manifest["metrics"]["cv_spearman"] == pytest.approx(row.fold_spearman_mean, abs=1e-12)
 
 
 def test_mlflow_run_is_logged_with_metrics(tmp_path: Path) -> None:

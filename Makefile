@@ -1,5 +1,6 @@
 # Everything installs into .venv from this repo's own files; `make run` and `make test` are the two entry points.
 PYTHON ?= python3
+SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -42,16 +43,20 @@ install: $(STAMP)
 
 ## The main job: a content model first (predict and serve work within a minute or two), then LLM
 ## extraction (cached) -> ablation report (and the results tables of README and DISCUSSION, re-rendered
-## from it) -> final hybrid + content models, registered in MLflow -> champion.
+## from it) -> final hybrid + content models, registered in MLflow -> champion. Each step says how long it
+## took; the served models' cross-fits are computed once (cache/fits: the ablation's are train's).
 run: install
-	$(BIN)/hybrid-scorer train --data $(DATA) --llm none --no-register
-	@echo "content model ready: $(BIN)/hybrid-scorer predict --title 'Why is the sky blue?'  (the LLM work follows)"
-	$(BIN)/hybrid-scorer extract --data $(DATA) --llm $(LLM) --out reports/extraction
-	$(BIN)/hybrid-scorer ablate --data $(DATA) --llm $(LLM) --out reports --docs README.md DISCUSSION.md
-	$(BIN)/hybrid-scorer train --data $(DATA) --llm $(LLM)
-	$(BIN)/hybrid-scorer promote --llm $(LLM)
-	@echo "report: reports/ablation.md   models: models/current/{hybrid,content} (registry: models:/hybrid-scorer@champion)"
-	@echo "try: $(BIN)/hybrid-scorer predict --title 'Why is the sky blue?'   or   $(BIN)/hybrid-scorer serve  (the page: http://127.0.0.1:8000/)"
+	@set -e; SECONDS=0; \
+	step() { echo "==> $$*"; started=$$SECONDS; "$$@"; echo "    ($$((SECONDS - started)) s)"; }; \
+	step $(BIN)/hybrid-scorer train --data $(DATA) --llm none --no-register; \
+	echo "content model ready: $(BIN)/hybrid-scorer predict --title 'Why is the sky blue?'  (the LLM work follows)"; \
+	step $(BIN)/hybrid-scorer extract --data $(DATA) --llm $(LLM) --out reports/extraction; \
+	step $(BIN)/hybrid-scorer ablate --data $(DATA) --llm $(LLM) --out reports --docs README.md DISCUSSION.md; \
+	step $(BIN)/hybrid-scorer train --data $(DATA) --llm $(LLM); \
+	step $(BIN)/hybrid-scorer promote --llm $(LLM); \
+	echo "make run: $$((SECONDS / 60)) min $$((SECONDS % 60)) s"; \
+	echo "report: reports/ablation.md   models: models/current/{hybrid,content} (registry: models:/hybrid-scorer@champion)"; \
+	echo "try: $(BIN)/hybrid-scorer predict --title 'Why is the sky blue?'   or   $(BIN)/hybrid-scorer serve  (the page: http://127.0.0.1:8000/)"
 
 test: install
 	$(BIN)/python -m pytest -q

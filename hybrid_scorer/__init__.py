@@ -11,11 +11,16 @@ tests/test_architecture.py checks it on the imports."""
 import os
 from typing import TYPE_CHECKING
 
-# LightGBM (OpenMP) and llama.cpp (its own thread pool) share 2 cores here, in one process when serving
-# and in parallel processes during development. Spinning OpenMP workers then starve the other pool and a
-# LightGBM barrier can stall for minutes (seen: a 1-second fit took > 10 min next to a running
-# extraction). Sleeping waits cost little for our model sizes. Must be set before lightgbm loads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# LightGBM and llama.cpp both run on libgomp's OpenMP threads, on 2 cores here. How long an idle worker
+# spins before it sleeps decides their speed: spinning forever (OMP_WAIT_POLICY=ACTIVE, or libgomp's
+# default 3 ms) starves another process's pool (a 1-second fit once took > 10 min next to a running
+# extraction), and never spinning (PASSIVE) pays a sleeping core's wake-up at every barrier: a LightGBM
+# fit 3x slower alone, an extraction 1.3x. A short spin (about 30 us) keeps the speed alone and bounds
+# the cost next to another pool (a fit 2.2x slower than PASSIVE there; the extraction beside it as fast):
+# `python bench/threads.py`, reports/bench/threads.txt. libgomp reads it when it loads, so it is set
+# before anything imports lightgbm or llama_cpp; a policy set in the environment wins.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "3000")
 
 from hybrid_scorer.version import __version__
 

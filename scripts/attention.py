@@ -15,18 +15,16 @@ hybrid."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
-from sklearn.model_selection import GroupKFold
 
 from hybrid_scorer.config import Settings
-from hybrid_scorer.data import fold_groups
-from hybrid_scorer.features.base import GroupBase, PostRow
 from hybrid_scorer.llm.backends.embedded import EmbeddedBackend, EmbeddedOptions
 from hybrid_scorer.llm.usage import LLMOutput
+from scripts.oof_column import OutOfFoldColumn, ragged
 from scripts.passes import kept_per_post
 
 TOKENS_COLUMN = "title_token_states"
@@ -110,47 +108,20 @@ class AttentionPooling:
         return np.asarray(standard * self.target_scale_ + self.target_mean_, dtype=np.float64)
 
 
-class AttentionPoolingFeatures(GroupBase):
-    """The learned pooling's prediction as one stacked column (`llm_attention`): out of fold for the
-    training rows (grouped inner folds, as llm_stack), the model fitted on every training row for new rows.
-    Batch path only: an experiment's group, never served or saved."""
+class AttentionPoolingFeatures(OutOfFoldColumn):
+    """The learned pooling's prediction as one stacked column (`llm_attention`, scripts/oof_column.py)."""
 
     name: ClassVar[str] = "llm_attention"
     needs: ClassVar[frozenset[LLMOutput]] = frozenset({LLMOutput.EMBEDDING})  # the same pass's hidden states
-    supervised: ClassVar[bool] = True
 
     def __init__(self, inner_folds: int = 5) -> None:
         self.inner_folds = inner_folds
 
-    def fit(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> Self:
-        self.model_ = AttentionPooling().fit(list(posts[TOKENS_COLUMN]), np.asarray(y, dtype=np.float64))
-        return self
+    def inputs(self, posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return ragged(list(posts[TOKENS_COLUMN])), np.ones(len(posts), dtype=bool)
 
-    def fit_transform(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> np.ndarray:
-        states, target = list(posts[TOKENS_COLUMN]), np.asarray(y, dtype=np.float64)
-        inner = np.full((len(posts), 1), np.nan)
-        for train, held_out in GroupKFold(n_splits=self.inner_folds).split(posts, groups=fold_groups(posts)):
-            model = AttentionPooling().fit([states[i] for i in train], target[train])
-            inner[held_out, 0] = model.predict([states[i] for i in held_out])
-        self.fit(posts, target)
-        return inner
-
-    def transform(self, posts: pd.DataFrame) -> np.ndarray:
-        return self.model_.predict(list(posts[TOKENS_COLUMN]))[:, None]
-
-    def transform_row(self, row: PostRow) -> np.ndarray:
-        raise NotImplementedError("an experiment's group: batch path only")
-
-    @property
-    def feature_names(self) -> list[str]:
-        return ["llm_attention"]
-
-    def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError("an experiment's group: never saved")
-
-    @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> Self:
-        raise NotImplementedError("an experiment's group: never saved")
+    def learn(self, inputs: np.ndarray, target: np.ndarray) -> AttentionPooling:
+        return AttentionPooling().fit(list(inputs), target)
 
 
 def title_token_states(posts: pd.DataFrame, settings: Settings, prompt: str) -> list[np.ndarray]:

@@ -96,7 +96,6 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import pandas as pd
 from scipy.stats import norm, rankdata, spearmanr
-from sklearn.model_selection import GroupKFold
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -107,9 +106,8 @@ if __package__ in (None, ""):  # run as `python scripts/llm_ab.py`: the reposito
 from bench.parity import served_rows
 from hybrid_scorer.ablation import llm_cost
 from hybrid_scorer.config import Settings, get_settings
-from hybrid_scorer.data import fold_groups, grouped_folds, prepare_posts
+from hybrid_scorer.data import grouped_folds, prepare_posts
 from hybrid_scorer.evaluation import cross_validate
-from hybrid_scorer.features.base import GroupBase, PostRow
 from hybrid_scorer.features.embedding import EmbeddingFeatures, stack_embeddings
 from hybrid_scorer.features.llm import EMBEDDING_COLUMN, PREFIX
 from hybrid_scorer.features.matrix import GROUPS, llm_needs
@@ -130,6 +128,7 @@ from hybrid_scorer.specs import CONTENT, CONTENT_EMBEDDING, SERVED, Config
 from hybrid_scorer.steering import Reads, check, limited, title_variants
 from hybrid_scorer.tuning import TunedParams
 from scripts.attention import TOKENS_COLUMN, AttentionPoolingFeatures, title_token_states
+from scripts.oof_column import OutOfFoldColumn
 from scripts.passes import kept_per_post
 
 
@@ -208,20 +207,21 @@ class EncoderEmbeddingFeatures(EmbeddingFeatures):
     feature_prefix: ClassVar[str] = "enc_pc"
 
 
-class EmbeddingMLPFeatures(GroupBase):
+class EmbeddingMLPFeatures(OutOfFoldColumn):
     """Issue 33's candidate (c): an MLP on the whole standardized embedding, trained on log1p(score), as one
-    stacked column; out of fold for the training rows (grouped inner folds, as llm_stack), the MLP fitted
-    on every training row for new rows. Its settings are fixed here, not searched: nothing is chosen on
+    stacked column (scripts/oof_column.py). Its settings are fixed here, not searched: nothing is chosen on
     the folds it is scored on."""
 
     name: ClassVar[str] = "llm_mlp"
     needs: ClassVar[frozenset[LLMOutput]] = frozenset({LLMOutput.EMBEDDING})
-    supervised: ClassVar[bool] = True
 
     def __init__(self, hidden: int = 64, alpha: float = 1.0, inner_folds: int = 5, seed: int = 0) -> None:
         self.hidden, self.alpha, self.inner_folds, self.seed = hidden, alpha, inner_folds, seed
 
-    def _mlp(self, matrix: np.ndarray, target: np.ndarray) -> Any:
+    def inputs(self, posts: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        return stack_embeddings(posts)
+
+    def learn(self, inputs: np.ndarray, target: np.ndarray) -> Any:
         network = MLPRegressor(
             hidden_layer_sizes=(self.hidden,),
             alpha=self.alpha,
@@ -229,45 +229,7 @@ class EmbeddingMLPFeatures(GroupBase):
             max_iter=300,
             random_state=self.seed,
         )
-        return make_pipeline(StandardScaler(), network).fit(matrix, target)
-
-    def fit(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> Self:
-        matrix, present = stack_embeddings(posts)
-        self.model_ = self._mlp(matrix, np.asarray(y, dtype=np.float64)[present])
-        return self
-
-    def fit_transform(self, posts: pd.DataFrame, y: np.ndarray | None = None) -> np.ndarray:
-        matrix, present = stack_embeddings(posts)
-        target = np.asarray(y, dtype=np.float64)[present]
-        inner = np.full(len(matrix), np.nan)
-        splits = GroupKFold(n_splits=self.inner_folds).split(matrix, groups=fold_groups(posts[present]))
-        for train, held_out in splits:
-            inner[held_out] = self._mlp(matrix[train], target[train]).predict(matrix[held_out])
-        self.model_ = self._mlp(matrix, target)
-        out = np.full((len(posts), 1), np.nan)
-        out[present, 0] = inner
-        return out
-
-    def transform(self, posts: pd.DataFrame) -> np.ndarray:
-        matrix, present = stack_embeddings(posts)
-        out = np.full((len(posts), 1), np.nan)
-        if present.any():
-            out[present, 0] = self.model_.predict(matrix)
-        return out
-
-    def transform_row(self, row: PostRow) -> np.ndarray:
-        raise NotImplementedError("an experiment's group: batch path only")
-
-    @property
-    def feature_names(self) -> list[str]:
-        return ["llm_mlp"]
-
-    def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError("an experiment's group: never saved")
-
-    @classmethod
-    def from_dict(cls, state: dict[str, Any]) -> Self:
-        raise NotImplementedError("an experiment's group: never saved")
+        return make_pipeline(StandardScaler(), network).fit(inputs, target)
 
 
 # experiment-only groups: registered in this process

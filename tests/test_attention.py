@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import check_grad
 from scipy.stats import spearmanr
 from sklearn.linear_model import Ridge
+from sklearn.model_selection import GroupKFold
 
-from scripts.attention import AttentionPooling
+from hybrid_scorer.data import fold_groups
+from scripts.attention import TOKENS_COLUMN, AttentionPooling, AttentionPoolingFeatures
 from scripts.passes import load_ragged, save_ragged
 
 
@@ -66,3 +69,25 @@ def test_ragged_arrays_round_trip(tmp_path: Path) -> None:
     found = load_ragged(path)
     assert list(found) == ["a", "b"] and found["a"]["states"].shape == (3, 4) and found["b"]["states"].sum() == 0
     assert load_ragged(tmp_path / "absent.npz") == {}
+
+
+def test_the_stacked_column_is_out_of_fold_for_training_posts_and_learned_on_all_for_new_ones() -> None:
+    """scripts/oof_column.py, the loop the experiments' stacked columns share: a training post's value comes
+    from a model that did not see its group (reposts of one title share their value's model), and new
+    posts get the model fitted on every training post."""
+    rng = np.random.default_rng(3)
+    states, target = planted(120, rng)
+    states = [np.hstack([s, rng.normal(size=(len(s), 34))]) for s in states]  # the pooling's 32 dims need more
+    titles = [f"question {p // 2}" for p in range(120)]  # pairs of reposts: one group each
+    posts = pd.DataFrame({"title": titles, TOKENS_COLUMN: states})
+    group = AttentionPoolingFeatures(inner_folds=4)
+    column = group.fit_transform(posts, target)
+    assert column.shape == (120, 1) and not np.isnan(column).any()
+    full = AttentionPooling().fit(states, target)
+    assert not np.allclose(column[:, 0], full.predict(states))  # not the in-sample fit
+    held = GroupKFold(n_splits=4).split(posts, groups=fold_groups(posts))
+    train, test = next(iter(held))
+    alone = AttentionPooling().fit([states[i] for i in train], target[train])
+    np.testing.assert_allclose(column[test, 0], alone.predict([states[i] for i in test]))
+    np.testing.assert_allclose(group.transform(posts)[:, 0], full.predict(states))
+    assert spearmanr(column[:, 0], target).statistic > 0.5  # out of fold, the planted signal is still found

@@ -120,7 +120,12 @@ def test_predict_and_explain(service: Service) -> None:
     assert plain.status_code == 200
     prediction = plain.json()
     assert prediction["score"] >= 0 and not prediction["fallback"] and prediction["llm_called"]
-    assert prediction["contributions"] is None
+    assert prediction["contributions"] is None and prediction["flair_read_as"] is None  # no flair sent
+    flairs = httpx.get(service.url + "/v1/flairs").json()["flairs"]
+    assert flairs and "none" not in flairs
+    known = httpx.post(service.url + "/v1/predict", json={**POST, "flair": flairs[0].upper()}).json()
+    unknown = httpx.post(service.url + "/v1/predict", json={**POST, "flair": "Not A Flair"}).json()
+    assert (known["flair_read_as"], unknown["flair_read_as"]) == (flairs[0], "other")
     low, high = prediction["interval_90"]
     assert low <= prediction["interval_80"][0] <= prediction["score"] <= prediction["interval_80"][1] <= high
     explained = httpx.post(service.url + "/v1/predict?explain=true", json=POST).json()

@@ -61,6 +61,13 @@ CANDIDATES = [
     Candidate("(d) Gaussian-rank target", "rank", "served hybrid, rank target", "served hybrid"),
     Candidate("second encoder (multilingual-e5-small), PCA 32", "encoder", "served hybrid + encoder", "served hybrid"),
     Candidate(
+        "second encoder (Gemma 3 270M, twice SmolLM2's size), PCA 32",
+        "encoder-gemma",
+        "served hybrid + encoder",
+        "served hybrid",
+        "the title's mean hidden state; alone it matches SmolLM2's embedding on content (+0.003 [-0.010, +0.016])",
+    ),
+    Candidate(
         "12 yes/no questions (prompt assessment_v3)",
         "questions",
         "served hybrid + questions (v3)",

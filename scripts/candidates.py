@@ -65,7 +65,7 @@ CANDIDATES = [
         "encoder-gemma",
         "served hybrid + encoder",
         "served hybrid",
-        "the title's mean hidden state; alone it matches SmolLM2's embedding on content (+0.003 [-0.010, +0.016])",
+        "the title's mean hidden state; beside content alone it reads as much as SmolLM2's (its report)",
     ),
     Candidate(
         "12 yes/no questions (prompt assessment_v3)",

@@ -8,11 +8,12 @@ known in a second pass):
 - batch path: the model's `predict_log` on the post's one-row DataFrame (what predict() did before the
   row path: pandas, scipy.sparse, scikit-learn's vectorizer);
 - row path: `score(PostRow, heads=False)`, the point model on the post's PostRow (numpy only);
-- the point model and its heads on the pre-built feature row, one LightGBM call each, and stacked into
-  one forest as the row path serves them (hybrid_scorer/forests.py); predict() again with the steering
-  check off (it scores a post once more per sentence: hybrid_scorer/steering.py);
+- the point model and its heads on the pre-built feature row, one LightGBM call each, stacked into one
+  forest (hybrid_scorer/forests.py), and that forest by LightGBM's fast single-row call as the row path
+  serves it (hybrid_scorer/rowforest.py); predict() again with the steering check off (it scores a post
+  once more per sentence: hybrid_scorer/steering.py);
 - floor: LightGBM's own predict of the post's pre-built feature row, one thread; and predict()'s p50 as
-  a multiple of it.
+  a multiple of it; beside it the point model alone by the fast call (what the trees cost).
 Then (c) the hybrid with a live embedded-LLM call (new titles: nothing cached). Needs `make run` (models
 and the LLM cache). Usage: python bench/predict.py [--data CSV] [--model-dir DIR] [-n 300]"""
 
@@ -100,9 +101,13 @@ def main() -> None:
                 separately = timed(lambda i, b=boosters, v=vectors: [x.predict(v[i], num_threads=1) for x in b], args.n)
                 show(f"the point model and {len(model.heads_)} heads, one call each", separately)
                 stacked = timed(lambda i, m=model, v=vectors: m.stacked_["known"].predict(v[i], num_threads=1), args.n)
-                show("the same, stacked into one forest (served)", stacked, separately)
+                show("the same, stacked into one forest", stacked, separately)
+                fast = timed(lambda i, m=model, v=vectors: m.row_stacked_["known"](v[i][0]), args.n)
+                show("that forest by the fast single-row call (served)", fast, separately)
                 floor = timed(lambda i, m=model, v=vectors: m.booster_.predict(v[i], num_threads=1), args.n)
                 show("floor: LightGBM predict of the built row", floor)
+                point = timed(lambda i, m=model, v=vectors: m.row_point_["known"](v[i][0]), args.n)
+                show("the point model by the fast single-row call", point)
                 unchecked = Predictor(
                     args.model_dir,
                     settings.model_copy(update={"steering_limit_log": None}),

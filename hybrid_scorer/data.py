@@ -158,12 +158,12 @@ def load_posts(path: Path | str, report: DataReport | None = None) -> pd.DataFra
 def clean_text(text: str) -> str:
     """Readable plain text: HTML entities decoded, markdown links reduced to their text, URLs and
     [removed]/[deleted] markers dropped, whitespace collapsed. Case is kept (TF-IDF lowercases itself)."""
-    return _plain(html.unescape(text or ""))
+    return clean_decoded(html.unescape(text or ""))
 
 
-def _plain(text: str) -> str:
+def clean_decoded(text: str) -> str:
     """clean_text of a text whose entities are decoded already (decoding twice would turn a "&lt;" the
-    author wrote into "<")."""
+    author wrote into "<"): a cleaned body without one of its parts (steering.py)."""
     if text.strip() in REMOVED_MARKERS:
         return ""
     text = _MARKDOWN_LINK.sub(r"\1", text)
@@ -192,7 +192,7 @@ def clean_fields(title: str, body: str) -> tuple[str, str, str]:
 
 def _fields(title: str, decoded_body: str) -> tuple[str, str, str]:
     body = without_edits(decoded_body)
-    return clean_text(title), _plain(body), body
+    return clean_text(title), clean_decoded(body), body
 
 
 def clean(posts: pd.DataFrame, report: DataReport | None = None) -> pd.DataFrame:

@@ -5,7 +5,9 @@ Stacked, K models become one model of K outputs, shaped as LightGBM shapes a K-c
 belongs to output k; a model with fewer trees is padded with one-leaf trees of value 0): one single-row
 predict call with `raw_score=True` gives every model's raw score, each summed over its own trees in its
 own order, so exactly what K calls give (`tests/test_row_path.py`). The served model and its heads are
-one call instead of six (`python bench/predict.py`). Nothing is written to disk."""
+one call instead of six (`python bench/predict.py`). A padding tree costs about as much to walk as a real
+one, so a model longer than the others goes in as several outputs of their length (`in_chunks`), whose
+raw scores add up to its own. Nothing is written to disk."""
 
 from __future__ import annotations
 
@@ -40,6 +42,14 @@ def join_model(head: str, trees: Sequence[str], tail: str) -> str:
     rendered = [f"Tree={i}\n{tree.strip(chr(10))}\n\n\n" for i, tree in enumerate(trees)]
     sizes = "tree_sizes=" + " ".join(str(len(r)) for r in rendered)
     return re.sub(r"^tree_sizes=.*$", sizes, head, flags=re.MULTILINE) + "".join(rendered) + tail
+
+
+def in_chunks(model_text: str, rounds: int) -> list[str]:
+    """The model as consecutive models of at most `rounds` trees each (the first holds the initial score,
+    which LightGBM folds into the first tree): their raw scores add up to the model's own, up to the order
+    of the additions (a few units in the last place)."""
+    head, trees, tail = split_model(model_text)
+    return [join_model(head, trees[i : i + rounds], tail) for i in range(0, len(trees), rounds)]
 
 
 def stack_models(model_texts: Sequence[str]) -> str:

@@ -25,11 +25,12 @@ from hybrid_scorer.errors import ConfigurationError, MissingArtifactError
 from hybrid_scorer.features.base import PostRow, require_fitted
 from hybrid_scorer.features.matrix import CONTENT_GROUPS, FeatureMatrix
 from hybrid_scorer.features.meta import NO_FLAIR, RARE_FLAIR
-from hybrid_scorer.forests import stack_models
+from hybrid_scorer.forests import in_chunks, stack_models
 from hybrid_scorer.intervals import Intervals
 from hybrid_scorer.llm.fields import LLMFields
 from hybrid_scorer.llm.usage import LLMOutput
 from hybrid_scorer.marginal import average_over_one_hot
+from hybrid_scorer.rowforest import RowForest
 from hybrid_scorer.target import TOP_SCORE, log_target, to_score
 from hybrid_scorer.version import __version__
 
@@ -234,14 +235,21 @@ class HybridScorer(BaseEstimator):
         self.stacked_ = {"known": self._stack({"": booster, **self.heads_})}
         if unknown_flair:
             self.stacked_["unknown"] = self._stack(unknown_flair)
+        # the stacked forests' first outputs are the point model in chunks of the heads' length (forests.py)
+        self.point_chunks_ = self.stacked_["known"].num_model_per_iteration() - len(self.heads_)
+        # the same for one row at a time, by LightGBM's fast single-row call (rowforest.py)
+        self.row_point_ = {which: RowForest(b) for which, b in self.point_.items()}
+        self.row_stacked_ = {which: RowForest(b) for which, b in self.stacked_.items()}
         return self
 
     def _stack(self, boosters: dict[str, lgb.Booster]) -> lgb.Booster:
-        """The point model ("") and the heads, in the order of `heads_`, as one booster (one alone: itself)."""
-        ordered = [boosters[name] for name in ("", *self.heads_)]
-        if len(ordered) == 1:
-            return ordered[0]
-        return lgb.Booster(model_str=stack_models([b.model_to_string() for b in ordered]))
+        """The point model ("") and the heads, in the order of `heads_`, as one booster (one alone: itself).
+        A point model longer than its heads goes in as chunks of their length: no padding trees to walk."""
+        point, *heads = [boosters[name] for name in ("", *self.heads_)]
+        if not heads:
+            return point
+        chunks = in_chunks(point.model_to_string(), max(h.num_trees() for h in heads))
+        return lgb.Booster(model_str=stack_models([*chunks, *(h.model_to_string() for h in heads)]))
 
     def _with_unknown_flair(self, rows: np.ndarray) -> np.ndarray:
         """Each row (built with flair "") repeated once per trained flair level, that level's column set."""
@@ -305,18 +313,19 @@ class HybridScorer(BaseEstimator):
         stacked forest (forests.py); without, the point model alone. With `contributions`, each feature
         group's share of the log prediction (LightGBM's pred_contrib summed over the group's columns)."""
         require_fitted(self, "booster_")
-        models, read = (self.stacked_, self.heads_) if heads else (self.point_, {})
+        read = self.heads_ if heads else {}
         rows: sparse.csr_matrix | np.ndarray  # built once: the forests and the contributions read the same rows
         if isinstance(posts, PostRow):
             rows, which = self._row_vector(posts)
             unknown = np.array([which == "unknown"])
-            raw = _raw(models[which], rows).reshape(1, 1 + len(read))
+            raw = (self.row_stacked_ if heads else self.row_point_)[which](rows[0]).reshape(1, -1)
         else:
             rows, unknown = self._rows(posts)
-            raw = self._raw_routed(models, rows, unknown).reshape(len(posts), 1 + len(read))
+            raw = self._raw_routed(self.stacked_ if heads else self.point_, rows, unknown).reshape(len(posts), -1)
+        chunks = self.point_chunks_ if heads else 1
         return Scored(
-            log=raw[:, 0],
-            heads={head: _link(head, raw[:, i + 1]) for i, head in enumerate(read)},
+            log=raw[:, :chunks].sum(axis=1),
+            heads={head: _link(head, raw[:, chunks + i]) for i, head in enumerate(read)},
             contributions=self._contributions_by_group(rows, unknown) if contributions else None,
         )
 
@@ -338,15 +347,14 @@ class HybridScorer(BaseEstimator):
     def predict_log_variants(self, row: PostRow, variants: Sequence[PostRow]) -> np.ndarray:
         """The point model's log prediction of each of `variants` (rows that differ from `row` in their text
         and LLM outputs only, flair included), in one pass: the text-free feature blocks built once, one
-        LightGBM call for all. The steering check's many calls; equal to `score` of each variant."""
+        fast single-row call each. The steering check's many calls; equal to `score` of each variant."""
         require_fitted(self, "booster_")
         which = "unknown" if row.flair is None and "unknown" in self.point_ else "known"
         if which == "unknown":
             row, variants = replace(row, flair=""), [replace(v, flair="") for v in variants]
         if not variants:
             return np.empty(0)
-        matrix = self.features_.transform_variants(row, variants)
-        return np.asarray(self.point_[which].predict(matrix, num_threads=1), dtype=np.float64)
+        return self.row_point_[which].rows(self.features_.transform_variants(row, variants))[:, 0]
 
     def _contributions(self, rows: sparse.csr_matrix | np.ndarray) -> np.ndarray:
         """LightGBM's pred_contrib summed per group: one column per group, then `bias`."""

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel
 
-from hybrid_scorer.data import clean_fields, clean_text
+from hybrid_scorer.data import clean_decoded, clean_text
 from hybrid_scorer.features.base import PostRow
 from hybrid_scorer.model import P_TOP, HybridScorer
 from hybrid_scorer.sentences import parts
@@ -74,10 +74,11 @@ def _candidates(row: PostRow, reads: Reads | None = None) -> list[tuple[Literal[
     for text, title in _title_cuts(row.title_clean):
         out.append(("title", text, replace(row, title_clean=title, llm=reads.titles.get(title, row.llm))))
     for k, (start, stop) in enumerate(parts(row.body)):
-        body = row.body[:start] + row.body[stop:]
-        _, body_clean, raw = clean_fields(row.title_clean, body)
+        body = row.body[:start] + row.body[stop:]  # decoded and cut at its edits already, as the post's
         llm = reads.bodies[k] if reads.bodies else row.llm
-        out.append(("body", row.body[start:stop].strip(), replace(row, body_clean=body_clean, body=raw, llm=llm)))
+        out.append(
+            ("body", row.body[start:stop].strip(), replace(row, body_clean=clean_decoded(body), body=body, llm=llm))
+        )
     return out
 
 

@@ -31,7 +31,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("llm.client", "llm.backends"),
     ("llm.factory", "llm.extract", "llm.engines", "llm.identity"),
     ("features",),
-    ("forests", "marginal"),
+    ("forests", "marginal", "rowforest"),
     ("model", "baselines", "evaluation"),
     ("tuning", "steering", "fits"),
     ("specs", "monitoring", "tracking", "pipeline", "outcomes", "alerting"),

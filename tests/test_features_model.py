@@ -414,3 +414,82 @@ def test_stacked_models_give_each_models_raw_score_in_one_call() -> None:
     separately = np.column_stack([m.predict(x, raw_score=True) for m in models])
     assert stacked.num_trees() == 3 * 40
     np.testing.assert_array_equal(stacked.predict(x, raw_score=True), separately)
+
+
+def test_a_model_in_chunks_stacked_beside_shorter_ones_adds_up_to_itself() -> None:
+    """forests.in_chunks: a 40-round model cut into chunks of 15 rounds (15, 15, 10), stacked beside a
+    15-round head, gives the model's raw score as the chunks' sum (to the last bits) and the head's
+    exactly, in 45 trees rather than the 80 that padding the head to 40 rounds would walk."""
+    import lightgbm as lgb
+
+    from hybrid_scorer.forests import in_chunks, stack_models
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(300, 5))
+    y = x[:, 0] - x[:, 1] + rng.normal(size=300)
+    data = lgb.Dataset(x, y, free_raw_data=False)
+    params = {"verbose": -1, "num_leaves": 7, "seed": 1}
+    point = lgb.train({**params, "objective": "regression"}, data, 40)
+    head = lgb.train({**params, "objective": "quantile", "alpha": 0.1}, lgb.Dataset(x, y, reference=data), 15)
+    chunks = in_chunks(point.model_to_string(), 15)
+    assert [lgb.Booster(model_str=c).num_trees() for c in chunks] == [15, 15, 10]
+    stacked = lgb.Booster(model_str=stack_models([*chunks, head.model_to_string()]))
+    raw = stacked.predict(x, raw_score=True)
+    assert stacked.num_trees() == 3 * 15 + 15 and raw.shape == (300, 4)
+    np.testing.assert_allclose(raw[:, :3].sum(axis=1), point.predict(x, raw_score=True), rtol=0, atol=1e-12)
+    np.testing.assert_array_equal(raw[:, 3], head.predict(x, raw_score=True))
+
+
+def test_the_fast_single_row_call_gives_lightgbms_own_answer() -> None:
+    """rowforest.RowForest, LightGBM's C API single-row call, against Booster.predict on the same rows:
+    one output and several, NaN read as missing, a row of the wrong width refused, and a pickled forest
+    that sets its predictor up again."""
+    import pickle
+
+    import lightgbm as lgb
+
+    from hybrid_scorer.forests import stack_models
+    from hybrid_scorer.rowforest import RowForest
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(300, 8))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    y = np.nan_to_num(x[:, 0]) + rng.normal(size=300)
+    data = lgb.Dataset(x, y, free_raw_data=False)
+    params = {"verbose": -1, "num_leaves": 7, "seed": 1}
+    point = lgb.train({**params, "objective": "regression"}, data, 30)
+    top = lgb.train({**params, "objective": "binary"}, lgb.Dataset(x, (y > 1).astype(float), reference=data), 30)
+    both = lgb.Booster(model_str=stack_models([point.model_to_string(), top.model_to_string()]))
+    for booster in (point, both):
+        forest = RowForest(booster)
+        expected = booster.predict(x, raw_score=True).reshape(len(x), -1)
+        np.testing.assert_array_equal(np.array([forest(row) for row in x]), expected)
+        np.testing.assert_array_equal(forest.rows(x[:7]), expected[:7])
+        np.testing.assert_array_equal(pickle.loads(pickle.dumps(forest))(x[3]), expected[3])
+    with pytest.raises(ValueError, match="a row of 8 features expected"):
+        RowForest(point)(x[0, :5])
+
+
+def test_the_row_path_reads_a_text_as_the_vectorizer_does() -> None:
+    """FieldTfidf.transform_text, which makes its 1-2 grams itself, equals the vectorizer's batch
+    transform on texts that test the token pattern: unicode, digits, apostrophes, one-letter words,
+    repeats, nothing at all."""
+    from hybrid_scorer.features.tfidf import FieldTfidf
+
+    words = "why is the sky blue at night don't can't it's naïve café straße l'eau 3.14 e=mc2 漢字 a I x"
+    rng = np.random.default_rng(3)
+    corpus = pd.Series([" ".join(rng.choice(words.split(), 12)) for _ in range(200)])
+    field = FieldTfidf(300).fit(corpus)
+    texts = [
+        "Why is the SKY blue? The sky, the sky!",
+        "Ünïcode Straße naïve café 3.14 e=mc2 a I x",
+        "don't can't it's l'eau O'Neill",
+        "",
+        "   ",
+        "tab\tnew\nline\u00a0nbsp 漢字 かな the the the sky sky",
+        *corpus[:20],
+    ]
+    batch = field.transform(pd.Series(texts)).toarray()
+    rows = np.array([field.transform_text(text) for text in texts])
+    assert np.count_nonzero(rows) > 100
+    np.testing.assert_allclose(rows, batch, rtol=0, atol=1e-12)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from itertools import chain, pairwise
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -22,8 +24,7 @@ class FieldTfidf:
 
     The counter over the vocabulary is built once when the state is set (in `fit` or `from_state`):
     validating a 2,000-term vocabulary costs more than scoring one post, and building it lazily on the
-    first request would race between concurrent requests. The row path reads the counter's own analyzer
-    (scikit-learn's tokenizer, lowercasing and 1-2 grams, plain Python) and does the rest in numpy."""
+    first request would race between concurrent requests."""
 
     def __init__(self, max_features: int) -> None:
         self.max_features = max_features
@@ -43,7 +44,7 @@ class FieldTfidf:
         )
         if vocabulary:
             self.counter_.fit([""])
-        self.analyze_ = self.counter_.build_analyzer()
+        self.token_ = re.compile(self.counter_.token_pattern)
         self.idf_diagonal_ = sparse.diags(self.idf_)
         return self
 
@@ -56,19 +57,18 @@ class FieldTfidf:
         return normalize(counts @ self.idf_diagonal_, norm="l2").tocsr()
 
     def transform_text(self, text: str) -> np.ndarray:
-        """One text's row, dense: the batch path's arithmetic on the same analyzer, vocabulary and idf."""
+        """One text's row, dense: the batch path's arithmetic on the same terms, vocabulary and idf. The
+        terms are made as the counter's analyzer makes them (lowercased, its token pattern, each bigram two
+        tokens joined by a space; `tests/test_features_model.py` holds them equal), without its calls."""
         require_fitted(self, "vocabulary_")
-        counts: dict[int, int] = {}
-        for term in self.analyze_(text):
-            index = self.vocabulary_.get(term)
-            if index is not None:
-                counts[index] = counts.get(index, 0) + 1
-        out = np.zeros(len(self.vocabulary_))
-        if counts:
-            indices = np.fromiter(counts, dtype=np.intp, count=len(counts))
-            values = (1.0 + np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts)))) * self.idf_[
-                indices
-            ]
+        tokens = self.token_.findall(text.lower())
+        vocabulary = self.vocabulary_
+        grams = chain(tokens, map(" ".join, pairwise(tokens)))
+        found = [vocabulary[gram] for gram in grams if gram in vocabulary]
+        out = np.zeros(len(vocabulary))
+        if found:
+            indices, tf = np.unique(np.array(found), return_counts=True)  # in column order, as the batch path
+            values = (1.0 + np.log(tf)) * self.idf_[indices]
             out[indices] = values / np.sqrt(np.dot(values, values))
         return out
 

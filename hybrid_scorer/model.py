@@ -92,11 +92,14 @@ def _raw(booster: lgb.Booster, rows: np.ndarray | sparse.csr_matrix) -> np.ndarr
 class Scored:
     """What `HybridScorer.score` says about posts, one entry per post in order (the row path: one):
     log1p(score) from the point model, each head read (quantiles on the log scale, p_top a probability)
-    and, when asked for, each feature group's contribution to the log prediction (a row sums to `log`)."""
+    and, when asked for, each feature group's contribution to the log prediction (a row sums to `log`).
+    `features` are the booster rows the forests read, one per post (built with flair "" for an unknown
+    flair): a caller scoring the post again, or a variant of it, need not build them again."""
 
     log: np.ndarray
     heads: dict[str, np.ndarray]
     contributions: pd.DataFrame | None = None
+    features: np.ndarray | sparse.csr_matrix | None = None
 
     @property
     def scores(self) -> np.ndarray:
@@ -305,18 +308,26 @@ class HybridScorer(BaseEstimator):
         np.add.at(total, owner, values * weights.reshape(shape))
         return total / np.bincount(owner, weights=weights, minlength=n).reshape(shape)
 
-    def score(self, posts: pd.DataFrame | PostRow, heads: bool = True, contributions: bool = False) -> Scored:
+    def score(
+        self,
+        posts: pd.DataFrame | PostRow,
+        heads: bool = True,
+        contributions: bool = False,
+        features: np.ndarray | None = None,
+    ) -> Scored:
         """The one prediction entry point, for a frame of posts (the batch path) or one PostRow (the row
         path: numpy only, equal to the batch path, see bench/parity.py). A post with flair None (unknown)
         gets the average over the flairs of the training posts, weighted by their shares, rather than the
         "no flair" level. With `heads` the point model and every head are read in one call of their
         stacked forest (forests.py); without, the point model alone. With `contributions`, each feature
-        group's share of the log prediction (LightGBM's pred_contrib summed over the group's columns)."""
+        group's share of the log prediction (LightGBM's pred_contrib summed over the group's columns).
+        `features`: the PostRow's booster row when it was built already (`Scored.features`)."""
         require_fitted(self, "booster_")
         read = self.heads_ if heads else {}
         rows: sparse.csr_matrix | np.ndarray  # built once: the forests and the contributions read the same rows
         if isinstance(posts, PostRow):
-            rows, which = self._row_vector(posts)
+            which = self._reader(posts)
+            rows = self._row_vector(posts, which) if features is None else features.reshape(1, -1)
             unknown = np.array([which == "unknown"])
             raw = (self.row_stacked_ if heads else self.row_point_)[which](rows[0]).reshape(1, -1)
         else:
@@ -327,6 +338,7 @@ class HybridScorer(BaseEstimator):
             log=raw[:, :chunks].sum(axis=1),
             heads={head: _link(head, raw[:, chunks + i]) for i, head in enumerate(read)},
             contributions=self._contributions_by_group(rows, unknown) if contributions else None,
+            features=rows,
         )
 
     def predict_log(self, posts: pd.DataFrame) -> np.ndarray:
@@ -337,24 +349,28 @@ class HybridScorer(BaseEstimator):
         """Predicted scores (expm1 of the log prediction, never below 0)."""
         return self.score(posts, heads=False).scores
 
-    def _row_vector(self, row: PostRow) -> tuple[np.ndarray, str]:
-        """The post's booster row and which boosters read it: the model's own ("known") or, for an
-        unknown flair, the forests averaged over the flair levels (the row's flair columns never read)."""
-        if row.flair is None and "unknown" in self.stacked_:
-            return self.features_.transform_row(replace(row, flair=""))[None, :], "unknown"
-        return self.features_.transform_row(row)[None, :], "known"
+    def _reader(self, row: PostRow) -> str:
+        """Which boosters read the post's row: the model's own ("known") or, for an unknown flair, the
+        forests averaged over the flair levels ("unknown"; the row's flair columns are never read)."""
+        return "unknown" if row.flair is None and "unknown" in self.point_ else "known"
 
-    def predict_log_variants(self, row: PostRow, variants: Sequence[PostRow]) -> np.ndarray:
+    def _row_vector(self, row: PostRow, which: str) -> np.ndarray:
+        """The post's booster row (1 x features), built with flair "" for the averaged forests."""
+        return self.features_.transform_row(replace(row, flair="") if which == "unknown" else row)[None, :]
+
+    def score_variants(self, row: PostRow, variants: Sequence[PostRow], base: np.ndarray | None = None) -> Scored:
         """The point model's log prediction of each of `variants` (rows that differ from `row` in their text
-        and LLM outputs only, flair included), in one pass: the text-free feature blocks built once, one
-        fast single-row call each. The steering check's many calls; equal to `score` of each variant."""
+        and LLM outputs only, flair included) and their booster rows: the blocks of the groups that read
+        nothing that changed built once (or read from `base`, the row's own booster row), one fast
+        single-row call each. The steering check's many calls; equal to `score` of each variant."""
         require_fitted(self, "booster_")
-        which = "unknown" if row.flair is None and "unknown" in self.point_ else "known"
+        which = self._reader(row)
         if which == "unknown":
             row, variants = replace(row, flair=""), [replace(v, flair="") for v in variants]
         if not variants:
-            return np.empty(0)
-        return self.row_point_[which].rows(self.features_.transform_variants(row, variants))[:, 0]
+            return Scored(log=np.empty(0), heads={}, features=np.empty((0, self.manifest_.n_features)))
+        rows = self.features_.transform_variants(row, variants, base)
+        return Scored(log=self.row_point_[which].rows(rows)[:, 0], heads={}, features=rows)
 
     def _contributions(self, rows: sparse.csr_matrix | np.ndarray) -> np.ndarray:
         """LightGBM's pred_contrib summed per group: one column per group, then `bias`."""

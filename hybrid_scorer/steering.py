@@ -32,7 +32,7 @@ from pydantic import BaseModel
 
 from hybrid_scorer.data import clean_decoded, clean_text
 from hybrid_scorer.features.base import PostRow
-from hybrid_scorer.model import P_TOP, HybridScorer
+from hybrid_scorer.model import P_TOP, HybridScorer, Scored
 from hybrid_scorer.sentences import parts
 
 
@@ -83,20 +83,25 @@ def _candidates(row: PostRow, reads: Reads | None = None) -> list[tuple[Literal[
 
 
 def check(
-    model: HybridScorer, row: PostRow, point: float, limit: float, reads: Reads | None = None
-) -> tuple[Steering | None, PostRow]:
-    """(the steering found, the row to score): the row without the part whose removal lowers the prediction
-    most, when that exceeds `limit`; otherwise (None, the row itself). `point` is the row's own log
-    prediction; `reads` the LLM outputs of variants read apart."""
+    model: HybridScorer, row: PostRow, own: Scored, limit: float, reads: Reads | None = None
+) -> tuple[Steering | None, PostRow, np.ndarray | None]:
+    """(the steering found, the row to score, its booster row): the row without the part whose removal
+    lowers the prediction most, when that exceeds `limit`; otherwise (None, the row itself, None). `own` is
+    the row's own score (its log prediction, and its booster row: the blocks no part changes are read from
+    it); `reads` the LLM outputs of variants read apart."""
     candidates = _candidates(row, reads)
     if not candidates:
-        return None, row
-    effects = point - model.predict_log_variants(row, [without for _, _, without in candidates])
+        return None, row, None
+    base = own.features[0] if isinstance(own.features, np.ndarray) else None
+    variants = model.score_variants(row, [without for _, _, without in candidates], base)
+    effects = float(own.log[0]) - variants.log
     top = int(np.argmax(effects))  # the first of equal effects, as a scan in order would keep
     if effects[top] <= limit:
-        return None, row
+        return None, row, None
     place, text, without = candidates[top]
-    return Steering(place=place, text=text[:300], effect_log=float(effects[top]), limit_log=limit), without
+    steering = Steering(place=place, text=text[:300], effect_log=float(effects[top]), limit_log=limit)
+    assert isinstance(variants.features, np.ndarray)
+    return steering, without, variants.features[top]
 
 
 def limited(
@@ -105,12 +110,13 @@ def limited(
     """The row's (log prediction, heads) under the limit (None: no check), with the steering found and the
     row scored: a steered post's point and quantile heads are those of the post without the part plus the
     limit (its interval moves with its point), its p_top that of the post without the part."""
-    point, heads = model.score(row).post()
+    own = model.score(row)
+    point, heads = own.post()
     if limit is None:
         return point, heads, None, row
-    steering, without = check(model, row, point, limit, reads)
+    steering, without, features = check(model, row, own, limit, reads)
     if steering is None:
         return point, heads, None, row
-    point, heads = model.score(without).post()
+    point, heads = model.score(without, features=features).post()
     raised = {head: value if head == P_TOP else value + limit for head, value in heads.items()}
     return point + limit, raised, steering, without

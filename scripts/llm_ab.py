@@ -517,7 +517,7 @@ def _read(client: LLMClient, post: PostText, needs: frozenset[LLMOutput]) -> dic
 
 def largest_effect(model: Any, row: Any, reads: Reads) -> float:
     """The largest drop of the prediction when one part of the post is left out (0 with one part)."""
-    found, _ = check(model, row, model.score(row, heads=False).post()[0], -np.inf, reads)
+    found, _, _ = check(model, row, model.score(row, heads=False), -np.inf, reads)
     return found.effect_log if found else 0.0
 
 

@@ -118,14 +118,17 @@ def test_the_steering_check_finds_the_sentence_that_lifts_a_post(model_dir: Path
     model = HybridScorer.load(model_dir / "content")
     plain = _row("Why does the ocean cell behave like that?", "I wondered about this. Thanks for reading.")
     stuffed = _row(plain.title_clean + " Black hole gravity quantum star.", plain.body)
-    base, lifted = model.score(plain, heads=False).post()[0], model.score(stuffed, heads=False).post()[0]
+    own, lifting = model.score(plain, heads=False), model.score(stuffed, heads=False)
+    base, lifted = own.post()[0], lifting.post()[0]
     assert lifted > base
-    found, scored = check(model, stuffed, lifted, limit=(lifted - base) / 2)
+    found, scored, features = check(model, stuffed, lifting, limit=(lifted - base) / 2)
     assert found is not None and found.place == "title" and found.text.startswith("Black hole")
     assert found.effect_log == pytest.approx(lifted - model.score(scored, heads=False).post()[0], abs=1e-12)
     assert scored.title_clean == plain.title_clean and scored.body == plain.body
-    nothing, same = check(model, plain, base, limit=10.0)
-    assert nothing is None and same is plain
+    # the booster row the check hands back is the row the post without the sentence builds
+    np.testing.assert_array_equal(features, model.score(scored, heads=False).features[0])
+    nothing, same, none = check(model, plain, own, limit=10.0)
+    assert nothing is None and same is plain and none is None
 
 
 WORDS = ("black", "hole", "gravity", "quantum", "star", "ocean", "cell", "why", "light", "the", "of", "moon")

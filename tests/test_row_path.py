@@ -38,9 +38,9 @@ def test_row_path_equals_batch_path_post_by_post(model_dir: Path, settings: Sett
 
 @pytest.mark.parametrize("role", ["content", "hybrid"])
 def test_the_steering_checks_variants_score_as_each_row_alone(model_dir: Path, settings: Settings, role: str) -> None:
-    """predict_log_variants (text-free blocks built once, one LightGBM call) equals `score` of each
-    variant, known and unknown flair, with title and body variants carrying LLM outputs of their own
-    (other posts', here): the steering check's shortcut changes no number."""
+    """score_variants (the blocks no variant changes built once, or read from the row's own booster row)
+    equals `score` of each variant, known and unknown flair, with title and body variants carrying LLM
+    outputs of their own (other posts', here): the steering check's shortcut changes no number."""
     from hybrid_scorer.sentences import parts
     from hybrid_scorer.steering import Reads, _candidates, title_variants
 
@@ -54,9 +54,13 @@ def test_the_steering_checks_variants_score_as_each_row_alone(model_dir: Path, s
         titles = {title: rows[(i + 1) % len(rows)].llm for title in title_variants(row)}
         reads = Reads(titles, [rows[(i + 2) % len(rows)].llm for _ in parts(row.body)])
         variants = [without for _, _, without in _candidates(row, reads)]
-        together = model.predict_log_variants(row, variants)
-        alone = np.array([model.score(v, heads=False).post()[0] for v in variants])
-        np.testing.assert_allclose(together, alone, rtol=0, atol=1e-12)
+        alone = [model.score(v, heads=False) for v in variants]
+        base = model.score(row, heads=False).features
+        for together in (model.score_variants(row, variants), model.score_variants(row, variants, base[0])):
+            np.testing.assert_allclose(together.log, [a.log[0] for a in alone], rtol=0, atol=1e-12)
+            assert together.features is not None and len(together.features) == len(alone)
+            for built, each in zip(together.features, alone, strict=True):
+                np.testing.assert_array_equal(built, each.features[0])
         checked, read = checked + len(variants), read + len(reads.titles) + len(reads.bodies)
     assert checked > 80 and read >= 40
 

@@ -3,6 +3,7 @@ and saves. GROUPS is the registry: adding a feature group is one file plus one l
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any, Self
 
@@ -74,6 +75,8 @@ class FeatureMatrix:
         self.fitted_ = fitted
         # which group each column belongs to, computed once
         self.column_groups_ = [g.name for g in fitted for _ in range(g.width)]
+        offsets = np.cumsum([0, *(g.width for g in fitted)])
+        self.spans_ = [slice(int(a), int(b)) for a, b in itertools.pairwise(offsets)]
         return self
 
     def transform(self, posts: pd.DataFrame) -> sparse.csr_matrix:
@@ -85,20 +88,25 @@ class FeatureMatrix:
         require_fitted(self, "fitted_")
         return np.concatenate([g.transform_row(row) for g in self.fitted_]) if self.fitted_ else np.empty(0)
 
-    def transform_variants(self, row: PostRow, variants: Sequence[PostRow]) -> np.ndarray:
+    def transform_variants(
+        self, row: PostRow, variants: Sequence[PostRow], base: np.ndarray | None = None
+    ) -> np.ndarray:
         """The feature vectors of `variants`, rows that differ from `row` in their text and LLM outputs only,
-        one per line: the blocks of groups that read neither what changed are computed once, from `row` (the
-        steering check scores a post once per sentence left out; a title's variants carry their own LLM
-        outputs)."""
+        one per line: the blocks of groups that read neither what changed are computed once, from `row`, or
+        read from `base`, `row`'s own vector when the caller has it (the steering check scores a post once
+        per sentence left out; a title's variants carry their own LLM outputs)."""
         require_fitted(self, "fitted_")
         llm_changed = any(v.llm is not row.llm for v in variants)
 
         def varies(group: FeatureGroup) -> bool:
             return group.reads_text or (llm_changed and bool(group.needs))
 
+        def own(group: FeatureGroup, span: slice) -> np.ndarray:
+            return group.transform_row(row) if base is None else base[span]
+
         blocks = [
-            g.transform_rows(variants) if varies(g) else _repeated(g.transform_row(row), len(variants))
-            for g in self.fitted_
+            g.transform_rows(variants) if varies(g) else _repeated(own(g, span), len(variants))
+            for g, span in zip(self.fitted_, self.spans_, strict=True)
         ]
         return np.hstack(blocks) if blocks else np.empty((len(variants), 0))
 

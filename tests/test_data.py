@@ -155,3 +155,29 @@ def test_no_leak_property(seed: int, n_folds: int) -> None:
     frame["post_id"] = frame["url"].map(post_id_from_url)
     frame = deduplicate(frame)
     _assert_no_leak(frame, grouped_folds(frame, n_folds, seed=seed))
+
+
+def test_cleaning_collapses_every_whitespace_the_pattern_did_and_drops_links_alike() -> None:
+    """clean_decoded skips the link patterns for a text without "http" or "www." and collapses whitespace
+    with str.split: the same text as the patterns it replaced (markdown link to its text, bare URL to a
+    space, every run of \\s to one space), on every whitespace code point and on link forms."""
+    import re
+    import sys
+
+    from hybrid_scorer.data import _BARE_URL, _MARKDOWN_LINK, clean_decoded
+
+    def by_patterns(text: str) -> str:
+        return re.sub(r"\s+", " ", _BARE_URL.sub(" ", _MARKDOWN_LINK.sub(r"\1", text))).strip()
+
+    spaces = "".join(c for c in map(chr, range(sys.maxunicode + 1)) if re.fullmatch(r"\s", c))
+    assert spaces == "".join(c for c in map(chr, range(sys.maxunicode + 1)) if c.isspace())
+    texts = [
+        f"a{spaces}b{spaces}",
+        "see [the paper](https://x.org/a_(b)) and http://y.com/q?x=1, www.z.net.",
+        "[text](www.example.com)  and   [not a link](ftp://x)\n\n\tend",
+        "no links at all,\u00a0just\u2003spaces\u200b and a zero-width one",
+        "HTTP://UPPER.CASE stays",
+        "",
+    ]
+    for text in texts:
+        assert clean_decoded(text) == by_patterns(text), repr(text)

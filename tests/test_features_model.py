@@ -493,3 +493,22 @@ def test_the_row_path_reads_a_text_as_the_vectorizer_does() -> None:
     rows = np.array([field.transform_text(text) for text in texts])
     assert np.count_nonzero(rows) > 100
     np.testing.assert_allclose(rows, batch, rtol=0, atol=1e-12)
+
+
+def test_text_stats_count_links_and_digits_as_the_patterns_do() -> None:
+    """text._links and text._digits, which skip the pattern's scan where a substring search or the ten
+    ASCII digits answer, count what the pattern and str.isdigit count, on ASCII and non-ASCII texts."""
+    from hybrid_scorer.features.text import _LINK, _digits, _links
+
+    texts = [
+        "",
+        "no link here 123",
+        "see [this](https://x.org) and http://y.com, www.z.net and (http://a.b)",
+        "https://www.example.com/path?q=1 twice",
+        "Ünïcode ²³ ٣ 42 and https://ü.de",
+        "plain words, 1.5 and 3/4",
+        "HTTP://UPPER.CASE is not a link to the pattern",
+    ]
+    for text in texts:
+        assert _links(text) == len(_LINK.findall(text)), text
+        assert _digits(text) == sum(map(str.isdigit, text)), text

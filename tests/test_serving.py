@@ -291,6 +291,42 @@ def test_a_busy_llm_falls_back_at_once_instead_of_queueing_past_the_budget(
     assert predictor.models.llm_features.queue.pending == 0
 
 
+def test_on_the_event_loop_a_live_llm_call_holds_no_thread_and_the_budget_bounds_the_wait(
+    model_dir: Path, settings: Settings, tmp_path: Path
+) -> None:
+    """The service's path (predict_async): every worker thread of the loop is taken (the service has a
+    few, here one, held by other work), and 8 new posts arrive at once with a slow LLM (0.5 s per call)
+    and a 1.2 s budget. Each is answered without a worker thread (a request that needed one would wait for
+    the held thread, past its budget, and here forever): the queue admits what it can answer in time, the
+    rest falls back at once (busy) or when the budget runs out."""
+    import asyncio
+    import threading
+
+    import anyio
+
+    predictor = predictor_with(SlowBackend(), model_dir, settings, tmp_path, llm_budget_ms=1200).warm()
+    posts = [{"title": f"Another brand new question {i} about moons?"} for i in range(8)]
+    release = threading.Event()
+
+    async def scenario() -> list[Prediction]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = 1
+        held = asyncio.ensure_future(anyio.to_thread.run_sync(release.wait))  # the only worker thread, taken
+        await asyncio.sleep(0.05)
+        try:
+            return await asyncio.wait_for(asyncio.gather(*(predictor.predict_async(p) for p in posts)), 20)
+        finally:
+            release.set()
+            await held
+
+    try:
+        predictions = asyncio.run(scenario())
+    finally:
+        predictor.close()
+    reasons = [p.llm_failure for p in predictions]
+    assert reasons.count(None) >= 1 and reasons.count("busy") >= 3, reasons  # some live, most refused at once
+    assert all(p.fallback == (p.llm_failure is not None) for p in predictions)
+
+
 def test_train_serve_parity(model_dir: Path, settings: Settings, tmp_path: Path) -> None:
     """A training post scores the same through predict() as through the batch path training uses."""
     from hybrid_scorer.llm.factory import make_client

@@ -6,7 +6,9 @@ the model before the first request, so nothing loads inside a request's budget."
 
 from __future__ import annotations
 
+import asyncio
 import time
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
@@ -58,17 +60,63 @@ class LLMFeatures:
     ) -> None:
         self.client, self.needs, self.queue, self.spend, self.budget_ms = client, needs, queue, spend, budget_ms
 
-    def values(self, post: PostText, call: LLMCall, live: bool) -> dict[str, Any] | None:
-        """The post's LLM outputs within the budget: cached ones at once, live ones through the queue
-        (None instead when not `live`); LLMUnavailableError when the LLM cannot give them."""
+    def values(self, post: PostText, call: LLMCall) -> dict[str, Any]:
+        """The post's LLM outputs within the budget: cached ones at once, live ones through the queue;
+        LLMUnavailableError when the LLM cannot give them."""
         started = time.perf_counter()
         try:
-            found = llm_row(self.client, post, self.needs, cached_only=True)
-            if found is None and not live:
-                return None
-            found = found or self._live(post, call)
+            found = self._cached(post) or self._wait(self._submit(post, call), call)
         finally:
             call.latency_ms = (time.perf_counter() - started) * 1000
+        return self._accounted(found, call)
+
+    async def values_async(self, post: PostText, call: LLMCall) -> dict[str, Any]:
+        """values() for an event loop: a live call runs on the queue's own worker and is awaited on the
+        loop, so waiting for it holds no thread, and the budget bounds the whole wait (a request that
+        waited for a free thread first would wait past it)."""
+        started = time.perf_counter()
+        try:
+            found = self._cached(post)
+            if found is None:
+                future = asyncio.wrap_future(self._submit(post, call))
+                try:
+                    found = await asyncio.wait_for(future, timeout=self.budget_ms / 1000)
+                except TimeoutError as exc:  # wait_for cancels the work: dropped if still queued
+                    raise self._timed_out(call) from exc
+        finally:
+            call.latency_ms = (time.perf_counter() - started) * 1000
+        return self._accounted(found, call)
+
+    def _cached(self, post: PostText) -> LLMRow | None:
+        return llm_row(self.client, post, self.needs, cached_only=True)
+
+    def _submit(self, post: PostText, call: LLMCall) -> Future[LLMRow | None]:
+        """The post's live call, queued: refused at once past the spend limit or when the queue could not
+        answer within the budget."""
+        over = self.spend.exceeded()
+        if over is not None:
+            call.failure = LLMFailure.BUDGET
+            raise LLMUnavailableError(over, LLMFailure.BUDGET)
+        try:
+            return self.queue.submit(llm_row, self.client, post, self.needs)
+        except QueueFullError as exc:
+            call.failure = LLMFailure.BUSY
+            raise LLMUnavailableError(str(exc), LLMFailure.BUSY) from exc
+
+    def _wait(self, future: Future[LLMRow | None], call: LLMCall) -> LLMRow | None:
+        try:
+            return future.result(timeout=self.budget_ms / 1000)
+        except FutureTimeout as exc:
+            future.cancel()  # still queued: dropped; already running: it finishes and fills the cache
+            raise self._timed_out(call) from exc
+
+    def _timed_out(self, call: LLMCall) -> LLMUnavailableError:
+        call.failure = LLMFailure.TIMEOUT
+        return LLMUnavailableError(f"LLM exceeded the {self.budget_ms:.0f} ms budget", LLMFailure.TIMEOUT)
+
+    def _accounted(self, found: LLMRow | None, call: LLMCall) -> dict[str, Any]:
+        """The outputs of a call that answered, its tokens and cost counted; its failure raised."""
+        assert found is not None  # not cached_only: every output is there, or its failure
         call.account(found.results, self.client)
         self.spend.record(call.cost_usd)
         failed = found.failed
@@ -76,25 +124,6 @@ class LLMFeatures:
             call.failure = failed.usage.failure or LLMFailure.ERROR
             raise LLMUnavailableError(f"LLM failed: {failed.error}", call.failure)
         return found.values
-
-    def _live(self, post: PostText, call: LLMCall) -> LLMRow:
-        over = self.spend.exceeded()
-        if over is not None:
-            call.failure = LLMFailure.BUDGET
-            raise LLMUnavailableError(over, LLMFailure.BUDGET)
-        try:
-            future = self.queue.submit(llm_row, self.client, post, self.needs)
-        except QueueFullError as exc:
-            call.failure = LLMFailure.BUSY
-            raise LLMUnavailableError(str(exc), LLMFailure.BUSY) from exc
-        try:
-            found = future.result(timeout=self.budget_ms / 1000)
-        except FutureTimeout as exc:
-            future.cancel()  # still queued: dropped; already running: it finishes and fills the cache
-            call.failure = LLMFailure.TIMEOUT
-            raise LLMUnavailableError(f"LLM exceeded the {self.budget_ms:.0f} ms budget", LLMFailure.TIMEOUT) from exc
-        assert found is not None  # not cached_only: every output is there, or its failure
-        return found
 
     def warm(self, embedding_width: int | None) -> None:
         """Load the LLM (and its embedder), time one real call for the queue, and check the embedding's

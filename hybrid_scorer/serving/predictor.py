@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import anyio
 from pydantic import ValidationError
 
 from hybrid_scorer.config import Settings, get_settings
@@ -125,45 +124,62 @@ class Predictor:
 
     def predict(self, post: dict[str, Any] | PostInput, explain: bool = False, caller: str = "local") -> Prediction:
         """Score one post; `caller` (an API key id, or "local" in process) goes into the log."""
-        scored = self._predict(post, explain, live=True, caller=caller)
-        assert scored is not None  # live: the LLM is called when its outputs are not cached
-        prediction, ticket = scored
+        started = time.perf_counter()
+        served, models, call = self._prepared(post)
+        values, reason = None, None
+        if call.called:
+            assert models.llm_features is not None
+            try:
+                values = models.llm_features.values(served.text, call)
+            except LLMUnavailableError as exc:
+                reason = _fallen_back(exc)
+        prediction, ticket = self._scored(served, models, values, reason, call, explain, caller, started)
         self.log.settled(ticket)
         return prediction
 
     async def predict_async(
         self, post: dict[str, Any] | PostInput, explain: bool = False, caller: str = "local"
     ) -> Prediction:
-        """predict() for an event loop: scored inline when no LLM call is needed (the content model, or
-        the LLM's outputs cached: well under a millisecond, which a hop to a worker thread would double),
-        in a worker thread when the LLM must be called (that waits up to the latency budget)."""
-        scored = self._predict(post, explain, live=False, caller=caller)
-        if scored is None:
-            return await anyio.to_thread.run_sync(self.predict, post, explain, caller)
-        prediction, ticket = scored
+        """predict() on an event loop, without a worker thread: scoring takes about a millisecond, less than
+        a hop to a thread would add, and a live LLM call runs on the LLM queue's own worker while the
+        request awaits it on the loop, within the latency budget (llm_features.values_async)."""
+        started = time.perf_counter()
+        served, models, call = self._prepared(post)
+        values, reason = None, None
+        if call.called:
+            assert models.llm_features is not None
+            try:
+                values = await models.llm_features.values_async(served.text, call)
+            except LLMUnavailableError as exc:
+                reason = _fallen_back(exc)
+        prediction, ticket = self._scored(served, models, values, reason, call, explain, caller, started)
         await self.log.settled_async(ticket)
         return prediction
 
-    def _predict(
-        self, post: dict[str, Any] | PostInput, explain: bool, live: bool, caller: str
-    ) -> tuple[Prediction, int] | None:
-        """The prediction and its log ticket; None when the LLM must be called and `live` is False."""
-        started = time.perf_counter()
+    def _prepared(self, post: dict[str, Any] | PostInput) -> tuple[ServedPost, ServedModels, LLMCall]:
+        """The post validated and cleaned once, the served models, and the record of what the LLM will do
+        (`called` when the hybrid is served and needs its outputs)."""
         served = ServedPost.of(validate_post(post))
         models = self.models
-        model, call, reason = models.content, LLMCall(), None
-        if models.hybrid is not None and models.llm_features is not None:
-            call.called = True
-            try:
-                values = models.llm_features.values(served.text, call, live)
-                if values is None:
-                    return None
-                served = replace(served, row=replace(served.row, llm=values))
-                model = models.hybrid
-            except LLMUnavailableError as exc:
-                reason = f"{exc.failure}: {exc}"[:300]
-                log.info("falling back to the content model: %s", reason)
-        log_score, heads, steering, row = limited(model, served.row, self.settings.steering_limit_log)
+        return served, models, LLMCall(called=models.hybrid is not None and models.llm_features is not None)
+
+    def _scored(
+        self,
+        served: ServedPost,
+        models: ServedModels,
+        values: dict[str, Any] | None,
+        reason: str | None,
+        call: LLMCall,
+        explain: bool,
+        caller: str,
+        started: float,
+    ) -> tuple[Prediction, int]:
+        """The prediction from the hybrid when the LLM's outputs are there (`values`), from the content
+        model otherwise, and its log ticket."""
+        model, row = models.content, served.row
+        if values is not None and models.hybrid is not None:
+            model, row = models.hybrid, replace(row, llm=values)
+        log_score, heads, steering, row = limited(model, row, self.settings.steering_limit_log)
         manifest = model.manifest_
         assert manifest is not None  # a loaded model always has one
         prediction = Prediction(
@@ -237,6 +253,13 @@ def log_record(row: PostRow, prediction: Prediction, call: LLMCall, caller: str)
         "caller": caller,
         "features": features,
     }
+
+
+def _fallen_back(exc: LLMUnavailableError) -> str:
+    """Why the content model scored the post, as the prediction says it."""
+    reason = f"{exc.failure}: {exc}"[:300]
+    log.info("falling back to the content model: %s", reason)
+    return reason
 
 
 def _explanation(contributions: dict[str, float]) -> dict[str, Any]:

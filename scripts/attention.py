@@ -128,9 +128,8 @@ def title_token_states(posts: pd.DataFrame, settings: Settings, prompt: str) -> 
     """Each post's title tokens' final hidden states (float16, one row per token) from the assessment
     prompt's pass up to the title's end, kept in `<cache_dir>/title_tokens.npz`."""
 
-    def read(backend: EmbeddedBackend, pending: list[int], spans: list[range]) -> dict[str, np.ndarray]:
-        title = spans[0]
-        _, states = backend._decode(pending[: title.stop], [], [range(t, t + 1) for t in title])
+    def read(backend: EmbeddedBackend, messages: list[dict[str, str]]) -> dict[str, np.ndarray]:
+        _, states = backend.span_means(messages, lambda spans: [range(t, t + 1) for t in spans[0]])
         return {"states": np.stack(states).astype(np.float16)}
 
     kept = kept_per_post(posts, settings, prompt, EmbeddedOptions(), "title_tokens", read)

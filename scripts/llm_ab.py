@@ -173,8 +173,8 @@ def post_parts(posts: pd.DataFrame, settings: Settings, prompt: str) -> list[Pos
     """Each post's PostParts (the title's and each body part's mean hidden state and token count), kept in
     `<cache_dir>/post_parts.npz`."""
 
-    def read(backend: EmbeddedBackend, pending: list[int], spans: list[range]) -> dict[str, np.ndarray]:
-        _, means = backend._decode(pending, [], spans)
+    def read(backend: EmbeddedBackend, messages: list[dict[str, str]]) -> dict[str, np.ndarray]:
+        spans, means = backend.span_means(messages)
         return {"means": np.stack(means).astype(np.float32), "counts": np.array([len(r) for r in spans])}
 
     kept = kept_per_post(posts, settings, prompt, EmbeddedOptions(pooling="sentences"), "post_parts", read)

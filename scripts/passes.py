@@ -17,8 +17,9 @@ from hybrid_scorer.llm.client import LLMClient
 from hybrid_scorer.llm.prompts import PostText, load_prompt
 
 Arrays = dict[str, np.ndarray]
-# (the backend positioned after the shared prefix, the post's own tokens, the token ranges its pooling reads)
-Read = Callable[[EmbeddedBackend, list[int], list[range]], Arrays]
+# what an experiment keeps of one post's pass: (the backend, the post's prompt messages) -> arrays, read
+# with EmbeddedBackend.span_means
+Read = Callable[[EmbeddedBackend, list[dict[str, str]]], Arrays]
 
 
 def load_ragged(path: Path) -> dict[str, Arrays]:
@@ -52,8 +53,8 @@ def save_ragged(path: Path, kept: dict[str, Arrays]) -> None:
 def kept_per_post(
     posts: pd.DataFrame, settings: Settings, prompt: str, options: EmbeddedOptions, name: str, read: Read
 ) -> list[Arrays]:
-    """`read` of each post's assessment pass (the prompt's, up to the answer: causal attention, so the
-    answer cannot change it), kept by the embedding's cache key under these options in
+    """`read` of each post's assessment prompt (its pass up to the answer: causal attention, so the answer
+    cannot change it), kept by the embedding's cache key under these options in
     `<cache_dir>/<name>.npz`; missing posts are read on the way."""
     backend = EmbeddedBackend(options)
     client = LLMClient(backend, load_prompt(prompt))
@@ -64,10 +65,7 @@ def kept_per_post(
     keys = [client.embedding_key(text) for text in texts]
     missing = [(k, t) for k, t in zip(keys, texts, strict=True) if k not in kept]
     for n, (key, text) in enumerate(tqdm(missing, desc=name.replace("_", " "), disable=not missing), start=1):
-        with backend._lock:
-            backend._llm()
-            pending, spans = backend._start(client.prompt.messages(text))
-            kept[key] = read(backend, pending, spans)
+        kept[key] = read(backend, client.prompt.messages(text))
         if n % 200 == 0 or n == len(missing):
             save_ragged(path, kept)
     return [kept[k] for k in keys]

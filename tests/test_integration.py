@@ -183,3 +183,22 @@ def test_the_context_size_option_is_the_context_llama_cpp_gets() -> None:
     result = client.assess(PostText("long", "Why " * 30, "word " * 400))
     assert result.assessment is None and "exceeds the context of 256" in (result.error or "")
     assert small._llm().n_ctx() == 256
+
+
+def test_the_means_experiments_read_are_the_embeddings_parts(embedded_client: LLMClient) -> None:
+    """EmbeddedBackend.span_means, the public read of a pass that scripts/passes.py's experiments use: with
+    sentence pooling its means pool into the embedding the assessment pass gives, one range per part, and
+    the title's tokens read one by one (a pass that stops after the title) average to the title's mean."""
+    from hybrid_scorer.llm.backends.embedded import EmbeddedBackend, EmbeddedOptions, pool
+
+    backend = EmbeddedBackend(EmbeddedOptions(model_path=_gguf(), pooling="sentences"))
+    prompt = load_prompt("assessment_v3")  # shows the body, so its sentences are parts
+    post = PostText("b1", "Why is the sky blue?", "Rayleigh scattering favours short waves. So why not violet?")
+    messages = prompt.messages(post)
+    spans, means = backend.span_means(messages)
+    reply = backend.complete(messages, prompt.response_model)
+    assert len(spans) == len(means) == 3 and reply.embedding is not None  # the title and two body sentences
+    np.testing.assert_allclose(pool(means), reply.embedding, rtol=0, atol=1e-5)  # float32 rounding apart
+    title, tokens = backend.span_means(messages, lambda ranges: [range(t, t + 1) for t in ranges[0]])
+    assert title == spans and len(tokens) == len(spans[0]) > 3
+    np.testing.assert_allclose(np.mean(tokens, axis=0), means[0], rtol=0, atol=1e-5)

@@ -34,7 +34,7 @@ import os
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache, cached_property
 from pathlib import Path
@@ -487,6 +487,23 @@ class EmbeddedBackend:
         if self._embedder is None:
             self._embedder = self._load(embedding=True)
         return self._embedder
+
+    def span_means(
+        self, messages: list[dict[str, str]], choose: Callable[[list[range]], list[range]] | None = None
+    ) -> tuple[list[range], list[np.ndarray]]:
+        """What experiments read beyond the pooled embedding (scripts/passes.py): the ranges of the post's
+        tokens the embedding pools (one per part it reads, counted after the shared prefix), and the mean
+        final hidden state of each of them, or of each range `choose` picks from them. Without `choose` the
+        pass is the assessment prompt's, up to the answer, and `pool` of the means is the post's embedding;
+        with it the pass stops after the last chosen token (attention is causal: later tokens cannot change
+        those states)."""
+        with self._lock:
+            self._llm()
+            pending, spans = self._start(messages)
+            ranges = spans if choose is None else choose(spans)
+            through = len(pending) if choose is None else max(r.stop for r in ranges)
+            _, means = self._decode(pending[:through], [], ranges)
+        return spans, means
 
     def embed(self, text: str) -> RawEmbedding:
         with self._lock:

@@ -70,7 +70,10 @@ def test_predictions_carry_p_top_from_the_models_classifier(predictor: Predictor
         ({"title": "ok", "body": ["a"]}, "'body'", "valid string"),
         ({"title": "x" * 301}, "'title'", "at most 300"),
         ({"title": "ok", "titel": "typo"}, "'titel'", "Extra inputs"),
-        ({"title": "ok", "created_utc": "last week"}, "'created_utc'", "datetime"),
+        ({"title": "ok", "created_utc": "last week"}, "'created_utc'", "date-time"),
+        ({"title": "ok", "created_utc": "0"}, "'created_utc'", "date-time"),  # not Unix seconds
+        ({"title": "ok", "created_utc": 1700000000}, "'created_utc'", "date-time"),
+        ({"title": "ok", "created_utc": "2026-12-01"}, "'created_utc'", "date-time"),  # a date without a time
     ],
 )
 def test_invalid_input_names_the_field(predictor: Predictor, post: dict, field: str, hint: str) -> None:

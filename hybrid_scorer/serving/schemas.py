@@ -7,6 +7,7 @@ The same models validate `predict()` calls and HTTP bodies and generate the serv
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -63,15 +64,19 @@ def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
-def _not_a_number(value: object) -> object:
-    """An ISO string or a datetime: pydantic would also read a bare number as Unix seconds, which the
-    schema (a date-time string) does not allow and which is more often a mistake than a time."""
-    if isinstance(value, int | float):
+_DATE_AND_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _date_time(value: object) -> object:
+    """A datetime, or a string with a date and a time: pydantic would also read a number, or a string of
+    digits ("0"), as Unix seconds and a bare date as its midnight, which the schema (a date-time string)
+    does not allow and which is more often a mistake than a time."""
+    if isinstance(value, int | float) or (isinstance(value, str) and not _DATE_AND_TIME.match(value)):
         raise ValueError("expected an ISO 8601 date-time string, e.g. 2026-12-01T12:00:00Z")
     return value
 
 
-UTCDatetime = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(_as_utc)]
+UTCDatetime = Annotated[datetime, BeforeValidator(_date_time), AfterValidator(_as_utc)]
 
 
 class PostInput(BaseModel):

@@ -1,12 +1,14 @@
 """The hybrid's LLM outputs for one post under the service's limits: cached ones at once; otherwise one
 call through a bounded queue, within the latency budget and the spend limit. Every way this can fail
 (the LLM errs, is too slow, too busy, or the spend limit is reached) is an LLMUnavailableError naming
-its kind, which the predictor answers with the content model. `warm` loads the LLM and checks it against
-the model before the first request, so nothing loads inside a request's budget."""
+its kind inside, and comes out as the reason the predictor gives when the content model answers.
+`warm` loads the LLM and checks it against the model before the first request, so nothing loads inside
+a request's budget."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -21,7 +23,12 @@ from hybrid_scorer.pipeline import LLMRow, llm_row
 from hybrid_scorer.serving.llm_queue import LLMQueue, QueueFullError
 from hybrid_scorer.serving.spend import SpendLimit
 
+log = logging.getLogger(__name__)
 WARMUP_POST = PostText("warmup", "Why is the sky blue?", "And why not violet?")
+
+
+# the post's LLM outputs, or (None, why the LLM could not give them: the content model scores the post)
+Outcome = tuple[dict[str, Any], None] | tuple[None, str]
 
 
 class LLMUnavailableError(RuntimeError):
@@ -60,9 +67,24 @@ class LLMFeatures:
     ) -> None:
         self.client, self.needs, self.queue, self.spend, self.budget_ms = client, needs, queue, spend, budget_ms
 
-    def values(self, post: PostText, call: LLMCall) -> dict[str, Any]:
-        """The post's LLM outputs within the budget: cached ones at once, live ones through the queue;
-        LLMUnavailableError when the LLM cannot give them."""
+    def values(self, post: PostText, call: LLMCall) -> Outcome:
+        """The post's LLM outputs within the budget (cached ones at once, live ones through the queue), or
+        why the LLM could not give them."""
+        try:
+            return self._values(post, call), None
+        except LLMUnavailableError as exc:
+            return None, _fallen_back(exc)
+
+    async def values_async(self, post: PostText, call: LLMCall) -> Outcome:
+        """values() for an event loop: a live call runs on the queue's own worker and is awaited on the
+        loop, so waiting for it holds no thread, and the budget bounds the whole wait (a request that
+        waited for a free thread first would wait past it)."""
+        try:
+            return await self._values_async(post, call), None
+        except LLMUnavailableError as exc:
+            return None, _fallen_back(exc)
+
+    def _values(self, post: PostText, call: LLMCall) -> dict[str, Any]:
         started = time.perf_counter()
         try:
             found = self._cached(post) or self._wait(self._submit(post, call), call)
@@ -70,10 +92,7 @@ class LLMFeatures:
             call.latency_ms = (time.perf_counter() - started) * 1000
         return self._accounted(found, call)
 
-    async def values_async(self, post: PostText, call: LLMCall) -> dict[str, Any]:
-        """values() for an event loop: a live call runs on the queue's own worker and is awaited on the
-        loop, so waiting for it holds no thread, and the budget bounds the whole wait (a request that
-        waited for a free thread first would wait past it)."""
+    async def _values_async(self, post: PostText, call: LLMCall) -> dict[str, Any]:
         started = time.perf_counter()
         try:
             found = self._cached(post)
@@ -150,3 +169,10 @@ class LLMFeatures:
 
     def close(self) -> None:
         self.queue.shutdown(wait=False, cancel_futures=True)
+
+
+def _fallen_back(exc: LLMUnavailableError) -> str:
+    """Why the content model scores the post, as the prediction says it."""
+    reason = f"{exc.failure}: {exc}"[:300]
+    log.info("falling back to the content model: %s", reason)
+    return reason

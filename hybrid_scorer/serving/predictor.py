@@ -11,7 +11,6 @@ prediction is one JSON line in a size-bounded, rotating log that `hybrid-scorer 
 from __future__ import annotations
 
 import hashlib
-import logging
 import threading
 import time
 import uuid
@@ -32,15 +31,13 @@ from hybrid_scorer.llm.prompts import PostText
 from hybrid_scorer.llm.usage import LLMFailure
 from hybrid_scorer.model import P_TOP
 from hybrid_scorer.monitoring import SIGNAL_COLUMNS
-from hybrid_scorer.serving.llm_features import LLMCall, LLMUnavailableError
+from hybrid_scorer.serving.llm_features import LLMCall
 from hybrid_scorer.serving.models import ServedModels
 from hybrid_scorer.serving.predictlog import PredictionLog
 from hybrid_scorer.serving.schemas import Driver, PostInput, Prediction, PredictionInputError
 from hybrid_scorer.serving.spend import SpendLimit
 from hybrid_scorer.steering import limited
 from hybrid_scorer.target import to_score
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,13 +123,9 @@ class Predictor:
         """Score one post; `caller` (an API key id, or "local" in process) goes into the log."""
         started = time.perf_counter()
         served, models, call = self._prepared(post)
-        values, reason = None, None
-        if call.called:
-            assert models.llm_features is not None
-            try:
-                values = models.llm_features.values(served.text, call)
-            except LLMUnavailableError as exc:
-                reason = _fallen_back(exc)
+        values, reason = (
+            models.llm_features.values(served.text, call) if models.llm_features is not None else (None, None)
+        )
         prediction, ticket = self._scored(served, models, values, reason, call, explain, caller, started)
         self.log.settled(ticket)
         return prediction
@@ -145,13 +138,11 @@ class Predictor:
         request awaits it on the loop, within the latency budget (llm_features.values_async)."""
         started = time.perf_counter()
         served, models, call = self._prepared(post)
-        values, reason = None, None
-        if call.called:
-            assert models.llm_features is not None
-            try:
-                values = await models.llm_features.values_async(served.text, call)
-            except LLMUnavailableError as exc:
-                reason = _fallen_back(exc)
+        values, reason = (
+            await models.llm_features.values_async(served.text, call)
+            if models.llm_features is not None
+            else (None, None)
+        )
         prediction, ticket = self._scored(served, models, values, reason, call, explain, caller, started)
         await self.log.settled_async(ticket)
         return prediction
@@ -161,7 +152,7 @@ class Predictor:
         (`called` when the hybrid is served and needs its outputs)."""
         served = ServedPost.of(validate_post(post))
         models = self.models
-        return served, models, LLMCall(called=models.hybrid is not None and models.llm_features is not None)
+        return served, models, LLMCall(called=models.llm_features is not None)  # set with the hybrid (models.py)
 
     def _scored(
         self,
@@ -253,13 +244,6 @@ def log_record(row: PostRow, prediction: Prediction, call: LLMCall, caller: str)
         "caller": caller,
         "features": features,
     }
-
-
-def _fallen_back(exc: LLMUnavailableError) -> str:
-    """Why the content model scored the post, as the prediction says it."""
-    reason = f"{exc.failure}: {exc}"[:300]
-    log.info("falling back to the content model: %s", reason)
-    return reason
 
 
 def _explanation(contributions: dict[str, float]) -> dict[str, Any]:

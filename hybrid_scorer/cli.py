@@ -1,4 +1,5 @@
-"""`hybrid-scorer`: extract LLM features, train, evaluate, ablate, predict and monitor."""
+"""`hybrid-scorer`: every command of the CLI (extract, train, tune, evaluate, ablate, promote, predict, serve,
+feedback, monitor, db, api-key, alert-rules), each a thin layer over the package's modules."""
 
 from __future__ import annotations
 
@@ -447,7 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         description="Cross-validate (5 folds grouped by normalized title) the median and "
         "RandomForest baselines, the content model and content + time_trend; with "
-        "--llm also the full hybrid. Prints mean and std over folds.",
+        "--llm also the served hybrid (full hybrid + stacked embedding features). Prints mean and std over folds.",
     )
     _common(p, llm_default="none")
     p.set_defaults(func=cmd_evaluate)
@@ -539,7 +540,8 @@ def build_parser() -> argparse.ArgumentParser:
         "serve",
         help="serve predictions over HTTP (FastAPI; /v1/predict, /healthz, /readyz, /metrics)",
         epilog=EPILOG,
-        description="Start the HTTP service: POST /v1/predict and /v1/predict/batch, GET /v1/model, /healthz, "
+        description="Start the HTTP service: the page at /, POST /v1/predict and /v1/predict/batch, POST "
+        "/v1/feedback and /v1/feedback/batch (delayed labels), GET /v1/model, /v1/flairs, /healthz, "
         "/readyz (503 until the models are loaded and the LLM is warm), /metrics (Prometheus). One worker "
         "process; SIGTERM lets in-flight requests finish. OpenAPI docs at /docs.",
     )
@@ -559,8 +561,9 @@ def build_parser() -> argparse.ArgumentParser:
         "feedback",
         help="record realised scores of earlier predictions (delayed labels) from a CSV file",
         description="Read FILE (columns prediction_id, score, optional observed_at) and store the realised"
-        " scores beside the prediction log, where `hybrid-scorer monitor` and the service's /metrics join them to"
-        " the predictions: realised Spearman, RMSE and interval coverage per cohort. The same as POST /v1/feedback.",
+        " scores in the outcome store (HYBRID_SCORER_DATABASE_URL, else the SQLite file beside the prediction"
+        " log), where `hybrid-scorer monitor` and the service's /metrics join them to the predictions: realised"
+        " Spearman, RMSE and interval coverage per cohort. The same as POST /v1/feedback.",
     )
     p.add_argument("file", type=Path, help="CSV with prediction_id,score[,observed_at]")
     p.add_argument("--log", help=f"the prediction log the ids come from (default: <log dir>/{PREDICTION_LOG})")

@@ -1,7 +1,8 @@
 """Paired A/B experiments on what the embedded LLM produces: same posts, same folds, same resamples.
 
 `--experiment questions` (issue 15): does the QA-Emb-style prompt `assessment_v3` (the 1-5 ratings and
-topic plus 12 yes/no questions, each read as P(yes)) beat the default `assessment_v2`? Arms: the served
+topic plus 12 yes/no questions, each read as P(yes)) beat the whole-post prompt `assessment_v2`
+(this script's arms' default; the served default is `assessment_v4`, the title alone)? Arms: the served
 hybrid on each prompt, with and without the question features, and content + questions against
 content + the 1-5 ratings. Also: per question, the share of "yes" answers, the spread of P(yes) and its
 Spearman with log1p(score) over all posts (description, not selection), and each prompt's LLM tokens
@@ -61,7 +62,8 @@ each with and without it.
 embedding pooled over the title's tokens, which no body text can reach) against the pooling it replaced
 (every token of the post), on the served hybrid with its tuned parameters and on content + embedding.
 The cost of the defence on honest posts is the paired difference; bench/injection.py measures what it
-buys against attacks. The last arm drops the 1-5 ratings: the LLM reads them off the whole post, a body
+buys against attacks. The last arm drops the 1-5 ratings: the LLM reads them off the whole post (prompt v2, as in
+every arm here), a body
 sentence reaches them, and the limit holds the LLM's outputs, so it bounds no lift that comes through
 them; without them a body sentence reaches only the content features, which the limit bounds. The rule,
 written before the run: the served hybrid drops the ratings when this arm's paired difference against

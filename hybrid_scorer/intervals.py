@@ -117,7 +117,7 @@ class SymmetricIntervals(_Scheme):
 
     def log_bounds(self, point: np.ndarray, heads: Heads, level: float) -> tuple[np.ndarray, np.ndarray]:
         width = self._level(self.half_widths, level)
-        return np.clip(point - width, 0.0, None), point + width
+        return np.maximum(point - width, 0.0), point + width
 
 
 class QuantileIntervals(_Scheme):
@@ -139,7 +139,7 @@ class QuantileIntervals(_Scheme):
         correction = self._level(self.corrections, level)
         low, high = (np.asarray(heads[h]) for h in quantile_heads(level))
         # a quantile head may cross the point prediction's side: the interval always holds the point
-        return np.clip(np.minimum(low - correction, point), 0.0, None), np.maximum(high + correction, point)
+        return np.maximum(np.minimum(low - correction, point), 0.0), np.maximum(high + correction, point)
 
 
 class BinnedIntervals(_Scheme):
@@ -159,7 +159,7 @@ class BinnedIntervals(_Scheme):
 
     def log_bounds(self, point: np.ndarray, heads: Heads, level: float) -> tuple[np.ndarray, np.ndarray]:
         widths = np.asarray(self._level(self.half_widths, level))[np.searchsorted(self.edges, point, side="right")]
-        return np.clip(point - widths, 0.0, None), point + widths
+        return np.maximum(point - widths, 0.0), point + widths
 
 
 class ScaledIntervals(_Scheme):
@@ -182,7 +182,7 @@ class ScaledIntervals(_Scheme):
 
     def log_bounds(self, point: np.ndarray, heads: Heads, level: float) -> tuple[np.ndarray, np.ndarray]:
         width = self._level(self.factors, level) * self._difficulty(heads, self.floor)
-        return np.clip(point - width, 0.0, None), point + width
+        return np.maximum(point - width, 0.0), point + width
 
 
 SCHEMES: dict[str, type[_Scheme]] = {

@@ -14,7 +14,7 @@ from bench.parity import check_parity, served_rows
 from hybrid_scorer.config import Settings
 from hybrid_scorer.data import deduplicate, load_posts, prepare_posts
 from hybrid_scorer.features.matrix import CONTENT_GROUPS
-from hybrid_scorer.features.stacked import _Fitted
+from hybrid_scorer.features.stacked import _Fitted, _row_medians
 from hybrid_scorer.llm.factory import make_client
 from hybrid_scorer.marginal import average_over_one_hot
 from hybrid_scorer.model import HybridScorer
@@ -78,6 +78,16 @@ def test_nearest_neighbours_match_a_full_float64_search_even_on_ties() -> None:
     for k in (1, 10, 30):
         expected = np.array([np.lexsort((np.arange(300), -row))[:k] for row in exact])
         np.testing.assert_array_equal(fitted.nearest(units, k), expected)
+
+
+def test_row_medians_are_numpys_medians() -> None:
+    """The neighbours' median by one sort is np.median's number, to the bit, for odd and even k, repeated
+    values and every scale."""
+    rng = np.random.default_rng(1)
+    for n in (1, 2, 3, 10, 30, 31):
+        for scale, decimals in ((1.0, 0), (1e-3, 6), (1e5, 2), (1.0, 12)):
+            values = np.round(rng.normal(size=(7, n)) * scale, decimals)
+            np.testing.assert_array_equal(_row_medians(values), np.median(values, axis=1))
 
 
 def test_averaged_forest_of_no_group_is_the_model_itself(model_dir: Path) -> None:

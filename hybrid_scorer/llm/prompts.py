@@ -52,15 +52,21 @@ class PostText:
     body: str
 
     @cached_property
-    def read(self) -> tuple[str, str]:
-        """(title, body) as the LLM reads them: text addressed to it taken out (llm/sanitize.py), the body
-        cut to PROMPT_BODY_CHARS. Computed once per post: every cache key and the prompt are built from it."""
-        return strip_instructions(self.title), strip_instructions(self.body)[:PROMPT_BODY_CHARS]
+    def read_title(self) -> str:
+        """The title as the LLM reads it: text addressed to it taken out (llm/sanitize.py). Computed once
+        per post: every cache key and the prompt are built from it."""
+        return strip_instructions(self.title)
+
+    @cached_property
+    def read_body(self) -> str:
+        """The body as the LLM reads it, sanitized as the title is and cut to PROMPT_BODY_CHARS; computed
+        only for a prompt that shows the body."""
+        return strip_instructions(self.body)[:PROMPT_BODY_CHARS]
 
     def embedding_input(self) -> str:
         """What an embedding reads: the title alone, so no text in the body can move it (as the embedded
         model pools its title tokens: llm/backends/embedded.py)."""
-        return self.read[0]
+        return self.read_title
 
 
 @dataclass(frozen=True)
@@ -85,15 +91,23 @@ class PromptTemplate:
         """The schema the reply is constrained by and validated against."""
         return assessment_model(self.questions)
 
+    @cached_property
+    def _system(self) -> str:
+        """The system message, the same for every post."""
+        system = self.system.replace("{topics}", ", ".join(t.value for t in Topic))
+        return system.replace("{questions}", "\n".join(f'"{name}": {text}' for name, text in self.questions)).strip()
+
     def messages(self, post: PostText) -> list[dict[str, str]]:
         """Chat messages for one post, between delimiters it cannot close itself: tags, role markers,
         JSON and sentences addressed to the LLM are taken out first (llm/sanitize.py)."""
         # Instructions live in the system message so they form a prefix shared by every post (KV reuse).
-        system = self.system.replace("{topics}", ", ".join(t.value for t in Topic))
-        system = system.replace("{questions}", "\n".join(f'"{name}": {text}' for name, text in self.questions))
-        title, body = post.read
-        user = self.user.format(title=title, body=body or "(none)")
-        return [{"role": "system", "content": system.strip()}, {"role": "user", "content": user.strip()}]
+        shown = {"title": post.read_title}
+        if "{body}" in self.user:  # a template that shows no body (assessment_v4) sanitizes none
+            shown["body"] = post.read_body or "(none)"
+        return [
+            {"role": "system", "content": self._system},
+            {"role": "user", "content": self.user.format(**shown).strip()},
+        ]
 
 
 def load_prompt(name: str = DEFAULT_PROMPT, directory: Path = PROMPTS_DIR) -> PromptTemplate:

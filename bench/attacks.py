@@ -3,7 +3,11 @@
 Families are generated combinatorially (templates x fillers, one or two sentences long, at the start,
 middle or end of the title or body) and split: a defence is designed, fitted and tuned on the `train`
 families only and judged on the `heldout` ones. The `hand` families (bench/attacks_hand.json) were written
-by someone who never saw the defence, after it was frozen. Every attempt is scored against the original
+by someone who never saw the defence, after it was frozen. The `late` families (bench/attacks_late.json)
+were written the same way, by an author shown only the threat model and this file format, after the
+defence had last changed (commit 3a33233); they are measured apart (`python bench/injection.py --splits
+late --out reports/bench/injection_late`), since the hand families have since shaped the defence (the edit
+cut came from one of them). Every attempt is scored against the original
 post and against a neutral text of the same length at the same place (its control), so that what adding
 any text does is netted out."""
 
@@ -17,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Split = Literal["train", "heldout", "hand"]
+Split = Literal["train", "heldout", "hand", "late"]
 Place = Literal["title", "body"]
 Position = Literal["start", "middle", "end"]
-SPLITS: tuple[Split, ...] = ("train", "heldout", "hand")
-HAND_FILE = Path(__file__).with_name("attacks_hand.json")
+SPLITS: tuple[Split, ...] = ("train", "heldout", "hand", "late")
+MEASURED: tuple[Split, ...] = ("train", "heldout", "hand")  # reports/bench/injection.md and its undefended twin
+WRITTEN: dict[Split, Path] = {split: Path(__file__).with_name(f"attacks_{split}.json") for split in ("hand", "late")}
 TITLE_ROOM = 60  # title attempts stay short: titles are capped at 300 characters
 MAX_PAIRS = 200  # two-sentence attempts per family
 _NEUTRAL = (
@@ -201,18 +206,19 @@ def _obfuscated(family: Family) -> Family:
     )
 
 
-def hand_families(path: Path = HAND_FILE) -> list[list[Attempt]]:
-    """The hand-written families (their attempts as written: no combinations)."""
+def written_families(split: Split = "hand") -> list[list[Attempt]]:
+    """The families written by hand for `split` (their attempts as written: no combinations)."""
+    path = WRITTEN[split]
     if not path.is_file():
         return []
     families = json.loads(path.read_text())["families"]
-    return [[Attempt(f["name"], "hand", a["place"], a["position"], a["text"]) for a in f["attempts"]] for f in families]
+    return [[Attempt(f["name"], split, a["place"], a["position"], a["text"]) for a in f["attempts"]] for f in families]
 
 
-def corpus(per_family: int, seed: int = 0, splits: tuple[Split, ...] = SPLITS) -> list[list[Attempt]]:
+def corpus(per_family: int, seed: int = 0, splits: tuple[Split, ...] = MEASURED) -> list[list[Attempt]]:
     """At most `per_family` attempts of each family (a fixed random sample), the families of `splits`."""
     generated = [*GENERATED, *(_obfuscated(f) for f in GENERATED if f.split == "train" and f.name != "hype")]
-    families = [f.attempts() for f in generated] + hand_families()
+    families = [f.attempts() for f in generated] + [f for split in WRITTEN for f in written_families(split)]
     rng = random.Random(seed)
     return [
         [attempts[i] for i in sorted(rng.sample(range(len(attempts)), min(per_family, len(attempts))))]

@@ -6,8 +6,10 @@ answers go to a temporary cache, so every attempt and control is read by the LLM
     .venv/bin/python bench/injection.py                                      # reports/bench/injection.{md,json}
     HYBRID_SCORER_LLM_POOLING=post .venv/bin/python bench/injection.py \\
         --model-dir models/undefended --out reports/bench/injection_undefended --no-steering-check
+    .venv/bin/python bench/injection.py --splits late --out reports/bench/injection_late
 
-The second line measures the design before the defence: a model trained on embeddings pooled over the
+The third command measures the families written after the defence was frozen (bench/attacks.py). The
+second measures the design before the defence: a model trained on embeddings pooled over the
 whole post (`HYBRID_SCORER_LLM_POOLING=post hybrid-scorer train --out models/undefended`), served without
 the steering check. A move is log1p(score) of the attempt minus that of the original (or the control); a
 post "rises by more than 2x" when a move exceeds log 2."""
@@ -29,7 +31,7 @@ from tqdm import tqdm
 if __package__ in (None, ""):  # run as `python bench/injection.py`: the repository root holds `bench`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.attacks import SPLITS, Attempt, control_of, corpus, inserted
+from bench.attacks import MEASURED, SPLITS, Attempt, control_of, corpus, inserted
 from hybrid_scorer.config import get_settings
 from hybrid_scorer.data import prepare_posts
 from hybrid_scorer.report import replace_block
@@ -227,7 +229,9 @@ def main() -> int:
         "--posts", type=int, default=12, help="real posts to attack (a fixed random sample; the committed reports: 12)"
     )
     parser.add_argument("--per-family", type=int, default=2, help="attempts per family per post (a seeded sample)")
-    parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS), help="which families")
+    parser.add_argument(
+        "--splits", nargs="+", choices=SPLITS, default=list(MEASURED), help="which families (default: all but late)"
+    )
     parser.add_argument("--out", type=Path, default=Path("reports/bench/injection"), help="writes OUT.md, OUT.json")
     parser.add_argument("--no-steering-check", action="store_true", help="serve without the steering check")
     parser.add_argument(

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.attacks import GENERATED, SPLITS, control_of, corpus, hand_families, inserted, neutral_of_length
+from bench.attacks import GENERATED, SPLITS, control_of, corpus, inserted, neutral_of_length, written_families
 from bench.injection import OVER_2X, measure, scorer, summarize
 from hybrid_scorer.config import Settings
 from hybrid_scorer.features.base import PostRow
@@ -30,11 +30,14 @@ POST = {"title": "Why does ice float on water?", "body": "I read that hydrogen b
 
 
 def test_the_corpus_holds_every_split_and_no_held_out_sentence_is_a_training_one() -> None:
-    families = corpus(per_family=1000)
+    families = corpus(per_family=1000, splits=SPLITS)
     by_split = {s: {a.text for f in families for a in f if a.split == s} for s in SPLITS}
     assert all(by_split.values()), "every split has attempts"
-    assert not by_split["train"] & (by_split["heldout"] | by_split["hand"])
-    assert len(hand_families()) >= 8 and {f.split for f in GENERATED} == {"train", "heldout"}
+    assert not by_split["train"] & (by_split["heldout"] | by_split["hand"] | by_split["late"])
+    assert len(written_families("hand")) >= 8 and len(written_families("late")) >= 8
+    assert {f.split for f in GENERATED} == {"train", "heldout"}
+    names = {s: {a.family for f in families for a in f if a.split == s} for s in ("hand", "late")}
+    assert not names["hand"] & names["late"]
     assert all(len(a.text) <= 60 for f in families for a in f if a.place == "title")
 
 

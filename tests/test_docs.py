@@ -74,7 +74,11 @@ def test_the_rendered_tables_are_the_committed_reports(block: str, report: str) 
 
 DOCS = ["README.md", "DISCUSSION.md", *(f"docs/{p.name}" for p in sorted((ROOT / "docs").glob("*.md")))]
 _CITED = re.compile(r"reports/[\w./-]+\.(?:md|txt|json)")
-_FIGURE = re.compile(r"(?<![\w.])[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)\.\d+(?![\w.])|(?<![\w.])\d{1,3}(?:,\d{3})+(?![\w.])")
+# decimals, thousands, and whole numbers of milliseconds or megabytes (latency and memory, which benches print)
+_FIGURE = re.compile(
+    r"(?<![\w.])[+-]?(?:\d{1,3}(?:,\d{3})+|\d+)\.\d+(?![\w.])|(?<![\w.])\d{1,3}(?:,\d{3})+(?![\w.])"
+    r"|(?<![\w.,])\d+(?= ?(?:ms|MB)\b)"
+)
 _GENERATED = re.compile(r"<!-- (\w[\w-]*):start.*?<!-- \1:end -->", re.S)
 
 

@@ -7,7 +7,10 @@ by someone who never saw the defence, after it was frozen. The `late` families (
 were written the same way, by an author shown only the threat model and this file format, after the
 defence had last changed (commit 3a33233); they are measured apart (`python bench/injection.py --splits
 late --out reports/bench/injection_late`), since the hand families have since shaped the defence (the edit
-cut came from one of them). Every attempt is scored against the original
+cut came from one of them). The `fresh` families (bench/attacks_fresh.json) were written likewise by a
+third author after the late ones had been measured and had shaped the defence (Settings.steering_runs and
+the paragraph fix of steering._without), shown the two earlier files only to avoid their ideas; they are what that change is judged
+on (`--splits fresh --out reports/bench/injection_fresh`). Every attempt is scored against the original
 post and against a neutral text of the same length at the same place (its control), so that what adding
 any text does is netted out."""
 
@@ -21,12 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-Split = Literal["train", "heldout", "hand", "late"]
+Split = Literal["train", "heldout", "hand", "late", "fresh"]
 Place = Literal["title", "body"]
 Position = Literal["start", "middle", "end"]
-SPLITS: tuple[Split, ...] = ("train", "heldout", "hand", "late")
+SPLITS: tuple[Split, ...] = ("train", "heldout", "hand", "late", "fresh")
 MEASURED: tuple[Split, ...] = ("train", "heldout", "hand")  # reports/bench/injection.md and its undefended twin
-WRITTEN: dict[Split, Path] = {split: Path(__file__).with_name(f"attacks_{split}.json") for split in ("hand", "late")}
+WRITTEN: dict[Split, Path] = {s: Path(__file__).with_name(f"attacks_{s}.json") for s in ("hand", "late", "fresh")}
 TITLE_ROOM = 60  # title attempts stay short: titles are capped at 300 characters
 MAX_PAIRS = 200  # two-sentence attempts per family
 _NEUTRAL = (

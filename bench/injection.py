@@ -7,9 +7,10 @@ answers go to a temporary cache, so every attempt and control is read by the LLM
     HYBRID_SCORER_LLM_POOLING=post .venv/bin/python bench/injection.py \\
         --model-dir models/undefended --out reports/bench/injection_undefended --no-steering-check
     .venv/bin/python bench/injection.py --splits late --out reports/bench/injection_late
+    .venv/bin/python bench/injection.py --splits fresh --out reports/bench/injection_fresh
 
-The third command measures the families written after the defence was frozen (bench/attacks.py). The
-second measures the design before the defence: a model trained on embeddings pooled over the
+The last two measure the families written after the defence was frozen, and after it changed again
+(bench/attacks.py). The second measures the design before the defence: a model trained on embeddings pooled over the
 whole post (`HYBRID_SCORER_LLM_POOLING=post hybrid-scorer train --out models/undefended`), served without
 the steering check. A move is log1p(score) of the attempt minus that of the original (or the control); a
 post "rises by more than 2x" when a move exceeds log 2."""
@@ -230,7 +231,11 @@ def main() -> int:
     )
     parser.add_argument("--per-family", type=int, default=2, help="attempts per family per post (a seeded sample)")
     parser.add_argument(
-        "--splits", nargs="+", choices=SPLITS, default=list(MEASURED), help="which families (default: all but late)"
+        "--splits",
+        nargs="+",
+        choices=SPLITS,
+        default=list(MEASURED),
+        help="which families (default: train, heldout, hand)",
     )
     parser.add_argument("--out", type=Path, default=Path("reports/bench/injection"), help="writes OUT.md, OUT.json")
     parser.add_argument("--no-steering-check", action="store_true", help="serve without the steering check")

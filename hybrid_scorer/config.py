@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     # this limit (steering.py); None: no check. A promise set before any attack was measured; it binds on
     # 4.3% of honest held-out posts at no measurable Spearman cost (reports/ab_defence.md)
     steering_limit_log: float | None = Field(math.log(2), ge=0)
+    # the check also removes each run of two or more parts at the start or end of the body: a block added
+    # there in several sentences is then bounded as one sentence is (measured: scripts/llm_ab.py --experiment
+    # blocks, reports/ab_blocks.md; it scores a body of n parts 3n - 4 times instead of n)
+    steering_runs: bool = False
     llm_max_usd_per_hour: float | None = Field(None, ge=0)  # serving: past it, new posts are scored without the LLM
     llm_max_usd_per_day: float | None = Field(None, ge=0)
     prediction_log_max_bytes: int = Field(5_000_000, ge=1)

@@ -66,16 +66,38 @@ def title_variants(row: PostRow) -> list[str]:
     return [title for _, title in _title_cuts(row.title_clean)]
 
 
-def _candidates(row: PostRow, reads: Reads | None = None) -> list[tuple[Literal["title", "body"], str, PostRow]]:
+def _without(text: str, start: int, stop: int) -> str:
+    """`text` without text[start:stop], as it reads without the part: the whitespace that separated the
+    part from what came before stays and the one after it goes, so a part written as a paragraph of its
+    own leaves no empty paragraph behind (the raw body's paragraphs are a feature: a variant that kept
+    them would still count the part)."""
+    left, right = text[:start], text[stop:]
+    if not right.strip():
+        return left.rstrip()
+    if not left.strip():
+        return right.lstrip()
+    return left + right.lstrip() if left != left.rstrip() else left + right
+
+
+def _candidates(
+    row: PostRow, reads: Reads | None = None, runs: bool = False
+) -> list[tuple[Literal["title", "body"], str, PostRow]]:
     """Each part of the post with the row that lacks it, carrying its own LLM outputs where `reads` has
-    them and the post's otherwise."""
+    them and the post's otherwise; with `runs`, also each run of two or more parts at the start or the end
+    of the body (a block added there, in any number of sentences), the body never removed whole."""
     reads = reads or Reads()
     out: list[tuple[Literal["title", "body"], str, PostRow]] = []
     for text, title in _title_cuts(row.title_clean):
         out.append(("title", text, replace(row, title_clean=title, llm=reads.titles.get(title, row.llm))))
-    for k, (start, stop) in enumerate(parts(row.body)):
-        body = row.body[:start] + row.body[stop:]  # decoded and cut at its edits already, as the post's
-        llm = reads.bodies[k] if reads.bodies else row.llm
+    spans = parts(row.body)
+    cuts: list[tuple[int | None, int, int]] = [(k, start, stop) for k, (start, stop) in enumerate(spans)]
+    if runs:
+        n = len(spans)
+        cuts += [(None, spans[0][0], spans[k - 1][1]) for k in range(2, n)]  # the first k parts
+        cuts += [(None, spans[n - k][0], spans[-1][1]) for k in range(2, n)]  # the last k parts
+    for k, start, stop in cuts:
+        body = _without(row.body, start, stop)  # decoded and cut at its edits already, as the post's
+        llm = reads.bodies[k] if reads.bodies and k is not None else row.llm
         out.append(
             ("body", row.body[start:stop].strip(), replace(row, body_clean=clean_decoded(body), body=body, llm=llm))
         )
@@ -83,13 +105,13 @@ def _candidates(row: PostRow, reads: Reads | None = None) -> list[tuple[Literal[
 
 
 def check(
-    model: HybridScorer, row: PostRow, own: Scored, limit: float, reads: Reads | None = None
+    model: HybridScorer, row: PostRow, own: Scored, limit: float, reads: Reads | None = None, runs: bool = False
 ) -> tuple[Steering | None, PostRow, np.ndarray | None]:
     """(the steering found, the row to score, its booster row): the row without the part whose removal
     lowers the prediction most, when that exceeds `limit`; otherwise (None, the row itself, None). `own` is
     the row's own score (its log prediction, and its booster row: the blocks no part changes are read from
-    it); `reads` the LLM outputs of variants read apart."""
-    candidates = _candidates(row, reads)
+    it); `reads` the LLM outputs of variants read apart; `runs`: runs of parts at the body's ends too."""
+    candidates = _candidates(row, reads, runs)
     if not candidates:
         return None, row, None
     base = own.features[0] if isinstance(own.features, np.ndarray) else None
@@ -105,7 +127,7 @@ def check(
 
 
 def limited(
-    model: HybridScorer, row: PostRow, limit: float | None, reads: Reads | None = None
+    model: HybridScorer, row: PostRow, limit: float | None, reads: Reads | None = None, runs: bool = False
 ) -> tuple[float, dict[str, float], Steering | None, PostRow]:
     """The row's (log prediction, heads) under the limit (None: no check), with the steering found and the
     row scored: a steered post's point and quantile heads are those of the post without the part plus the
@@ -114,7 +136,7 @@ def limited(
     point, heads = own.post()
     if limit is None:
         return point, heads, None, row
-    steering, without, features = check(model, row, own, limit, reads)
+    steering, without, features = check(model, row, own, limit, reads, runs)
     if steering is None:
         return point, heads, None, row
     point, heads = model.score(without, features=features).post()

@@ -82,11 +82,21 @@ the 1-5 ratings, which the check holds. The rule, written before its run: worth 
 the arm with the limit is at most 0.005 below whole-post pooling (the lower end of its paired difference
 at or above -0.005) and above title pooling with the limit (the lower end above zero).
 
+`--experiment blocks` (issue 30): the limit bounds one part, and a block added in several sentences is no
+one part (families written after the defence was frozen found it: reports/bench/injection_late.md). With
+`Settings.steering_runs` the check also removes each run of two or more parts at the start or end of the
+body. The served hybrid as served (prompt `assessment_v4`, tuned), without the limit, with it, and with the
+runs. The rule, written before its run: serve the runs (steering_runs on by default) when the paired
+difference against the limit alone has its lower end at or above -0.005, issue 30's bound on what a
+defence may cost honest posts; its latency (3n - 4 scorings of a body of n parts instead of n) is
+reported by bench/predict.py either way.
+
 LLM features come from the cache (`hybrid-scorer extract`; for v3 `hybrid-scorer extract --prompt
 assessment_v3`, ~45 min here); a missing post is extracted on the way. Writes reports/ab_<experiment>.md
 and .json.
 
-Usage: python scripts/llm_ab.py --experiment questions|embedding|encoder|target|pooling|title-only|rank|defence|parts
+Usage: python scripts/llm_ab.py --experiment
+    questions|embedding|encoder|target|pooling|title-only|rank|defence|parts|blocks
     [--encoder SPEC] [--name NAME] [--data CSV] [--out DIR]"""
 
 from __future__ import annotations
@@ -151,6 +161,7 @@ class Arm:
     rank_target: bool = False  # learn the Gaussian rank of the target in the training fold (RankTarget)
     parts: bool = False  # the embedding pooled over the post's parts, each body part left out by the check (PostParts)
     title_only: bool = False  # the LLM reads the title alone (the body sent empty); the content features read both
+    runs: bool = False  # steering: runs of parts at the body's start or end removed too (Settings.steering_runs)
 
 
 @dataclass(frozen=True)
@@ -414,6 +425,25 @@ EXPERIMENTS: dict[str, tuple[list[Arm], list[tuple[str, str]]]] = {
             ("content + embedding, part pooling", "content + embedding, post pooling"),
         ],
     ),
+    "blocks": (
+        [
+            Arm("served hybrid", SERVED_HYBRID, prompt="assessment_v4", tuned=True),
+            Arm("served hybrid + steering limit", SERVED_HYBRID, prompt="assessment_v4", tuned=True, steering=True),
+            Arm(
+                "served hybrid + steering limit, runs at the body's ends",
+                SERVED_HYBRID,
+                prompt="assessment_v4",
+                tuned=True,
+                steering=True,
+                runs=True,
+            ),
+        ],
+        [
+            ("served hybrid + steering limit, runs at the body's ends", "served hybrid + steering limit"),
+            ("served hybrid + steering limit, runs at the body's ends", "served hybrid"),
+            ("served hybrid + steering limit", "served hybrid"),
+        ],
+    ),
     "embedding": (
         [
             Arm("two-pass", CONTENT_EMBEDDING, options=EmbeddedOptions(weights="as-shipped", embedding="separate")),
@@ -460,7 +490,7 @@ def run_arm(arm: Arm, posts: pd.DataFrame, settings: Settings, folds: list[Any],
     if arm.steering:
         assert settings.steering_limit_log is not None, "the steering arm needs HYBRID_SCORER_STEERING_LIMIT_LOG"
         limit, reread = settings.steering_limit_log, arm.reread_titles
-        return run | steered_oof(make, enriched, folds, client, arm.config.groups, limit, reread, parts)
+        return run | steered_oof(make, enriched, folds, client, arm.config.groups, limit, reread, parts, arm.runs)
     return run | {"oof": cross_validate(arm.label, make, enriched, folds, progress=False).oof_log}
 
 
@@ -473,13 +503,15 @@ def steered_oof(
     limit: float,
     reread_titles: bool = False,
     parts: list[PostParts] | None = None,
+    runs: bool = False,
 ) -> dict[str, Any]:
     """Out-of-fold predictions as serving makes them: each held-out post by the row path, under the
     steering limit; how often the check limits these honest posts, with the largest single-part effect
     per post in quantiles; with `reread_titles` (each title without one of its sentences read again
     by the LLM, which serving does not do), the LLM calls that adds; with `parts`, the embedding pooled
     over the post's parts and each body variant's embedding pooled without its part (where the check finds
-    at least as many body parts as the LLM read, taken as the same in order: their share is reported)."""
+    at least as many body parts as the LLM read, taken as the same in order: their share is reported); with
+    `runs`, the check removes runs of parts at the body's ends too."""
     oof, effects, flagged = np.full(len(posts), np.nan), np.full(len(posts), np.nan), np.zeros(len(posts), bool)
     needs, variants, paired, with_body = llm_needs(groups), 0, 0, 0
     for train, test in folds:
@@ -500,8 +532,8 @@ def steered_oof(
             reads = Reads(
                 {t: _read(client, PostText(f"variant-{i}", t, row.body_clean), needs) for t in titles}, bodies
             )
-            oof[i], _, found, _ = limited(model, row, limit, reads)
-            effects[i] = found.effect_log if found else largest_effect(model, row, reads)
+            oof[i], _, found, _ = limited(model, row, limit, reads, runs)
+            effects[i] = found.effect_log if found else largest_effect(model, row, reads, runs)
             flagged[i] = found is not None
     quantiles = {f"q{q}": float(np.nanquantile(effects, q / 100)) for q in (50, 90, 95, 99)}
     calls = variants / len(posts) * 1000
@@ -517,9 +549,10 @@ def _read(client: LLMClient, post: PostText, needs: frozenset[LLMOutput]) -> dic
     return found.values
 
 
-def largest_effect(model: Any, row: Any, reads: Reads) -> float:
-    """The largest drop of the prediction when one part of the post is left out (0 with one part)."""
-    found, _, _ = check(model, row, model.score(row, heads=False), -np.inf, reads)
+def largest_effect(model: Any, row: Any, reads: Reads, runs: bool = False) -> float:
+    """The largest drop of the prediction when one part of the post (or, with `runs`, a run of parts at the
+    body's start or end) is left out (0 with one part)."""
+    found, _, _ = check(model, row, model.score(row, heads=False), -np.inf, reads, runs)
     return found.effect_log if found else 0.0
 
 

@@ -33,11 +33,11 @@ def test_the_corpus_holds_every_split_and_no_held_out_sentence_is_a_training_one
     families = corpus(per_family=1000, splits=SPLITS)
     by_split = {s: {a.text for f in families for a in f if a.split == s} for s in SPLITS}
     assert all(by_split.values()), "every split has attempts"
-    assert not by_split["train"] & (by_split["heldout"] | by_split["hand"] | by_split["late"])
-    assert len(written_families("hand")) >= 8 and len(written_families("late")) >= 8
+    assert not by_split["train"] & (by_split["heldout"] | by_split["hand"] | by_split["late"] | by_split["fresh"])
+    assert all(len(written_families(split)) >= 8 for split in ("hand", "late", "fresh"))
     assert {f.split for f in GENERATED} == {"train", "heldout"}
-    names = {s: {a.family for f in families for a in f if a.split == s} for s in ("hand", "late")}
-    assert not names["hand"] & names["late"]
+    names = {s: {a.family for f in families for a in f if a.split == s} for s in ("hand", "late", "fresh")}
+    assert not (names["hand"] & names["late"] or names["fresh"] & (names["hand"] | names["late"]))
     assert all(len(a.text) <= 60 for f in families for a in f if a.place == "title")
 
 
@@ -189,6 +189,60 @@ def test_one_added_sentence_raises_a_limited_prediction_by_at_most_the_limit(
         if steering is not None:
             assert steering.limit_log == limit and steering.effect_log > limit
     assert lifted > 0  # some salads did lift their post past the limit: the bound was tested, not idle
+
+
+def test_with_runs_the_post_without_a_block_at_either_end_of_its_body_is_a_variant() -> None:
+    """Settings.steering_runs adds each run of two or more parts at the start or end of the body (3n - 4
+    body variants for n parts, the body never removed whole), so a block added there in any number of
+    sentences is one of the check's variants: the post without it."""
+    from hybrid_scorer.steering import _candidates
+
+    body, block = "I wondered about this. Thanks for reading.", "Black hole star. Quantum moon!\n\nWhy light?"
+    for stuffed_body in (f"{body} {block}", f"{block}\n\n{body}", f"{body}\n\n{block}"):
+        stuffed, plain = _row("Why does ice float?", stuffed_body), _row("Why does ice float?", body)
+        single = [v for place, _, v in _candidates(stuffed) if place == "body"]
+        runs = [v for place, _, v in _candidates(stuffed, runs=True) if place == "body"]
+        assert len(single) == 5 and len(runs) == 3 * 5 - 4 and runs[:5] == single
+        assert plain.body in {v.body for v in runs} - {v.body for v in single}  # raw: its paragraphs too
+        assert "" not in {v.body_clean for v in runs}
+
+
+def test_a_part_left_out_leaves_its_neighbours_as_the_post_had_them() -> None:
+    """A sentence or paragraph left out takes the whitespace after it along: a paragraph of its own leaves
+    no empty paragraph (the raw body's paragraphs are a feature), and sentences on one line keep one space."""
+    from hybrid_scorer.steering import _without
+
+    cases = {
+        "A one.\n\nX two.\n\nB three.": "A one.\n\nB three.",
+        "A one.\n\nX two.": "A one.",
+        "X two.\n\nA one.": "A one.",
+        "A one. X two. B three.": "A one. B three.",
+        "A one. X two.": "A one.",
+        "X two. A one.": "A one.",
+    }
+    for text, expected in cases.items():
+        start = text.index("X")
+        stop = text.index(".", start) + 1
+        assert _without(text, start - (text[start - 1] == " "), stop) == expected, text
+
+
+def test_with_runs_a_block_at_either_end_of_the_body_lifts_a_prediction_by_at_most_the_limit(model_dir: Path) -> None:
+    """The promise for blocks: random blocks of two to five sentences, each a paragraph of its own and in
+    words the training bodies carry, at the start or end of the body never lift the limited prediction
+    more than the limit above the post without them."""
+    model = HybridScorer.load(model_dir / "content")
+    title, body = "Why does the ocean cell behave like that?", "I wondered about this. Thanks for reading."
+    own = model.score(_row(title, body), heads=False).post()[0]
+    rng, limit, lifted = np.random.default_rng(1), 0.05, 0
+    for _ in range(20):
+        block = "\n\n".join(
+            f"Details about {' '.join(rng.choice(WORDS, size=int(rng.integers(2, 6))))} here."
+            for _ in range(int(rng.integers(2, 6)))
+        )
+        stuffed = _row(title, f"{body}\n\n{block}" if rng.integers(2) else f"{block}\n\n{body}")
+        lifted += model.score(stuffed, heads=False).post()[0] > own + limit
+        assert limited(model, stuffed, limit, runs=True)[0] <= own + limit + 1e-9, block
+    assert lifted > 0  # some blocks did lift their post past the limit: the bound was tested, not idle
 
 
 def test_a_steered_posts_heads_move_with_its_point(model_dir: Path) -> None:

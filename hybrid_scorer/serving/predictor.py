@@ -170,7 +170,8 @@ class Predictor:
         model, row = models.content, served.row
         if values is not None and models.hybrid is not None:
             model, row = models.hybrid, replace(row, llm=values)
-        log_score, heads, steering, row = limited(model, row, self.settings.steering_limit_log)
+        settings = self.settings
+        log_score, heads, steering, row = limited(model, row, settings.steering_limit_log, runs=settings.steering_runs)
         manifest = model.manifest_
         assert manifest is not None  # a loaded model always has one
         prediction = Prediction(

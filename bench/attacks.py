@@ -9,8 +9,8 @@ defence had last changed (commit 3a33233); they are measured apart (`python benc
 late --out reports/bench/injection_late`), since the hand families have since shaped the defence (the edit
 cut came from one of them). The `fresh` families (bench/attacks_fresh.json) were written likewise by a
 third author after the late ones had been measured and had shaped the defence (Settings.steering_runs and
-the paragraph fix of steering._without), shown the two earlier files only to avoid their ideas; they are what that change is judged
-on (`--splits fresh --out reports/bench/injection_fresh`). Every attempt is scored against the original
+the paragraph fix of steering._without), shown the two earlier files only to avoid their ideas; that change
+is judged on them (`--splits fresh --out reports/bench/injection_fresh`). Every attempt is scored against the original
 post and against a neutral text of the same length at the same place (its control), so that what adding
 any text does is netted out."""
 

@@ -7,7 +7,10 @@ prediction most lowers it by more than the limit, the post is flagged as steered
 that of the post without the part, raised by the limit. An author who adds one sentence to a post, in any
 words, so gets at most the limit above the post without it: the post without the sentence is one of the
 variants, whatever the sentence says. An honest post loses only what one of its parts adds beyond the
-limit, not the part's whole effect.
+limit, not the part's whole effect. With Settings.steering_runs (served) the check also removes each run
+of two or more parts at the start or end of the body, so a block added there in any number of sentences
+is bounded as one sentence is (a block in the middle of the body is bounded per sentence only); a part
+or run left out takes the whitespace after it along, so a paragraph of its own leaves none behind.
 
 What the LLM read stays as it was (`reads` aside): the LLM reads the title alone (the embedding is pooled
 over the title's tokens, llm/backends/embedded.py, and the default prompt shows it no body), so body text
@@ -19,7 +22,8 @@ serving does not do it: it limited 14.4% of honest posts, cost -0.012 Spearman a
 calls (reports/ab_defence.md), while text glued into the title's own sentence is no part to remove.
 
 The limit is a promise about what one sentence may do, set before any attack was measured (bench/
-injection.py measures how far it holds); what it costs honest posts is measured in reports/ab_defence.md."""
+injection.py measures how far it holds); what it costs honest posts is measured in reports/ab_defence.md
+and, with the runs, reports/ab_blocks.md."""
 
 from __future__ import annotations
 

@@ -151,7 +151,7 @@ class ServiceMetrics:
         )
         self.steered = Counter(
             "hybrid_scorer_steered_predictions",
-            "Predictions the steering check flagged: one sentence raised the score past its limit",
+            "Predictions the steering check flagged: one part of the post raised the score past its limit",
             ["model"],
             registry=r,
         )

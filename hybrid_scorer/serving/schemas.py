@@ -202,10 +202,11 @@ class Prediction(BaseModel):
     fallback_reason: str | None = None
     steered: bool = Field(
         default=False,
-        description="one sentence raised the prediction past the limit one sentence may add: the prediction is"
-        " the post's without it, plus the limit (see steering)",
+        description="one part of the post (a sentence, or a block of them at either end of the body) raised the"
+        " prediction past the limit one part may add: the prediction is the post's without it, plus the limit"
+        " (see steering)",
     )
-    steering: Steering | None = Field(default=None, description="when steered: that sentence and its effect")
+    steering: Steering | None = Field(default=None, description="when steered: that part and its effect")
     flair_read_as: str | None = Field(
         default=None,
         description='the flair the model scored: one of GET /v1/flairs, "" (posted without a flair), "other" (a'

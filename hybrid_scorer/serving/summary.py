@@ -44,8 +44,9 @@ def describe(p: Prediction) -> str:
         lines.append("The flair is not one the model learned, so it was scored as 'other' (GET /v1/flairs lists them).")
     if p.steering is not None:
         lines.append(
-            f'One sentence of the {p.steering.place}, "{p.steering.text}", raised the score'
-            f" {math.exp(p.steering.effect_log):.1f}x on its own; one sentence may add at most"
+            f'Part of the {p.steering.place}, "{p.steering.text}", raised the score'
+            f" {math.exp(p.steering.effect_log):.1f}x on its own; one sentence (or one block of them at either"
+            " end of the body) may add at most"
             f" {math.exp(p.steering.limit_log):.1f}x, so the score counts that much of it."
         )
     return "\n".join(lines)

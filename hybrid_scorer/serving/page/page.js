@@ -111,10 +111,10 @@ function show(p) {
   drawInterval(p);
   drawDrivers(p);
   $("llm-status").textContent = describeLLM(p);
-  // one sentence lifted the score past what one sentence may add: the score counts only the limit; say which
+  // one part (a sentence, or a block at either end of the body) lifted the score past the limit: say which
   $("steering").hidden = !p.steered;
   $("steering").textContent = p.steered && p.steering
-    ? `One sentence of the ${p.steering.place}, “${p.steering.text}”, raised the score ${Math.exp(p.steering.effect_log).toFixed(1)}x on its own; one sentence may add at most ${Math.exp(p.steering.limit_log).toFixed(1)}x, so the score counts that much of it.`
+    ? `Part of the ${p.steering.place}, “${p.steering.text}”, raised the score ${Math.exp(p.steering.effect_log).toFixed(1)}x on its own; one sentence (or one block of them at either end of the body) may add at most ${Math.exp(p.steering.limit_log).toFixed(1)}x, so the score counts that much of it.`
     : "";
   $("result").hidden = false;
 }

@@ -177,7 +177,9 @@ def edit_start(body: str) -> int | None:
 
 
 def without_edits(body: str) -> str:
-    """The body as it was posted: cut at its first edit."""
+    """The body as it was posted: cut at its first edit. A body that begins with its edit is cut whole:
+    what follows a first-line edit in this data is mostly more of it ("Edit 2: ...") or the discussion the
+    post drew, written after the votes (`python scripts/traps.py` counts these posts)."""
     start = edit_start(body)
     return body if start is None else body[:start].rstrip()
 

@@ -109,12 +109,19 @@ def _with_edits(posts: pd.DataFrame, raw: pd.DataFrame) -> pd.DataFrame:
 
 
 def _edit_fact(raw: pd.DataFrame) -> str:
-    """Posts whose body carries an edit written after posting (cut by the loader): how they scored."""
+    """Posts whose body carries an edit written after posting (cut by the loader): how they scored, and
+    how many bodies begin with their edit (so nothing of them is left: what follows a first-line edit is
+    mostly more of it, "Edit 2: ...", or the discussion the post drew)."""
     posts = raw.drop_duplicates("post_id")
-    edited = posts["body"].fillna("").map(lambda body: edit_start(html.unescape(body)) is not None)
+    bodies = [html.unescape(body) for body in posts["body"].fillna("")]
+    starts = [edit_start(body) for body in bodies]
+    edited = np.array([start is not None for start in starts])
+    first = np.array([start is not None and not b[:start].strip() for b, start in zip(bodies, starts, strict=True)])
     return (
         f"- posts whose body has an edit (cut at it by the loader): {int(edited.sum())}, median score"
-        f" {posts.loc[edited, 'score'].median():,.0f} (the others: {posts.loc[~edited, 'score'].median():,.0f})"
+        f" {posts.loc[edited, 'score'].median():,.0f} (the others: {posts.loc[~edited, 'score'].median():,.0f});"
+        f" {int(first.sum())} of them begin with it, so their whole body is cut (median score"
+        f" {posts.loc[first, 'score'].median():,.0f})"
     )
 
 

@@ -77,6 +77,7 @@ bench: install
 	$(BIN)/python bench/predict.py --data $(DATA) 2>/dev/null | tee reports/bench/predict.txt
 	$(BIN)/python bench/flair.py --data $(DATA) 2>/dev/null | tee reports/bench/flair.txt
 	$(BIN)/python bench/load.py --data $(DATA) 2>/dev/null | tee reports/bench/load.txt
+	$(BIN)/python bench/load.py --data $(DATA) --modes a,b --no-check 2>/dev/null | tee reports/bench/load_unchecked.txt
 	$(BIN)/python bench/threads.py --data $(DATA) 2>/dev/null | tee reports/bench/threads.txt
 
 clean:

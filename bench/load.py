@@ -8,7 +8,7 @@ each answer's fallback flag can be read). For (a) and (b) every connection count
 is printed beside the numbers. Every run is bounded in time and stops by itself. wrk comes from Debian's
 package (`apt-get install wrk`). Needs `make run` first (models and the LLM cache).
 
-Usage: python bench/load.py [--data CSV] [--modes a,b,c] [--connections 8,32,64] [--seconds 10]"""
+Usage: python bench/load.py [--data CSV] [--modes a,b,c] [--connections 8,32,64] [--seconds 10] [--no-check]"""
 
 from __future__ import annotations
 
@@ -65,13 +65,14 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(mode: str, model_dir: str | None) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(mode: str, model_dir: str | None, check: bool = True) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     command = [sys.executable, "-m", "hybrid_scorer.cli", "serve", "--port", str(port)]
     command += ["--log", str(Path(tempfile.mkdtemp()) / "predictions.jsonl")]
     command += ["--model-dir", model_dir] if model_dir else []
     command += ["--llm", "none"] if mode == "a" else []
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    env = os.environ.copy() | ({} if check else {"HYBRID_SCORER_STEERING_LIMIT_LOG": "null"})
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -160,6 +161,11 @@ def main() -> None:
     parser.add_argument("--connections", default="8,32,64", help="wrk connections (mode c: concurrent clients)")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each run")
     parser.add_argument("--live-requests", type=int, default=200, help="mode c: at most this many per run")
+    parser.add_argument(
+        "--no-check",
+        action="store_true",
+        help="serve with the steering check off (HYBRID_SCORER_STEERING_LIMIT_LOG=null): what it costs over HTTP",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: `apt-get install wrk` (Debian/Ubuntu) or `brew install wrk`")
@@ -167,12 +173,14 @@ def main() -> None:
     known = [{"title": t, "body": b} for t, b in zip(raw["title"], raw["body"], strict=True)]
     bodies = Path(tempfile.mkdtemp()) / "bodies.jsonl"
     bodies.write_text("".join(json.dumps(p) + "\n" for p in known))
+    if args.no_check:
+        print("the steering check is off in this run (--no-check: HYBRID_SCORER_STEERING_LIMIT_LOG=null)")
     print(
         f"{'mode':<31} {'route':<15} {'conns':>5} {'requests':>8} {'req/s':>8} {'/healthz':>9} {'p50 ms':>8}"
         f" {'p99 ms':>8} {'errors':>6} {'fallback':>8}"
     )
     for mode in args.modes.split(","):
-        process, url = start_server(mode, args.model_dir)
+        process, url = start_server(mode, args.model_dir, check=not args.no_check)
         try:
             for connections in (int(c) for c in args.connections.split(",")):
                 if mode == "c":

@@ -11,7 +11,7 @@ known in a second pass):
 - the point model and its heads on the pre-built feature row, one LightGBM call each, stacked into one
   forest (hybrid_scorer/forests.py), and that forest by LightGBM's fast single-row call as the row path
   serves it (hybrid_scorer/rowforest.py); predict() again with the steering check off (it scores a post
-  once more per sentence: hybrid_scorer/steering.py);
+  once more per sentence: hybrid_scorer/steering.py), and both by how many variants the check scores;
 - floor: LightGBM's own predict of the post's pre-built feature row, one thread; and predict()'s p50 as
   a multiple of it; beside it the point model alone by the fast call (what the trees cost).
 Then (c) the hybrid with a live embedded-LLM call (new titles: nothing cached). Needs `make run` (models
@@ -38,6 +38,7 @@ from hybrid_scorer.config import get_settings
 from hybrid_scorer.data import deduplicate, load_posts, prepare_posts
 from hybrid_scorer.pipeline import llm_columns
 from hybrid_scorer.serving import Predictor
+from hybrid_scorer.steering import candidates
 
 
 def timed(fn: Callable[[int], object], n: int, warmup: int = 5) -> np.ndarray:
@@ -55,6 +56,21 @@ def show(label: str, ms: np.ndarray, against: np.ndarray | None = None) -> None:
     p50, p99 = np.percentile(ms, [50, 99])
     ratio = f"   {np.median(against) / p50:6.1f}x faster" if against is not None else ""
     print(f"  {label:<44} p50 {p50:8.3f} ms   p99 {p99:8.3f} ms   p99/p50 {p99 / p50:4.1f}{ratio}")
+
+
+def by_variants(scored: np.ndarray, checked: np.ndarray, plain: np.ndarray, floor: float) -> None:
+    """predict()'s p50 with and without the check, by how many variants of the post the check scores
+    (each part left out and, with the runs, each run of parts at the body's ends): what the check costs
+    grows with them."""
+    print("  by the variants the check scores (posts: share; p50 with the check, x floor; p50 without it):")
+    for label, low, high in (("0", 0, 0), ("1", 1, 1), ("2-3", 2, 3), ("4-8", 4, 8), ("9 or more", 9, np.inf)):
+        picked = (scored >= low) & (scored <= high)
+        if picked.any():
+            with_check, without = np.median(checked[picked]), np.median(plain[picked])
+            print(
+                f"    {label:<10} {int(picked.sum()):>4} posts: {picked.mean():>4.0%}   {with_check:7.3f} ms"
+                f" {with_check / floor:5.1f}x   {without:7.3f} ms {without / floor:5.1f}x"
+            )
 
 
 def main() -> None:
@@ -122,6 +138,8 @@ def main() -> None:
                 for name, ms in (("predict()", end_to_end), ("predict() without the check", plain)):
                     ratio = np.median(ms) / np.median(floor)
                     print(f"  {name} p50 / floor p50: {ratio:.1f}x (issue 31's target: at most 8x)")
+                scored = np.array([len(candidates(r, runs=settings.steering_runs)) for r in each])
+                by_variants(scored, end_to_end, plain, float(np.median(floor)))
     if hybrid.models.hybrid is not None:
         stamp = time.time_ns()  # titles never seen before: no cache entry, a real LLM call each
         fresh = [{"title": f"[{stamp}-{i}] {r['title'][:250]}", "body": r["body"]} for i, r in enumerate(requests)]

@@ -83,7 +83,7 @@ def _without(text: str, start: int, stop: int) -> str:
     return left + right.lstrip() if left != left.rstrip() else left + right
 
 
-def _candidates(
+def candidates(
     row: PostRow, reads: Reads | None = None, runs: bool = False
 ) -> list[tuple[Literal["title", "body"], str, PostRow]]:
     """Each part of the post with the row that lacks it, carrying its own LLM outputs where `reads` has
@@ -115,16 +115,16 @@ def check(
     lowers the prediction most, when that exceeds `limit`; otherwise (None, the row itself, None). `own` is
     the row's own score (its log prediction, and its booster row: the blocks no part changes are read from
     it); `reads` the LLM outputs of variants read apart; `runs`: runs of parts at the body's ends too."""
-    candidates = _candidates(row, reads, runs)
-    if not candidates:
+    removals = candidates(row, reads, runs)
+    if not removals:
         return None, row, None
     base = own.features[0] if isinstance(own.features, np.ndarray) else None
-    variants = model.score_variants(row, [without for _, _, without in candidates], base)
+    variants = model.score_variants(row, [without for _, _, without in removals], base)
     effects = float(own.log[0]) - variants.log
     top = int(np.argmax(effects))  # the first of equal effects, as a scan in order would keep
     if effects[top] <= limit:
         return None, row, None
-    place, text, without = candidates[top]
+    place, text, without = removals[top]
     steering = Steering(place=place, text=text[:300], effect_log=float(effects[top]), limit_log=limit)
     assert isinstance(variants.features, np.ndarray)
     return steering, without, variants.features[top]

@@ -195,13 +195,13 @@ def test_with_runs_the_post_without_a_block_at_either_end_of_its_body_is_a_varia
     """Settings.steering_runs adds each run of two or more parts at the start or end of the body (3n - 4
     body variants for n parts, the body never removed whole), so a block added there in any number of
     sentences is one of the check's variants: the post without it."""
-    from hybrid_scorer.steering import _candidates
+    from hybrid_scorer.steering import candidates
 
     body, block = "I wondered about this. Thanks for reading.", "Black hole star. Quantum moon!\n\nWhy light?"
     for stuffed_body in (f"{body} {block}", f"{block}\n\n{body}", f"{body}\n\n{block}"):
         stuffed, plain = _row("Why does ice float?", stuffed_body), _row("Why does ice float?", body)
-        single = [v for place, _, v in _candidates(stuffed) if place == "body"]
-        runs = [v for place, _, v in _candidates(stuffed, runs=True) if place == "body"]
+        single = [v for place, _, v in candidates(stuffed) if place == "body"]
+        runs = [v for place, _, v in candidates(stuffed, runs=True) if place == "body"]
         assert len(single) == 5 and len(runs) == 3 * 5 - 4 and runs[:5] == single
         assert plain.body in {v.body for v in runs} - {v.body for v in single}  # raw: its paragraphs too
         assert "" not in {v.body_clean for v in runs}

@@ -84,7 +84,7 @@ def _without(text: str, start: int, stop: int) -> str:
 
 
 def candidates(
-    row: PostRow, reads: Reads | None = None, runs: bool = False
+    row: PostRow, reads: Reads | None = None, *, runs: bool
 ) -> list[tuple[Literal["title", "body"], str, PostRow]]:
     """Each part of the post with the row that lacks it, carrying its own LLM outputs where `reads` has
     them and the post's otherwise; with `runs`, also each run of two or more parts at the start or the end
@@ -109,13 +109,13 @@ def candidates(
 
 
 def check(
-    model: HybridScorer, row: PostRow, own: Scored, limit: float, reads: Reads | None = None, runs: bool = False
+    model: HybridScorer, row: PostRow, own: Scored, limit: float, reads: Reads | None = None, *, runs: bool
 ) -> tuple[Steering | None, PostRow, np.ndarray | None]:
     """(the steering found, the row to score, its booster row): the row without the part whose removal
     lowers the prediction most, when that exceeds `limit`; otherwise (None, the row itself, None). `own` is
     the row's own score (its log prediction, and its booster row: the blocks no part changes are read from
     it); `reads` the LLM outputs of variants read apart; `runs`: runs of parts at the body's ends too."""
-    removals = candidates(row, reads, runs)
+    removals = candidates(row, reads, runs=runs)
     if not removals:
         return None, row, None
     base = own.features[0] if isinstance(own.features, np.ndarray) else None
@@ -131,7 +131,7 @@ def check(
 
 
 def limited(
-    model: HybridScorer, row: PostRow, limit: float | None, reads: Reads | None = None, runs: bool = False
+    model: HybridScorer, row: PostRow, limit: float | None, reads: Reads | None = None, *, runs: bool
 ) -> tuple[float, dict[str, float], Steering | None, PostRow]:
     """The row's (log prediction, heads) under the limit (None: no check), with the steering found and the
     row scored: a steered post's point and quantile heads are those of the post without the part plus the
@@ -140,7 +140,7 @@ def limited(
     point, heads = own.post()
     if limit is None:
         return point, heads, None, row
-    steering, without, features = check(model, row, own, limit, reads, runs)
+    steering, without, features = check(model, row, own, limit, reads, runs=runs)
     if steering is None:
         return point, heads, None, row
     point, heads = model.score(without, features=features).post()

@@ -532,7 +532,7 @@ def steered_oof(
             reads = Reads(
                 {t: _read(client, PostText(f"variant-{i}", t, row.body_clean), needs) for t in titles}, bodies
             )
-            oof[i], _, found, _ = limited(model, row, limit, reads, runs)
+            oof[i], _, found, _ = limited(model, row, limit, reads, runs=runs)
             effects[i] = found.effect_log if found else largest_effect(model, row, reads, runs)
             flagged[i] = found is not None
     quantiles = {f"q{q}": float(np.nanquantile(effects, q / 100)) for q in (50, 90, 95, 99)}
@@ -552,7 +552,7 @@ def _read(client: LLMClient, post: PostText, needs: frozenset[LLMOutput]) -> dic
 def largest_effect(model: Any, row: Any, reads: Reads, runs: bool = False) -> float:
     """The largest drop of the prediction when one part of the post (or, with `runs`, a run of parts at the
     body's start or end) is left out (0 with one part)."""
-    found, _, _ = check(model, row, model.score(row, heads=False), -np.inf, reads, runs)
+    found, _, _ = check(model, row, model.score(row, heads=False), -np.inf, reads, runs=runs)
     return found.effect_log if found else 0.0
 
 

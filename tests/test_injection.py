@@ -124,13 +124,13 @@ def test_the_steering_check_finds_the_sentence_that_lifts_a_post(model_dir: Path
     own, lifting = model.score(plain, heads=False), model.score(stuffed, heads=False)
     base, lifted = own.post()[0], lifting.post()[0]
     assert lifted > base
-    found, scored, features = check(model, stuffed, lifting, limit=(lifted - base) / 2)
+    found, scored, features = check(model, stuffed, lifting, limit=(lifted - base) / 2, runs=False)
     assert found is not None and found.place == "title" and found.text.startswith("Black hole")
     assert found.effect_log == pytest.approx(lifted - model.score(scored, heads=False).post()[0], abs=1e-12)
     assert scored.title_clean == plain.title_clean and scored.body == plain.body
     # the booster row the check hands back is the row the post without the sentence builds
     np.testing.assert_array_equal(features, model.score(scored, heads=False).features[0])
-    nothing, same, none = check(model, plain, own, limit=10.0)
+    nothing, same, none = check(model, plain, own, limit=10.0, runs=False)
     assert nothing is None and same is plain and none is None
 
 
@@ -183,7 +183,7 @@ def test_one_added_sentence_raises_a_limited_prediction_by_at_most_the_limit(
         else:
             body = f"{body} {sentence}" if at_end else f"{sentence} {body}"
         stuffed = row_of(title, body)
-        point, _, steering, _ = limited(model, stuffed, limit, reads(stuffed))
+        point, _, steering, _ = limited(model, stuffed, limit, reads(stuffed), runs=False)
         lifted += steering is not None
         assert point <= own + limit + 1e-9, (sentence, place, at_end)
         if steering is not None:
@@ -200,7 +200,7 @@ def test_with_runs_the_post_without_a_block_at_either_end_of_its_body_is_a_varia
     body, block = "I wondered about this. Thanks for reading.", "Black hole star. Quantum moon!\n\nWhy light?"
     for stuffed_body in (f"{body} {block}", f"{block}\n\n{body}", f"{body}\n\n{block}"):
         stuffed, plain = _row("Why does ice float?", stuffed_body), _row("Why does ice float?", body)
-        single = [v for place, _, v in candidates(stuffed) if place == "body"]
+        single = [v for place, _, v in candidates(stuffed, runs=False) if place == "body"]
         runs = [v for place, _, v in candidates(stuffed, runs=True) if place == "body"]
         assert len(single) == 5 and len(runs) == 3 * 5 - 4 and runs[:5] == single
         assert plain.body in {v.body for v in runs} - {v.body for v in single}  # raw: its paragraphs too
@@ -248,7 +248,7 @@ def test_with_runs_a_block_at_either_end_of_the_body_lifts_a_prediction_by_at_mo
 def test_a_steered_posts_heads_move_with_its_point(model_dir: Path) -> None:
     model = HybridScorer.load(model_dir / "content")
     stuffed = _row("Why does the ocean cell behave like that? Black hole gravity quantum star.", "I wondered.")
-    point, heads, steering, without = limited(model, stuffed, 0.01)
+    point, heads, steering, without = limited(model, stuffed, 0.01, runs=False)
     assert steering is not None
     own_point, own_heads = model.score(without).post()
     assert point == pytest.approx(own_point + 0.01, abs=1e-12)
